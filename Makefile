@@ -1,0 +1,60 @@
+# mynumber: `make run` serves the seeded system, `make test` runs everything CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MYNUMBER_DATA_DIR ?= ./var
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@bin/ensure-venv $(PYTHON) $(VENV)
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the project with its dev tools
+
+.PHONY: run
+run: $(STAMP) ## Migrate, seed if empty, serve on http://127.0.0.1:8000 (SQLite under ./var)
+	$(BIN)/mynumber db upgrade
+	$(BIN)/mynumber seed --if-empty
+	$(BIN)/mynumber serve --host 127.0.0.1 --port 8000
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages the tests need (when run as root)
+	@bin/system-deps
+
+.PHONY: lint
+lint: $(STAMP) ## ruff, mypy (strict on codes and interfaces), import-linter
+	$(BIN)/ruff check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+.PHONY: test-sqlite
+test-sqlite: $(STAMP) ## The suite on the embedded SQLite databases
+	$(BIN)/pytest -n 2 -q
+
+.PHONY: test-postgres
+test-postgres: $(STAMP) ## The suite on a throwaway PostgreSQL cluster
+	bin/with-postgres $(BIN)/pytest -n 2 -q
+
+.PHONY: test-api
+test-api: $(STAMP) ## schemathesis, longer run: no 5xx, every response matches the OpenAPI
+	MYNUMBER_SCHEMATHESIS_EXAMPLES=100 $(BIN)/pytest -q -p no:randomly tests/e2e/test_openapi_schemathesis.py
+
+.PHONY: test
+test: $(STAMP) system-deps lint test-sqlite test-postgres test-api ## Everything CI runs
+
+.PHONY: bench
+bench: $(STAMP) ## Run the benchmarks named in the issues (see docs/benchmarks.md)
+	bin/bench-all
+
+.PHONY: clean
+clean: ## Remove the virtual environment and local data
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

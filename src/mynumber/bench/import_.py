@@ -1,0 +1,162 @@
+"""`mynumber bench import`: residents per second through `mynumber registry import`.
+
+Generates ``count`` synthetic, valid CSV lines (default 200,000), then imports the file into a
+throwaway SQLite data directory and, when a PostgreSQL URL is given (``--database-url`` or
+``MYNUMBER_BENCH_DATABASE_URL``), into a throwaway database created on that server and dropped
+afterwards. The time measured is the whole import: hashing the file, parsing, validating,
+numbering and storing, with the final reconciliation. ``per_second`` is the PostgreSQL figure
+when measured, else the SQLite one; the goal is 50,000/s into PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from mynumber.bench import BenchOptions
+
+DEFAULT_COUNT = 200_000
+BATCH_SIZE = 5000
+GOAL_PER_SECOND = 50_000
+
+_FAMILY = [
+    ("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"),
+    ("伊藤", "イトウ"), ("渡辺", "ワタナベ"), ("山本", "ヤマモト"), ("中村", "ナカムラ"),
+    ("小林", "コバヤシ"), ("加藤", "カトウ"), ("吉田", "ヨシダ"), ("山田", "ヤマダ"),
+    ("佐々木", "ササキ"), ("山口", "ヤマグチ"), ("松本", "マツモト"), ("井上", "イノウエ"),
+    ("木村", "キムラ"), ("林", "ハヤシ"), ("斎藤", "サイトウ"), ("清水", "シミズ"),
+]
+_GIVEN = [
+    ("翔太", "ショウタ", "male"), ("蓮", "レン", "male"), ("大翔", "ヒロト", "male"),
+    ("太郎", "タロウ", "male"), ("健", "ケン", "male"), ("一郎", "イチロウ", "male"),
+    ("陽菜", "ヒナ", "female"), ("結衣", "ユイ", "female"), ("花子", "ハナコ", "female"),
+    ("美咲", "ミサキ", "female"), ("さくら", "サクラ", "female"), ("恵子", "ケイコ", "female"),
+]
+_RELATIONSHIPS = ["世帯主", "妻", "子", "子", "母"]
+
+
+def generate_csv(path: Path, count: int, seed: int = 20240101) -> None:
+    """``count`` valid import lines, in households of 1-4 people."""
+    from mynumber.registry.importer import FIELDS
+    from mynumber.registry.services import load_municipality_rows
+
+    rng = random.Random(seed)
+    municipalities = [row["code"] for row in load_municipality_rows()]
+    header = ",".join(FIELDS)
+    lines = [header]
+    household = 0
+    left = 0
+    muni = address = postal = family = family_kana = ""
+    for _ in range(count):
+        if left == 0:
+            household += 1
+            left = rng.randint(1, 4)
+            muni = rng.choice(municipalities)
+            address = f"本町{rng.randint(1, 9)}丁目{rng.randint(1, 30)}番{rng.randint(1, 20)}号"
+            postal = f"{rng.randint(0, 9_999_999):07d}"
+            family, family_kana = rng.choice(_FAMILY)
+            member = 0
+        given, given_kana, sex = rng.choice(_GIVEN)
+        birth = f"{rng.randint(1935, 2022)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        relationship = _RELATIONSHIPS[min(member, len(_RELATIONSHIPS) - 1)]
+        lines.append(
+            f"B{household},{family},{given},{family_kana},{given_kana},{birth},{sex},{muni},"
+            f"{address},{postal},{relationship},JP,,,,,"
+        )
+        member += 1
+        left -= 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _import(settings: Any, csv_path: Path, batch_size: int) -> tuple[float, Any]:
+    from mynumber import migrations
+    from mynumber.app import build_container
+    from mynumber.db import Databases
+    from mynumber.registry.importer import Importer
+    from mynumber.registry.services import load_municipalities
+
+    databases = Databases(settings)
+    migrations.upgrade(databases)
+    load_municipalities(databases)
+    databases.dispose()
+    container = build_container(settings)
+    try:
+        start = time.perf_counter()
+        report = Importer(container.registry, batch_size=batch_size,
+                          actor="bench:import").run(csv_path)
+        seconds = time.perf_counter() - start
+    finally:
+        container.close()
+    return seconds, report
+
+
+def _postgres_url(options: BenchOptions) -> str | None:
+    url = options.database_url or os.environ.get("MYNUMBER_BENCH_DATABASE_URL")
+    if not url:
+        return None
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def run(options: BenchOptions) -> dict[str, Any]:
+    from mynumber.settings import Mode, Settings
+
+    count = options.count or DEFAULT_COUNT
+    batch_size = int(options.extra.get("batch_size", BATCH_SIZE))
+    work = Path(tempfile.mkdtemp(prefix="mynumber-bench-import-"))
+    try:
+        csv_path = work / "residents.csv"
+        generate_csv(csv_path, count)
+        keys = work / "keys"
+        sqlite = Settings(mode=Mode.EMBEDDED, data_dir=work / "sqlite", key_dir=keys,
+                          database_url=None)
+        sqlite_seconds, sqlite_report = _import(sqlite, csv_path, batch_size)
+        result: dict[str, Any] = {
+            "count": count,
+            "batch_size": batch_size,
+            "sqlite_per_second": round(count / sqlite_seconds, 1),
+            "sqlite_seconds": round(sqlite_seconds, 3),
+            "sqlite_stored": sqlite_report.stored,
+            "postgres_per_second": None,
+            "postgres_seconds": None,
+            "postgres_stored": None,
+        }
+        url = _postgres_url(options)
+        if url:
+            name = f"mn_bench_{uuid.uuid4().hex[:10]}"
+            admin = create_engine(url, isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+                target = make_url(url).set(database=name).render_as_string(hide_password=False)
+                postgres = Settings(mode=Mode.EMBEDDED, data_dir=work / "pg", key_dir=keys,
+                                    database_url=target)
+                pg_seconds, pg_report = _import(postgres, csv_path, batch_size)
+                result.update(
+                    postgres_per_second=round(count / pg_seconds, 1),
+                    postgres_seconds=round(pg_seconds, 3),
+                    postgres_stored=pg_report.stored,
+                )
+            finally:
+                with admin.connect() as conn:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                admin.dispose()
+        per_second = result["postgres_per_second"] or result["sqlite_per_second"]
+        return {
+            "per_second": per_second,
+            **result,
+            "goal_per_second": GOAL_PER_SECOND,
+            "measured_on": "postgresql" if result["postgres_per_second"] else "sqlite",
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,172 @@
+"""Top-level Typer app and the small command groups."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mynumber.cli import bench as bench_cli
+from mynumber.cli import registry as registry_cli
+from mynumber.cli import seed as seed_cli
+from mynumber.cli.common import console, container_from_env, fail
+from mynumber.codes import corporate_number, individual_number, local_government_code, resident_code
+from mynumber.codes.exceptions import ValidationError
+
+app = typer.Typer(help="mynumber: Japan's individual number system, runnable.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+number_app = typer.Typer(help="Check numbers and codes.", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key material.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(number_app, name="number")
+app.add_typer(registry_cli.app, name="registry")
+app.add_typer(staff_app, name="staff")
+app.add_typer(keys_app, name="keys")
+app.command(name="bench")(bench_cli.bench)
+app.command(name="seed")(seed_cli.seed)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """Serve the web UI and API (run `mynumber db upgrade` first)."""
+    import uvicorn
+
+    from mynumber import logs
+    from mynumber.app import create_app
+
+    container = container_from_env()
+    logs.configure(container.settings.log_level)
+    application = create_app(container=container)
+    console.print(f"serving on http://{host}:{port} (public URL {container.settings.public_url})")
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate every context's database, and load reference data."""
+    from mynumber import migrations
+    from mynumber.registry.services import load_municipalities
+
+    container = container_from_env()
+    migrations.upgrade(container.databases)
+    loaded = load_municipalities(container.databases)
+    where = "PostgreSQL" if container.settings.is_postgres else str(container.settings.data_dir)
+    console.print(f"databases up to date ({where}); municipalities loaded: {loaded}")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrated database disagree."""
+    from mynumber import migrations
+    from mynumber.db import CONTEXTS
+
+    container = container_from_env()
+    problems = {ctx: migrations.differences(container.databases, ctx) for ctx in CONTEXTS}
+    bad = {ctx: diff for ctx, diff in problems.items() if diff}
+    if bad:
+        for ctx, diff in bad.items():
+            console.print(f"[red]{ctx}[/red]: {diff}")
+        raise typer.Exit(1)
+    console.print("models and migrations agree")
+
+
+CHECKERS = {
+    "individual": individual_number,
+    "resident": resident_code,
+    "corporate": corporate_number,
+    "municipality": local_government_code,
+}
+
+
+@number_app.command("check")
+def number_check(
+    value: Annotated[str, typer.Argument(help="the number or code; use - to read standard input")],
+    kind: Annotated[str, typer.Option(help="individual | resident | corporate | municipality")]
+    = "individual",
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Validate a number or code (the value itself is never printed back)."""
+    module = CHECKERS.get(kind)
+    if module is None:
+        fail(f"unknown kind {kind!r}; choose from {', '.join(CHECKERS)}", code=2)
+    if value == "-":
+        value = sys.stdin.readline().strip()
+    try:
+        module.validate(value)
+        result = {"kind": kind, "valid": True}
+    except ValidationError as exc:
+        result = {"kind": kind, "valid": False, "code": exc.code, "reason": str(exc)}
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    elif result["valid"]:
+        console.print(f"[green]valid[/green] {kind}")
+    else:
+        Console(stderr=True).print(f"[red]invalid[/red] {kind}: {result['reason']}")
+    if not result["valid"]:
+        raise typer.Exit(1)
+
+
+@staff_app.command("create")
+def staff_create(
+    username: str,
+    municipality: Annotated[str, typer.Option(help="6-digit municipality code")],
+    role: Annotated[str, typer.Option(help="clerk | supervisor | admin")] = "clerk",
+    display_name: Annotated[str, typer.Option()] = "",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)] = "",
+) -> None:
+    """Create a staff account; prints the TOTP secret to enrol in an authenticator app."""
+    from mynumber.errors import DomainError
+    from mynumber.registry.interfaces import StaffRole
+
+    container = container_from_env()
+    try:
+        secret = container.staff_auth.create_staff(
+            username, display_name or username, municipality, StaffRole(role), password
+        )
+    except (DomainError, ValueError) as exc:
+        fail(str(exc))
+    console.print(f"created {username}; TOTP secret (enrol it now): {secret}")
+
+
+@staff_app.command("totp")
+def staff_totp(username: str) -> None:
+    """Print a staff member's current one-time code (embedded mode only: a demo convenience)."""
+    from mynumber.registry.services import current_totp
+    from mynumber.settings import Mode
+
+    container = container_from_env()
+    if container.settings.mode is not Mode.EMBEDDED:
+        fail("only in the embedded (development) mode")
+    code = current_totp(container.databases, username)
+    if code is None:
+        fail(f"no staff account {username!r}")
+    print(code)
+
+
+@keys_app.command("init")
+def keys_init(
+    production: Annotated[bool, typer.Option(help="mark the keys as production keys")] = False,
+) -> None:
+    """Create any missing symmetric keys in MYNUMBER_KEY_DIR (or DATA_DIR/keys)."""
+    import secrets
+
+    from mynumber.keys import FileKeyProvider
+    from mynumber.registry.numbering import INDEX_KEY, NUMBERING_KEY, POOL_KEY
+    from mynumber.settings import get_settings
+
+    settings = get_settings()
+    keys = FileKeyProvider(settings.keys_path, create_missing=False,
+                           development=not production)
+    for purpose in (POOL_KEY, NUMBERING_KEY, INDEX_KEY):
+        if not keys._file(purpose).exists():
+            keys.write_key(purpose, secrets.token_bytes(32), development=not production)
+            console.print(f"created {purpose}")

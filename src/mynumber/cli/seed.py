@@ -1,0 +1,77 @@
+"""`mynumber seed`: a synthetic population and, in embedded mode, the demo staff."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from mynumber.cli.common import console, container_from_env, fail
+
+
+def seed(
+    residents: Annotated[int | None, typer.Option(
+        help="how many residents (default: MYNUMBER_SEED_RESIDENTS, 10,000)", min=0)] = None,
+    if_empty: Annotated[bool, typer.Option(
+        "--if-empty", help="do nothing if the registry already has residents")] = False,
+    seed_value: Annotated[int | None, typer.Option(
+        "--seed", help="random seed: the same seed (and --as-of) gives the same people")] = None,
+    as_of: Annotated[str | None, typer.Option(
+        help="date the ages are counted from, YYYY-MM-DD (default: today)")] = None,
+) -> None:
+    """Seed a synthetic population (Faker ja_JP) and, in embedded mode, the demo staff."""
+    from mynumber.errors import DomainError
+    from mynumber.registry.seed import DEFAULT_SEED, DEMO_STAFF, run_seed
+    from mynumber.settings import Mode
+
+    reference = None
+    if as_of:
+        try:
+            reference = dt.date.fromisoformat(as_of)
+        except ValueError:
+            fail("--as-of must be a date written YYYY-MM-DD", code=2)
+    container = container_from_env()
+    if container.settings.mode is not Mode.EMBEDDED:
+        # A synthetic population must never be mixed into a production registry.
+        container.close()
+        fail("seed is for the embedded (development) mode only; production mode refuses it")
+    count = container.settings.seed_residents if residents is None else residents
+    try:
+        with Progress(
+            TextColumn("seeding residents"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=console, transient=True,
+        ) as bar:
+            task = bar.add_task("seed", total=count)
+            result = run_seed(
+                container, count, seed=DEFAULT_SEED if seed_value is None else seed_value,
+                if_empty=if_empty, as_of=reference,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+    except DomainError as exc:
+        fail(str(exc))
+    finally:
+        container.close()
+    if result.skipped:
+        console.print(f"{result.existing:,} residents already registered: nothing seeded")
+    else:
+        kinds: dict[str, int] = {}
+        for case in result.hard_cases:
+            kinds[case.kind] = kinds.get(case.kind, 0) + 1
+        console.print(
+            f"seeded {result.created:,} residents in {result.households:,} households "
+            f"in {result.seconds:.1f} s (hard cases: "
+            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")"
+        )
+    if result.staff_created:
+        console.print(f"demo staff created: {', '.join(result.staff_created)} "
+                      "(password and one-time code: see the README)")
+    elif container.settings.mode is Mode.EMBEDDED:
+        console.print(f"demo staff present: {', '.join(d.username for d in DEMO_STAFF)}")

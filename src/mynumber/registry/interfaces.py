@@ -1,0 +1,341 @@
+"""What the registry offers other contexts and the web layer: value types, the service
+protocols and the registry's errors. Other contexts import this module, never ``models``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from mynumber.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+
+
+class Sex(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+
+
+class ResidentStatus(StrEnum):
+    RESIDENT = "resident"
+    MOVED_OUT = "moved_out"
+    DECEASED = "deceased"
+
+
+class LifeEventKind(StrEnum):
+    BIRTH = "birth"
+    MOVE_IN = "move_in"
+    MOVE_OUT = "move_out"
+    NAME_CHANGE = "name_change"
+    ADDRESS_CHANGE = "address_change"
+    DEATH = "death"
+    CORRECTION = "correction"
+    NUMBER_REISSUE = "number_reissue"
+    IMPORT = "import"
+
+
+class LetterStatus(StrEnum):
+    CREATED = "created"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    RETURNED = "returned"
+    HELD = "held"
+    HANDED_OVER = "handed_over"
+    DISCARDED = "discarded"
+
+
+class StaffRole(StrEnum):
+    CLERK = "clerk"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+class AssuranceLevel(StrEnum):
+    """Identity assurance of a counter verification (cf. NIST SP 800-63A IAL1-3)."""
+
+    LOW = "low"
+    SUBSTANTIAL = "substantial"
+    HIGH = "high"
+
+
+class NumberConfirmation(StrEnum):
+    """How the number itself was confirmed (番号確認)."""
+
+    CARD = "individual_number_card"
+    NOTIFICATION_LETTER = "notification_letter"
+    RESIDENT_RECORD = "resident_record_with_number"
+
+
+class IdentityDocument(StrEnum):
+    """Documents accepted for 身元(実在)確認 (番号法施行規則 第1条・第2条)."""
+
+    INDIVIDUAL_NUMBER_CARD = "individual_number_card"
+    DRIVERS_LICENSE = "drivers_license"
+    PASSPORT = "passport"
+    RESIDENCE_CARD = "residence_card"
+    HEALTH_INSURANCE_CARD = "health_insurance_card"
+    PENSION_BOOK = "pension_book"
+    OTHER_PHOTO_ID = "other_photo_id"
+    OTHER_NON_PHOTO = "other_non_photo"
+
+
+@dataclass(frozen=True)
+class StaffPrincipal:
+    """An authenticated municipal staff member."""
+
+    id: int
+    username: str
+    display_name: str
+    municipality_code: str
+    role: StaffRole
+
+    @property
+    def actor(self) -> str:
+        return f"staff:{self.id}"
+
+
+SYSTEM = StaffPrincipal(0, "system", "system", "000000", StaffRole.ADMIN)
+
+
+@dataclass(frozen=True)
+class BasicFourItems:
+    """基本4情報: the only basis on which records may be linked (all four, normalised)."""
+
+    name: str
+    name_kana: str
+    birth_date: dt.date
+    sex: Sex
+    address: str
+
+
+@dataclass(frozen=True)
+class NewResident:
+    """What a birth or a first move-in registers."""
+
+    family_name: str
+    given_name: str
+    family_name_kana: str
+    given_name_kana: str
+    birth_date: dt.date
+    sex: Sex
+    municipality_code: str
+    address: str
+    postal_code: str = ""
+    household_id: int | None = None
+    relationship: str = "世帯主"
+    nationality: str = "JP"
+    residence_status: str = ""
+
+
+@dataclass(frozen=True)
+class ResidentRecord:
+    id: int
+    resident_code: str
+    family_name: str
+    given_name: str
+    family_name_kana: str
+    given_name_kana: str
+    birth_date: dt.date
+    sex: Sex
+    municipality_code: str
+    address: str
+    postal_code: str
+    household_id: int | None
+    relationship: str
+    nationality: str
+    residence_status: str
+    status: ResidentStatus
+    destination_municipality_code: str | None
+    numbered: bool
+
+    @property
+    def name(self) -> str:
+        return f"{self.family_name} {self.given_name}"
+
+    @property
+    def name_kana(self) -> str:
+        return f"{self.family_name_kana} {self.given_name_kana}"
+
+    def basic_four(self) -> BasicFourItems:
+        return BasicFourItems(self.name, self.name_kana, self.birth_date, self.sex, self.address)
+
+
+@dataclass(frozen=True)
+class LifeEventRecord:
+    id: int
+    resident_id: int
+    kind: LifeEventKind
+    occurred_on: dt.date
+    recorded_at: dt.datetime
+    municipality_code: str
+    actor: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LetterRecord:
+    id: int
+    resident_id: int
+    number_generation: int
+    status: LetterStatus
+    created_at: dt.datetime
+    status_changed_at: dt.datetime
+    hold_until: dt.date | None
+    history: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class VerificationRecord:
+    id: int
+    resident_id: int
+    staff_id: int
+    purpose: str
+    number_confirmation: NumberConfirmation
+    identity_documents: list[IdentityDocument]
+    assurance_level: AssuranceLevel
+    number_matched: bool
+    verified_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RegistryChange:
+    """Published after a change commits (e.g. for JPKI: revoke signing certs on 4-item change)."""
+
+    kind: LifeEventKind
+    resident_id: int
+    resident_code: str
+    basic_four_changed: bool
+    occurred_on: dt.date
+
+
+ChangeListener = Callable[[RegistryChange], None]
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class UnknownMunicipality(NotFound):
+    code = "unknown_municipality"
+    title = "Unknown municipality"
+
+
+class ResidentNotFound(NotFound):
+    code = "resident_not_found"
+    title = "Resident not found"
+
+
+class InvalidResidentData(InvalidInput):
+    code = "invalid_resident_data"
+    title = "Invalid resident data"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+    title = "Not allowed in the record's current state"
+
+
+class OutsideJurisdiction(Forbidden):
+    code = "outside_jurisdiction"
+    title = "Resident is registered in another municipality"
+
+
+class RoleRequired(Forbidden):
+    code = "role_required"
+    title = "Your role does not allow this"
+
+
+class LoginFailed(NotAuthenticated):
+    code = "login_failed"
+    title = "Login failed"
+
+
+class SessionExpired(NotAuthenticated):
+    code = "session_expired"
+    title = "Session ended"
+
+
+# --- protocols ----------------------------------------------------------------------------
+
+
+class RegistryService(Protocol):
+    """Life events, numbering, letters and identity verification. Each method is one
+    transaction with its audit record; listeners hear of a change only after it commits."""
+
+    def register_birth(
+        self, actor: StaffPrincipal, resident: NewResident, occurred_on: dt.date
+    ) -> ResidentRecord: ...
+
+    def register_move_in(
+        self,
+        actor: StaffPrincipal,
+        resident: NewResident,
+        occurred_on: dt.date,
+        resident_code: str | None = None,
+    ) -> ResidentRecord:
+        """A first registration (from abroad) when ``resident_code`` is None; otherwise the
+        person moving in from another municipality keeps their code and number."""
+        ...
+
+    def register_move_out(
+        self, actor: StaffPrincipal, resident_id: int, destination_code: str | None,
+        occurred_on: dt.date,
+    ) -> ResidentRecord: ...
+
+    def change_name(
+        self, actor: StaffPrincipal, resident_id: int, family_name: str, given_name: str,
+        family_name_kana: str, given_name_kana: str, occurred_on: dt.date,
+    ) -> ResidentRecord: ...
+
+    def change_address(
+        self, actor: StaffPrincipal, resident_id: int, address: str, postal_code: str,
+        occurred_on: dt.date,
+    ) -> ResidentRecord: ...
+
+    def register_death(
+        self, actor: StaffPrincipal, resident_id: int, occurred_on: dt.date
+    ) -> ResidentRecord: ...
+
+    def correct(
+        self, actor: StaffPrincipal, resident_id: int, changes: dict[str, str], reason: str
+    ) -> ResidentRecord: ...
+
+    def reissue_number(
+        self, actor: StaffPrincipal, resident_id: int, reason: str
+    ) -> ResidentRecord:
+        """Replace a leaked number with one that differs from every number ever issued."""
+        ...
+
+    def get_resident(
+        self, actor: StaffPrincipal, resident_id: int, reason: str
+    ) -> ResidentRecord:
+        """Read a record; every read is recorded with who and why."""
+        ...
+
+    def history(
+        self, actor: StaffPrincipal, resident_id: int
+    ) -> Sequence[LifeEventRecord]: ...
+
+    def search(
+        self, actor: StaffPrincipal, query: str, limit: int = 50
+    ) -> Sequence[ResidentRecord]: ...
+
+    def find_by_number(
+        self, actor: StaffPrincipal, individual_number: str, reason: str
+    ) -> ResidentRecord: ...
+
+    def reveal_number(self, actor: StaffPrincipal, resident_id: int, reason: str) -> str: ...
+
+    def subscribe(self, listener: ChangeListener) -> None: ...
+
+
+class StaffAuthService(Protocol):
+    """Two-factor staff login (password + TOTP) and server-side sessions."""
+
+    def login(self, username: str, password: str, totp_code: str) -> str:
+        """Return a session token, or raise LoginFailed without saying which factor failed."""
+        ...
+
+    def authenticate(self, token: str) -> StaffPrincipal: ...
+
+    def logout(self, token: str) -> None: ...

@@ -1,0 +1,972 @@
+"""Registry services: every state change is one method, one transaction, with its audit
+record inside it; listeners hear of a change only after the transaction commits."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from importlib import resources
+from typing import Any
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from mynumber import audit
+from mynumber.codes import individual_number, kana, local_government_code, resident_code
+from mynumber.codes.exceptions import ValidationError
+from mynumber.db import Databases, utcnow
+from mynumber.registry import models as m
+from mynumber.registry.interfaces import (
+    AssuranceLevel,
+    ChangeListener,
+    IdentityDocument,
+    InvalidResidentData,
+    InvalidTransition,
+    LetterRecord,
+    LetterStatus,
+    LifeEventKind,
+    LifeEventRecord,
+    LoginFailed,
+    NewResident,
+    NumberConfirmation,
+    OutsideJurisdiction,
+    RegistryChange,
+    ResidentNotFound,
+    ResidentRecord,
+    ResidentStatus,
+    RoleRequired,
+    SessionExpired,
+    Sex,
+    StaffPrincipal,
+    StaffRole,
+    UnknownMunicipality,
+    VerificationRecord,
+)
+from mynumber.registry.numbering import Numbering
+
+CONTEXT = "registry"
+MAX_NUMBER_GENERATIONS = 1000
+# Returned letters are held at the office for three months, then discarded (運用通知).
+LETTER_HOLD_DAYS = 90
+
+LETTER_TRANSITIONS: dict[LetterStatus, set[LetterStatus]] = {
+    LetterStatus.CREATED: {LetterStatus.SENT},
+    LetterStatus.SENT: {LetterStatus.DELIVERED, LetterStatus.RETURNED},
+    LetterStatus.RETURNED: {LetterStatus.HELD, LetterStatus.SENT},
+    LetterStatus.HELD: {LetterStatus.HANDED_OVER, LetterStatus.DISCARDED},
+    LetterStatus.DELIVERED: set(),
+    LetterStatus.HANDED_OVER: set(),
+    LetterStatus.DISCARDED: set(),
+}
+
+CORRECTABLE_FIELDS = {
+    "family_name", "given_name", "family_name_kana", "given_name_kana", "birth_date", "sex",
+    "address", "postal_code", "relationship", "nationality", "residence_status",
+}
+BASIC_FOUR_FIELDS = {
+    "family_name", "given_name", "family_name_kana", "given_name_kana", "birth_date", "sex",
+    "address",
+}
+NAME_MAX = 40
+KANA_MAX = 80
+ADDRESS_MAX = 200
+
+
+def load_municipality_rows() -> list[dict[str, str]]:
+    """All current 地方公共団体 (see registry/data/README.md for source and date)."""
+    text = resources.files("mynumber.registry").joinpath("data/municipalities.csv").read_text(
+        encoding="utf-8"
+    )
+    return list(csv.DictReader(text.splitlines()))
+
+
+def to_record(row: m.Resident) -> ResidentRecord:
+    return ResidentRecord(
+        id=row.id,
+        resident_code=row.resident_code,
+        family_name=row.family_name,
+        given_name=row.given_name,
+        family_name_kana=row.family_name_kana,
+        given_name_kana=row.given_name_kana,
+        birth_date=row.birth_date,
+        sex=Sex(row.sex),
+        municipality_code=row.municipality_code,
+        address=row.address,
+        postal_code=row.postal_code,
+        household_id=row.household_id,
+        relationship=row.relationship,
+        nationality=row.nationality,
+        residence_status=row.residence_status,
+        status=ResidentStatus(row.status),
+        destination_municipality_code=row.destination_municipality_code,
+        numbered=row.number_generation is not None,
+    )
+
+
+def kana_key(family_kana: str, given_kana: str) -> str:
+    return kana.normalize_kana(family_kana + given_kana)
+
+
+def _require_text(field: str, value: str, maximum: int) -> str:
+    value = (value or "").strip()
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise InvalidResidentData(f"{field} contains control characters", field=field)
+    if not value:
+        raise InvalidResidentData(f"{field} is required", field=field)
+    if len(value) > maximum:
+        raise InvalidResidentData(f"{field} is longer than {maximum} characters", field=field)
+    return value
+
+
+def to_katakana(value: str) -> str:
+    """Full-width katakana for a reading typed in hiragana or half-width katakana."""
+    value = unicodedata.normalize("NFKC", value)
+    return "".join(chr(ord(c) + 0x60) if "\u3041" <= c <= "\u3096" else c for c in value)
+
+
+def is_katakana(value: str) -> bool:
+    return bool(value) and all(
+        "\u30a1" <= c <= "\u30fa" or c in "ー・ 　ヽヾ" for c in value
+    )
+
+
+def _require_kana(field: str, value: str) -> str:
+    value = to_katakana(_require_text(field, value, KANA_MAX))
+    if not is_katakana(value):
+        raise InvalidResidentData(f"{field} must be written in kana", field=field)
+    return value
+
+
+def validate_new_resident(resident: NewResident, today: dt.date) -> NewResident:
+    """Check a registration; raise InvalidResidentData naming the first bad field."""
+    if resident.birth_date > today:
+        raise InvalidResidentData("birth_date is in the future", field="birth_date")
+    if resident.birth_date < dt.date(1880, 1, 1):
+        raise InvalidResidentData("birth_date is before 1880", field="birth_date")
+    try:
+        sex = Sex(resident.sex)
+    except ValueError:
+        raise InvalidResidentData("sex must be 'male' or 'female'", field="sex") from None
+    nationality = (resident.nationality or "").strip().upper()
+    if len(nationality) != 2 or not nationality.isascii() or not nationality.isalpha():
+        raise InvalidResidentData(
+            "nationality must be an ISO 3166-1 alpha-2 code", field="nationality"
+        )
+    if nationality != "JP" and not resident.residence_status.strip():
+        raise InvalidResidentData(
+            "a foreign resident needs a residence_status (在留資格)", field="residence_status"
+        )
+    postal = resident.postal_code.replace("-", "").strip()
+    if postal and (len(postal) != 7 or not postal.isdigit()):
+        raise InvalidResidentData("postal_code must have 7 digits", field="postal_code")
+    try:
+        code = local_government_code.compact(resident.municipality_code)
+        local_government_code.validate(code)
+    except ValidationError as exc:
+        raise InvalidResidentData(
+            f"municipality_code: {exc}", field="municipality_code"
+        ) from None
+    return replace(
+        resident,
+        family_name=_require_text("family_name", resident.family_name, NAME_MAX),
+        given_name=_require_text("given_name", resident.given_name, NAME_MAX),
+        family_name_kana=_require_kana("family_name_kana", resident.family_name_kana),
+        given_name_kana=_require_kana("given_name_kana", resident.given_name_kana),
+        address=_require_text("address", resident.address, ADDRESS_MAX),
+        sex=sex,
+        nationality=nationality,
+        postal_code=postal,
+        municipality_code=code,
+        relationship=_require_text("relationship", resident.relationship or "世帯主", 20),
+    )
+
+
+class RegistryServiceImpl:
+    """The registry, backed by the ``registry`` database."""
+
+    def __init__(self, databases: Databases, numbering: Numbering) -> None:
+        self.databases = databases
+        self.numbering = numbering
+        self._listeners: list[ChangeListener] = []
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def subscribe(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[tuple[Session, list[RegistryChange]]]:
+        changes: list[RegistryChange] = []
+        with self.databases.unit_of_work(CONTEXT) as session:
+            yield session, changes
+        # Publish only after commit: a listener must never act on a change that rolled back.
+        for change in changes:
+            for listener in self._listeners:
+                listener(change)
+
+    def _audit(
+        self, session: Session, tag: str, actor: StaffPrincipal, subject: str,
+        reason: str | None = None, **details: Any,
+    ) -> None:
+        audit.record(
+            session, m.AuditEvent, tag, actor=actor.actor, subject=subject, reason=reason,
+            **details,
+        )
+
+    def _event(
+        self, session: Session, row: m.Resident, kind: LifeEventKind, occurred_on: dt.date,
+        actor: StaffPrincipal, **details: Any,
+    ) -> None:
+        session.add(
+            m.LifeEvent(
+                resident_id=row.id, kind=kind.value, occurred_on=occurred_on,
+                municipality_code=actor.municipality_code if actor.id else row.municipality_code,
+                actor=actor.actor, details=details,
+            )
+        )
+        self._audit(session, f"registry:resident:{kind.value}", actor, f"resident:{row.id}")
+
+    def _municipality(self, session: Session, code: str) -> m.Municipality:
+        try:
+            code = local_government_code.compact(code)
+            local_government_code.validate(code)
+        except ValidationError as exc:
+            raise InvalidResidentData(
+                f"municipality_code: {exc}", field="municipality_code"
+            ) from None
+        muni = session.get(m.Municipality, code)
+        if muni is None:
+            raise UnknownMunicipality(
+                "no municipality has this code", field="municipality_code"
+            )
+        return muni
+
+    def _load(
+        self, session: Session, actor: StaffPrincipal, resident_id: int, *, lock: bool = False
+    ) -> m.Resident:
+        stmt = select(m.Resident).where(m.Resident.id == resident_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        row = session.scalars(stmt).first()
+        if row is None:
+            raise ResidentNotFound("no resident with this id")
+        self._check_jurisdiction(actor, row)
+        return row
+
+    @staticmethod
+    def _check_jurisdiction(actor: StaffPrincipal, row: m.Resident) -> None:
+        # A clerk sees only their own municipality's residents (system actions see all).
+        if actor.id != 0 and row.municipality_code != actor.municipality_code:
+            raise OutsideJurisdiction("this resident is registered in another municipality")
+
+    @staticmethod
+    def _require_role(actor: StaffPrincipal, *roles: StaffRole) -> None:
+        if actor.id != 0 and actor.role not in roles:
+            raise RoleRequired(f"this needs the role {' or '.join(r.value for r in roles)}")
+
+    @staticmethod
+    def _require_status(row: m.Resident, *statuses: ResidentStatus) -> None:
+        if ResidentStatus(row.status) not in statuses:
+            raise InvalidTransition(f"not allowed while the resident is {row.status}")
+
+    def _allocate_codes(self, session: Session, count: int) -> list[str]:
+        # The pool, skipping codes that imported (migrated) residents already hold.
+        from mynumber.registry.bulk import allocate_codes
+
+        return allocate_codes(self.numbering, session, count)
+
+    def _issue_number(
+        self, session: Session, row: m.Resident, start_generation: int
+    ) -> int:
+        """Issue the first free number from ``start_generation`` on; return its generation."""
+        for generation in range(start_generation, start_generation + MAX_NUMBER_GENERATIONS):
+            index = self.numbering.index(
+                self.numbering.individual_number(row.resident_code, generation)
+            )
+            taken = session.scalar(
+                select(func.count()).select_from(m.IssuedNumber).where(
+                    m.IssuedNumber.number_index == index
+                )
+            )
+            if not taken:
+                session.add(
+                    m.IssuedNumber(number_index=index, resident_id=row.id, generation=generation)
+                )
+                row.number_generation = generation
+                session.add(
+                    m.NotificationLetter(
+                        resident_id=row.id, number_generation=generation,
+                        municipality_code=row.municipality_code,
+                        history=[{"status": "created", "at": utcnow().isoformat()}],
+                    )
+                )
+                return generation
+        raise RuntimeError("no free number generation")  # pragma: no cover - 1000 collisions
+
+    def _new_resident(
+        self, session: Session, actor: StaffPrincipal, resident: NewResident, today: dt.date
+    ) -> m.Resident:
+        resident = validate_new_resident(resident, today)
+        muni = self._municipality(session, resident.municipality_code)
+        if actor.id != 0 and muni.code != actor.municipality_code:
+            raise OutsideJurisdiction("you can only register residents of your municipality")
+        household_id = resident.household_id
+        if household_id is not None:
+            household = session.get(m.Household, household_id)
+            if household is None or household.municipality_code != muni.code:
+                raise InvalidResidentData(
+                    "household_id is not a household of this municipality", field="household_id"
+                )
+        else:
+            household = m.Household(municipality_code=muni.code, address=resident.address)
+            session.add(household)
+            session.flush()
+            household_id = household.id
+        (code,) = self._allocate_codes(session, 1)
+        row = m.Resident(
+            resident_code=code,
+            family_name=resident.family_name,
+            given_name=resident.given_name,
+            family_name_kana=resident.family_name_kana,
+            given_name_kana=resident.given_name_kana,
+            name_kana_key=kana_key(resident.family_name_kana, resident.given_name_kana),
+            birth_date=resident.birth_date,
+            sex=resident.sex.value,
+            municipality_code=muni.code,
+            address=resident.address,
+            postal_code=resident.postal_code,
+            household_id=household_id,
+            relationship=resident.relationship,
+            nationality=resident.nationality,
+            residence_status=resident.residence_status,
+        )
+        session.add(row)
+        session.flush()
+        self._issue_number(session, row, 0)
+        return row
+
+    # -- life events ------------------------------------------------------------------------
+    def register_birth(
+        self, actor: StaffPrincipal, resident: NewResident, occurred_on: dt.date
+    ) -> ResidentRecord:
+        if occurred_on != resident.birth_date:
+            raise InvalidResidentData("a birth happens on the birth date", field="occurred_on")
+        with self._transaction() as (session, changes):
+            row = self._new_resident(session, actor, resident, dt.date.today())
+            self._event(session, row, LifeEventKind.BIRTH, occurred_on, actor)
+            record = to_record(row)
+            changes.append(RegistryChange(LifeEventKind.BIRTH, row.id, row.resident_code,
+                                          False, occurred_on))
+        return record
+
+    def register_move_in(
+        self, actor: StaffPrincipal, resident: NewResident, occurred_on: dt.date,
+        resident_code: str | None = None,
+    ) -> ResidentRecord:
+        with self._transaction() as (session, changes):
+            if resident_code is None:
+                row = self._new_resident(session, actor, resident, dt.date.today())
+                self._event(session, row, LifeEventKind.MOVE_IN, occurred_on, actor,
+                            origin="abroad")
+            else:
+                row = self._move_in_existing(session, actor, resident, resident_code,
+                                             occurred_on)
+            record = to_record(row)
+            changes.append(RegistryChange(LifeEventKind.MOVE_IN, row.id, row.resident_code,
+                                          resident_code is not None, occurred_on))
+        return record
+
+    def _move_in_existing(
+        self, session: Session, actor: StaffPrincipal, resident: NewResident, code: str,
+        occurred_on: dt.date,
+    ) -> m.Resident:
+        try:
+            code = resident_code.validate(code)
+        except ValidationError as exc:
+            raise InvalidResidentData(f"resident_code: {exc}", field="resident_code") from None
+        row = session.scalars(
+            select(m.Resident).where(m.Resident.resident_code == code).with_for_update()
+        ).first()
+        if row is None:
+            raise ResidentNotFound("no resident has this resident code", field="resident_code")
+        self._require_status(row, ResidentStatus.MOVED_OUT)
+        muni = self._municipality(session, resident.municipality_code)
+        if actor.id != 0 and muni.code != actor.municipality_code:
+            raise OutsideJurisdiction("you can only register residents of your municipality")
+        if row.destination_municipality_code not in (None, muni.code):
+            raise InvalidTransition(
+                "the move-out certificate names another destination municipality",
+                field="municipality_code",
+            )
+        # The 4 basic items must match the move-out certificate except the address.
+        if (row.birth_date, row.sex) != (resident.birth_date, Sex(resident.sex).value) or (
+            kana_key(row.family_name_kana, row.given_name_kana)
+            != kana_key(resident.family_name_kana, resident.given_name_kana)
+        ):
+            raise InvalidResidentData(
+                "name, birth date or sex differ from the record of this resident code",
+                field="resident_code",
+            )
+        address = _require_text("address", resident.address, ADDRESS_MAX)
+        household = m.Household(municipality_code=muni.code, address=address)
+        session.add(household)
+        session.flush()
+        before = {"municipality_code": row.municipality_code, "address": row.address}
+        row.municipality_code = muni.code
+        row.address = address
+        row.postal_code = resident.postal_code.replace("-", "")
+        row.household_id = household.id
+        row.status = ResidentStatus.RESIDENT.value
+        row.destination_municipality_code = None
+        self._event(session, row, LifeEventKind.MOVE_IN, occurred_on, actor, before=before,
+                    after={"municipality_code": muni.code, "address": address})
+        return row
+
+    def register_move_out(
+        self, actor: StaffPrincipal, resident_id: int, destination_code: str | None,
+        occurred_on: dt.date,
+    ) -> ResidentRecord:
+        with self._transaction() as (session, _changes):
+            row = self._load(session, actor, resident_id, lock=True)
+            self._require_status(row, ResidentStatus.RESIDENT)
+            destination = None
+            if destination_code:
+                destination = self._municipality(session, destination_code).code
+                if destination == row.municipality_code:
+                    raise InvalidTransition(
+                        "a move within the municipality is an address change",
+                        field="destination_municipality_code",
+                    )
+            row.status = ResidentStatus.MOVED_OUT.value
+            row.destination_municipality_code = destination
+            self._event(session, row, LifeEventKind.MOVE_OUT, occurred_on, actor,
+                        destination=destination or "abroad")
+            return to_record(row)
+
+    def change_name(
+        self, actor: StaffPrincipal, resident_id: int, family_name: str, given_name: str,
+        family_name_kana: str, given_name_kana: str, occurred_on: dt.date,
+    ) -> ResidentRecord:
+        with self._transaction() as (session, changes):
+            row = self._load(session, actor, resident_id, lock=True)
+            self._require_status(row, ResidentStatus.RESIDENT)
+            before = {"family_name": row.family_name, "given_name": row.given_name,
+                      "family_name_kana": row.family_name_kana,
+                      "given_name_kana": row.given_name_kana}
+            row.family_name = _require_text("family_name", family_name, NAME_MAX)
+            row.given_name = _require_text("given_name", given_name, NAME_MAX)
+            row.family_name_kana = _require_kana("family_name_kana", family_name_kana)
+            row.given_name_kana = _require_kana("given_name_kana", given_name_kana)
+            row.name_kana_key = kana_key(row.family_name_kana, row.given_name_kana)
+            after = {"family_name": row.family_name, "given_name": row.given_name,
+                     "family_name_kana": row.family_name_kana,
+                     "given_name_kana": row.given_name_kana}
+            self._event(session, row, LifeEventKind.NAME_CHANGE, occurred_on, actor,
+                        before=before, after=after)
+            changes.append(RegistryChange(LifeEventKind.NAME_CHANGE, row.id, row.resident_code,
+                                          True, occurred_on))
+            return to_record(row)
+
+    def change_address(
+        self, actor: StaffPrincipal, resident_id: int, address: str, postal_code: str,
+        occurred_on: dt.date,
+    ) -> ResidentRecord:
+        with self._transaction() as (session, changes):
+            row = self._load(session, actor, resident_id, lock=True)
+            self._require_status(row, ResidentStatus.RESIDENT)
+            before = {"address": row.address, "postal_code": row.postal_code}
+            row.address = _require_text("address", address, ADDRESS_MAX)
+            postal = postal_code.replace("-", "").strip()
+            if postal and (len(postal) != 7 or not postal.isdigit()):
+                raise InvalidResidentData("postal_code must have 7 digits", field="postal_code")
+            row.postal_code = postal
+            self._event(session, row, LifeEventKind.ADDRESS_CHANGE, occurred_on, actor,
+                        before=before, after={"address": row.address, "postal_code": postal})
+            changes.append(RegistryChange(LifeEventKind.ADDRESS_CHANGE, row.id,
+                                          row.resident_code, True, occurred_on))
+            return to_record(row)
+
+    def register_death(
+        self, actor: StaffPrincipal, resident_id: int, occurred_on: dt.date
+    ) -> ResidentRecord:
+        with self._transaction() as (session, changes):
+            row = self._load(session, actor, resident_id, lock=True)
+            self._require_status(row, ResidentStatus.RESIDENT, ResidentStatus.MOVED_OUT)
+            if occurred_on < row.birth_date or occurred_on > dt.date.today():
+                raise InvalidResidentData(
+                    "date of death must be between birth and today", field="occurred_on"
+                )
+            row.status = ResidentStatus.DECEASED.value
+            self._event(session, row, LifeEventKind.DEATH, occurred_on, actor)
+            changes.append(RegistryChange(LifeEventKind.DEATH, row.id, row.resident_code,
+                                          True, occurred_on))
+            return to_record(row)
+
+    def correct(
+        self, actor: StaffPrincipal, resident_id: int, changes: dict[str, str], reason: str
+    ) -> ResidentRecord:
+        changes_ = changes
+        self._require_role(actor, StaffRole.SUPERVISOR, StaffRole.ADMIN)
+        reason = _require_text("reason", reason, 200)
+        if not changes_:
+            raise InvalidResidentData("no field to correct", field="changes")
+        unknown = sorted(set(changes_) - CORRECTABLE_FIELDS)
+        if unknown:
+            raise InvalidResidentData(f"{unknown[0]} cannot be corrected", field=unknown[0])
+        with self._transaction() as (session, published):
+            row = self._load(session, actor, resident_id, lock=True)
+            current = to_record(row)
+            values: dict[str, Any] = {
+                k: getattr(current, k) for k in NewResident.__dataclass_fields__
+                if hasattr(current, k)
+            }
+            for key, value in changes_.items():
+                if key == "birth_date":
+                    try:
+                        values[key] = dt.date.fromisoformat(value)
+                    except (TypeError, ValueError):
+                        raise InvalidResidentData(
+                            "birth_date must be YYYY-MM-DD", field="birth_date"
+                        ) from None
+                else:
+                    values[key] = value
+            checked = validate_new_resident(NewResident(**values), dt.date.today())
+            before = {k: _jsonable(getattr(current, k)) for k in changes_}
+            for key in changes_:
+                value = getattr(checked, key)
+                setattr(row, key, value.value if isinstance(value, Sex) else value)
+            row.name_kana_key = kana_key(row.family_name_kana, row.given_name_kana)
+            after = {k: _jsonable(getattr(row, k)) for k in changes_}
+            self._event(session, row, LifeEventKind.CORRECTION, dt.date.today(), actor,
+                        before=before, after=after, reason=reason)
+            published.append(RegistryChange(LifeEventKind.CORRECTION, row.id, row.resident_code,
+                                          bool(set(changes_) & BASIC_FOUR_FIELDS),
+                                          dt.date.today()))
+            return to_record(row)
+
+    def reissue_number(
+        self, actor: StaffPrincipal, resident_id: int, reason: str
+    ) -> ResidentRecord:
+        self._require_role(actor, StaffRole.SUPERVISOR, StaffRole.ADMIN)
+        reason = _require_text("reason", reason, 200)
+        with self._transaction() as (session, changes):
+            row = self._load(session, actor, resident_id, lock=True)
+            self._require_status(row, ResidentStatus.RESIDENT)
+            if row.number_generation is None:
+                raise InvalidTransition("this resident has no number yet")
+            now = utcnow()
+            session.execute(
+                update(m.IssuedNumber)
+                .where(m.IssuedNumber.resident_id == row.id,
+                       m.IssuedNumber.retired_at.is_(None))
+                .values(retired_at=now, retire_reason=reason)
+            )
+            generation = self._issue_number(session, row, row.number_generation + 1)
+            self._event(session, row, LifeEventKind.NUMBER_REISSUE, now.date(), actor,
+                        generation=generation, reason=reason)
+            changes.append(RegistryChange(LifeEventKind.NUMBER_REISSUE, row.id,
+                                          row.resident_code, False, now.date()))
+            return to_record(row)
+
+    # -- reads ------------------------------------------------------------------------------
+    def get_resident(
+        self, actor: StaffPrincipal, resident_id: int, reason: str
+    ) -> ResidentRecord:
+        reason = _require_text("reason", reason, 200)
+        with self._transaction() as (session, _):
+            row = self._load(session, actor, resident_id)
+            self._audit(session, "registry:resident:read", actor, f"resident:{row.id}",
+                        reason=reason)
+            return to_record(row)
+
+    def history(self, actor: StaffPrincipal, resident_id: int) -> Sequence[LifeEventRecord]:
+        with self._transaction() as (session, _):
+            row = self._load(session, actor, resident_id)
+            events = session.scalars(
+                select(m.LifeEvent).where(m.LifeEvent.resident_id == row.id)
+                .order_by(m.LifeEvent.id)
+            ).all()
+            self._audit(session, "registry:history:read", actor, f"resident:{row.id}")
+            return [
+                LifeEventRecord(e.id, e.resident_id, LifeEventKind(e.kind), e.occurred_on,
+                                e.recorded_at, e.municipality_code, e.actor, e.details)
+                for e in events
+            ]
+
+    def search(
+        self, actor: StaffPrincipal, query: str, limit: int = 50
+    ) -> Sequence[ResidentRecord]:
+        query = (query or "").strip()
+        if not query:
+            raise InvalidResidentData("enter a name, kana or resident code", field="q")
+        if len(query) > 80:
+            raise InvalidResidentData("the search text is too long", field="q")
+        digits = query.replace("-", "").replace(" ", "")
+        if digits.isdigit() and len(digits) == 12:
+            # Never take a 個人番号 through a search box (it would land in URLs and logs).
+            raise InvalidResidentData(
+                "search by individual number uses the number look-up form", field="q"
+            )
+        limit = max(1, min(limit, 200))
+        with self._transaction() as (session, _):
+            stmt = select(m.Resident)
+            if actor.id != 0:
+                stmt = stmt.where(m.Resident.municipality_code == actor.municipality_code)
+            if digits.isdigit() and len(digits) == 11:
+                stmt = stmt.where(m.Resident.resident_code == digits)
+            else:
+                key = kana.normalize_kana(query)
+                pattern = query.replace(" ", "").replace("　", "")
+                stmt = stmt.where(
+                    or_(
+                        m.Resident.name_kana_key.startswith(key, autoescape=True)
+                        if key else m.Resident.id < 0,
+                        (m.Resident.family_name + m.Resident.given_name).startswith(
+                            pattern, autoescape=True
+                        ),
+                    )
+                )
+            rows = session.scalars(stmt.order_by(m.Resident.id).limit(limit)).all()
+            self._audit(session, "registry:resident:search", actor, "residents",
+                        results=len(rows))
+            return [to_record(r) for r in rows]
+
+    def find_by_number(
+        self, actor: StaffPrincipal, number: str, reason: str
+    ) -> ResidentRecord:
+        reason = _require_text("reason", reason, 200)
+        try:
+            number = individual_number.validate(number)
+        except ValidationError as exc:
+            raise InvalidResidentData(f"individual_number: {exc}",
+                                      field="individual_number") from None
+        index = self.numbering.index(number)
+        with self._transaction() as (session, _):
+            issued = session.scalars(
+                select(m.IssuedNumber).where(m.IssuedNumber.number_index == index)
+            ).first()
+            # The index is a 64-bit MAC: confirm the match by deriving the number of the
+            # record found (its 住民票コード and generation) and comparing in constant time.
+            # Never return the holder of another number whose index happens to be the same.
+            holder = None if issued is None else session.get(m.Resident, issued.resident_id)
+            if (
+                issued is None or holder is None
+                or not hmac.compare_digest(
+                    self.numbering.individual_number(holder.resident_code, issued.generation),
+                    number,
+                )
+            ):
+                raise ResidentNotFound("no resident has this individual number",
+                                       field="individual_number")
+            if issued.retired_at is not None:
+                raise InvalidTransition(
+                    "this individual number was replaced and is no longer valid",
+                    field="individual_number",
+                )
+            row = self._load(session, actor, issued.resident_id)
+            self._audit(session, "registry:resident:read", actor, f"resident:{row.id}",
+                        reason=reason, by="individual_number")
+            return to_record(row)
+
+    def reveal_number(self, actor: StaffPrincipal, resident_id: int, reason: str) -> str:
+        reason = _require_text("reason", reason, 200)
+        with self._transaction() as (session, _):
+            row = self._load(session, actor, resident_id)
+            if row.number_generation is None:
+                raise InvalidTransition("this resident has no number yet")
+            self._audit(session, "registry:number:reveal", actor, f"resident:{row.id}",
+                        reason=reason)
+            return self.numbering.individual_number(row.resident_code, row.number_generation)
+
+    # -- for other contexts (system use, audited) ----------------------------------------------
+    def resident_by_code(self, code: str) -> ResidentRecord:
+        with self._transaction() as (session, _):
+            row = session.scalars(
+                select(m.Resident).where(m.Resident.resident_code == code)
+            ).first()
+            if row is None:
+                raise ResidentNotFound("no resident has this resident code")
+            return to_record(row)
+
+    # -- notification letters ---------------------------------------------------------------
+    def letters(self, actor: StaffPrincipal, resident_id: int) -> list[LetterRecord]:
+        with self._transaction() as (session, _):
+            row = self._load(session, actor, resident_id)
+            letters = session.scalars(
+                select(m.NotificationLetter).where(m.NotificationLetter.resident_id == row.id)
+                .order_by(m.NotificationLetter.id)
+            ).all()
+            return [_letter(x) for x in letters]
+
+    def update_letter(
+        self, actor: StaffPrincipal, letter_id: int, status: LetterStatus,
+        verification_id: int | None = None,
+    ) -> LetterRecord:
+        with self._transaction() as (session, _):
+            letter = session.get(m.NotificationLetter, letter_id, with_for_update=True)
+            if letter is None:
+                raise ResidentNotFound("no notification letter with this id")
+            row = self._load(session, actor, letter.resident_id)
+            current = LetterStatus(letter.status)
+            if status not in LETTER_TRANSITIONS[current]:
+                raise InvalidTransition(
+                    f"a letter that is {current.value} cannot become {status.value}",
+                    field="status",
+                )
+            if status is LetterStatus.HANDED_OVER:
+                # Handing over a held letter needs a recorded identity verification (第16条).
+                check = session.get(m.IdentityVerification, verification_id or -1)
+                if check is None or check.resident_id != row.id or not check.number_matched:
+                    raise InvalidTransition(
+                        "handing over needs an identity verification of this resident",
+                        field="verification_id",
+                    )
+            now = utcnow()
+            letter.status = status.value
+            letter.status_changed_at = now
+            if status is LetterStatus.HELD:
+                letter.hold_until = now.date() + dt.timedelta(days=LETTER_HOLD_DAYS)
+            letter.history = [*letter.history, {"status": status.value, "at": now.isoformat(),
+                                                "actor": actor.actor}]
+            self._audit(session, f"registry:letter:{status.value}", actor, f"letter:{letter.id}")
+            return _letter(letter)
+
+    # -- identity verification --------------------------------------------------------------
+    def verify_identity(
+        self, actor: StaffPrincipal, resident_id: int, purpose: str, presented_number: str,
+        number_confirmation: NumberConfirmation, documents: Sequence[IdentityDocument],
+    ) -> VerificationRecord:
+        purpose = _require_text("purpose", purpose, 100)
+        try:
+            presented = individual_number.validate(presented_number)
+        except ValidationError as exc:
+            raise InvalidResidentData(f"individual_number: {exc}",
+                                      field="individual_number") from None
+        level = assurance_level(number_confirmation, documents)
+        with self._transaction() as (session, _):
+            row = self._load(session, actor, resident_id)
+            if row.number_generation is None:
+                raise InvalidTransition("this resident has no number yet")
+            current = self.numbering.individual_number(row.resident_code, row.number_generation)
+            matched = secrets.compare_digest(current, presented)
+            check = m.IdentityVerification(
+                resident_id=row.id, staff_id=actor.id, purpose=purpose,
+                number_confirmation=number_confirmation.value,
+                identity_documents=[d.value for d in documents],
+                assurance_level=level.value, number_matched=matched,
+            )
+            session.add(check)
+            session.flush()
+            self._audit(session, "registry:identity:verify", actor, f"resident:{row.id}",
+                        reason=purpose, matched=matched, level=level.value)
+            return VerificationRecord(
+                check.id, row.id, actor.id, purpose, number_confirmation, list(documents),
+                level, matched, check.verified_at,
+            )
+
+    def verifications(self, actor: StaffPrincipal, resident_id: int) -> list[VerificationRecord]:
+        """The identity verifications recorded for a resident (for the counter's record view)."""
+        with self._transaction() as (session, _):
+            row = self._load(session, actor, resident_id)
+            checks = session.scalars(
+                select(m.IdentityVerification)
+                .where(m.IdentityVerification.resident_id == row.id)
+                .order_by(m.IdentityVerification.id)
+            ).all()
+            return [
+                VerificationRecord(
+                    c.id, c.resident_id, c.staff_id, c.purpose,
+                    NumberConfirmation(c.number_confirmation),
+                    [IdentityDocument(d) for d in c.identity_documents],
+                    AssuranceLevel(c.assurance_level), c.number_matched, c.verified_at,
+                )
+                for c in checks
+            ]
+
+
+PHOTO_DOCUMENTS = {
+    IdentityDocument.INDIVIDUAL_NUMBER_CARD, IdentityDocument.DRIVERS_LICENSE,
+    IdentityDocument.PASSPORT, IdentityDocument.RESIDENCE_CARD, IdentityDocument.OTHER_PHOTO_ID,
+}
+
+
+def assurance_level(
+    confirmation: NumberConfirmation, documents: Sequence[IdentityDocument]
+) -> AssuranceLevel:
+    """番号法施行規則 第1条: the card alone proves both; otherwise one photo ID, or two others."""
+    docs = set(documents)
+    if not docs:
+        raise InvalidResidentData("at least one identity document is required",
+                                  field="identity_documents")
+    if IdentityDocument.INDIVIDUAL_NUMBER_CARD in docs:
+        return AssuranceLevel.HIGH
+    if docs & PHOTO_DOCUMENTS:
+        return AssuranceLevel.SUBSTANTIAL
+    if len(docs) >= 2:
+        return AssuranceLevel.LOW
+    raise InvalidResidentData(
+        "without a photo ID, two identity documents are required", field="identity_documents"
+    )
+
+
+def _letter(x: m.NotificationLetter) -> LetterRecord:
+    return LetterRecord(x.id, x.resident_id, x.number_generation, LetterStatus(x.status),
+                        x.created_at, x.status_changed_at, x.hold_until, list(x.history))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Sex):
+        return value.value
+    return value
+
+
+# --- staff ---------------------------------------------------------------------------------
+
+
+class StaffAuthImpl:
+    """Password (argon2id) + TOTP (RFC 6238, each code usable once), server-side sessions."""
+
+    MAX_FAILED = 10
+
+    def __init__(self, databases: Databases, idle_minutes: int = 15) -> None:
+        self.databases = databases
+        self.idle = dt.timedelta(minutes=idle_minutes)
+        self.hasher = PasswordHasher()
+
+    @staticmethod
+    def _hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def create_staff(
+        self, username: str, display_name: str, municipality_code: str, role: StaffRole,
+        password: str, totp_secret: str | None = None,
+    ) -> str:
+        """Create an account; returns the TOTP secret to enrol in an authenticator app."""
+        if len(password) < 12:
+            raise InvalidResidentData("password must have at least 12 characters",
+                                      field="password")
+        secret = totp_secret or pyotp.random_base32()
+        with self.databases.unit_of_work(CONTEXT) as session:
+            if session.get(m.Municipality, municipality_code) is None:
+                raise UnknownMunicipality("no municipality has this code",
+                                          field="municipality_code")
+            staff = m.Staff(
+                username=username, display_name=display_name,
+                municipality_code=municipality_code, role=role.value,
+                password_hash=self.hasher.hash(password), totp_secret=secret,
+            )
+            session.add(staff)
+            session.flush()
+            audit.record(session, m.AuditEvent, "registry:staff:create", actor="system",
+                         subject=f"staff:{staff.id}", role=role.value)
+        return secret
+
+    def login(self, username: str, password: str, totp_code: str) -> str:
+        if not username or len(username) > 40 or not username.isprintable():
+            raise LoginFailed("user name, password or one-time code is wrong, "
+                              "or the account is locked")
+        with self.databases.unit_of_work(CONTEXT) as session:
+            staff = session.scalars(
+                select(m.Staff).where(m.Staff.username == username).with_for_update()
+            ).first()
+            ok = False
+            if staff is not None and staff.active and staff.failed_logins < self.MAX_FAILED:
+                ok = self._check_password(staff, password) and self._check_totp(staff, totp_code)
+            if not ok:
+                if staff is not None:
+                    staff.failed_logins += 1
+                    audit.record(session, m.AuditEvent, "registry:staff:login_failed",
+                                 actor=f"staff:{staff.id}", subject=f"staff:{staff.id}")
+                failure = True
+            else:
+                assert staff is not None
+                staff.failed_logins = 0
+                token = secrets.token_urlsafe(32)
+                session.add(m.StaffSession(token_hash=self._hash_token(token),
+                                           staff_id=staff.id))
+                audit.record(session, m.AuditEvent, "registry:staff:login",
+                             actor=f"staff:{staff.id}", subject=f"staff:{staff.id}")
+                failure = False
+        if failure:
+            # One message for every failure: do not tell which factor was wrong.
+            raise LoginFailed("user name, password or one-time code is wrong, "
+                              "or the account is locked")
+        return token
+
+    def _check_password(self, staff: m.Staff, password: str) -> bool:
+        try:
+            return self.hasher.verify(staff.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    @staticmethod
+    def _check_totp(staff: m.Staff, code: str) -> bool:
+        code = (code or "").strip()
+        if not (code.isdigit() and len(code) == 6):
+            return False
+        totp = pyotp.TOTP(staff.totp_secret)
+        now = int(utcnow().timestamp())
+        for drift in (-1, 0, 1):
+            step = now // totp.interval + drift
+            if step <= staff.last_totp_step:
+                continue  # a code is good once: replay of a seen code fails
+            if secrets.compare_digest(totp.at(step * totp.interval), code):
+                staff.last_totp_step = step
+                return True
+        return False
+
+    def authenticate(self, token: str) -> StaffPrincipal:
+        if not token:
+            raise SessionExpired("log in first")
+        with self.databases.unit_of_work(CONTEXT) as session:
+            row = session.get(m.StaffSession, self._hash_token(token))
+            now = utcnow()
+            if row is None or row.ended_at is not None:
+                raise SessionExpired("log in first")
+            if now - row.last_seen_at > self.idle:
+                row.ended_at = now
+                expired = True
+            else:
+                row.last_seen_at = now
+                expired = False
+            staff = session.get(m.Staff, row.staff_id)
+        if expired or staff is None or not staff.active:
+            raise SessionExpired("your session ended after inactivity; log in again")
+        return StaffPrincipal(staff.id, staff.username, staff.display_name,
+                              staff.municipality_code, StaffRole(staff.role))
+
+    def logout(self, token: str) -> None:
+        with self.databases.unit_of_work(CONTEXT) as session:
+            row = session.get(m.StaffSession, self._hash_token(token or ""))
+            if row is not None and row.ended_at is None:
+                row.ended_at = utcnow()
+                audit.record(session, m.AuditEvent, "registry:staff:logout",
+                             actor=f"staff:{row.staff_id}", subject=f"staff:{row.staff_id}")
+
+
+def load_municipalities(databases: Databases) -> int:
+    """Insert the reference list of municipalities when the table is empty."""
+    with databases.unit_of_work(CONTEXT) as session:
+        if session.scalar(select(func.count()).select_from(m.Municipality)):
+            return 0
+        rows = load_municipality_rows()
+        session.add_all(m.Municipality(**row) for row in rows)
+        return len(rows)
+
+
+def current_totp(databases: Databases, username: str) -> str | None:
+    """The current one-time code of an account (the CLI offers it in embedded mode only)."""
+    with databases.unit_of_work(CONTEXT) as session:
+        staff = session.scalars(select(m.Staff).where(m.Staff.username == username)).first()
+        return None if staff is None else pyotp.TOTP(staff.totp_secret).now()

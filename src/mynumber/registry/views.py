@@ -1,0 +1,703 @@
+"""Municipal counter pages (HTML) for staff, on the same services as the JSON API.
+
+Security decisions, in one place:
+
+- Login takes both factors (password + one-time code) through ``StaffAuthImpl.login``; the
+  session cookie is the API's (``STAFF_COOKIE``: httponly, SameSite=Strict). Any /counter page
+  without a live session redirects (303) to the login page.
+- Every POST carries a CSRF token (double submit: a random token in an httponly SameSite=Strict
+  cookie and the same token in a hidden field, compared in constant time). The check sits in
+  :class:`CounterRoute`, so no handler can forget it.
+- Reading a record needs a declared reason (閲覧理由), which the service records with the reader;
+  reads are POSTs, so neither the reason nor anything typed into a search lands in a URL.
+- The 個人番号 is never in a URL, a redirect or a log line: lookups by number are POSTs, and the
+  number is shown only in the body of the reveal POST. Pages are ``Cache-Control: no-store`` so
+  a shared terminal's back button or cache does not show the previous clerk's work.
+- A form that fails is shown again with the error and the other values; the field in error and
+  any number field are left empty rather than echoed back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.datastructures import FormData
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from mynumber.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
+from mynumber.registry.api import STAFF_COOKIE, RegistryDep, StaffAuthDep
+from mynumber.registry.interfaces import (
+    IdentityDocument,
+    LetterRecord,
+    LetterStatus,
+    LifeEventRecord,
+    LoginFailed,
+    NewResident,
+    NumberConfirmation,
+    ResidentRecord,
+    ResidentStatus,
+    Sex,
+    StaffPrincipal,
+    StaffRole,
+)
+from mynumber.registry.services import LETTER_TRANSITIONS, RegistryServiceImpl
+from mynumber.web.i18n import MESSAGES
+from mynumber.web.templating import language, render
+
+CSRF_COOKIE = "mn_csrf"
+CSRF_FIELD = "csrf_token"
+LOGIN_PATH = "/counter/login"
+HOME_PATH = "/counter"
+# Longest inputs accepted at login before any hashing (argon2 on megabytes would be a DoS).
+LOGIN_LIMITS = {"username": 40, "password": 200, "totp_code": 10}
+
+SUPERVISORS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
+# 閲覧理由: the reasons a clerk may give for opening a record.
+REASONS = ("move_in", "certificate", "identity", "other")
+SENSITIVE_FIELDS = frozenset({"individual_number", "password", "totp_code"})
+MULTI_FIELDS = frozenset({"identity_documents"})
+
+
+class LoginRequired(Exception):
+    """No live staff session; the route answers with a redirect to the login page."""
+
+    def __init__(self, expired: bool) -> None:
+        super().__init__("login required")
+        self.expired = expired
+
+
+class CounterRoute(APIRoute):
+    """Every counter route: CSRF check on POST, login redirect, errors as HTML, no caching."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            response: Response
+            if request.method == "POST" and not _csrf_ok(request, await request.form()):
+                response = _error_page(request, InvalidInput(
+                    "the form is out of date or did not come from this site; reload and retry",
+                    field=CSRF_FIELD,
+                ), status=403, code="csrf_failed")
+            else:
+                try:
+                    response = await original(request)
+                except LoginRequired as exc:
+                    response = RedirectResponse(
+                        LOGIN_PATH + ("?expired=1" if exc.expired else ""), status_code=303
+                    )
+                    if exc.expired:
+                        response.delete_cookie(STAFF_COOKIE)
+                except DomainError as exc:
+                    response = _error_page(request, exc)
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Referrer-Policy"] = "same-origin"
+            return response
+
+        return handler
+
+
+router = APIRouter(include_in_schema=False, route_class=CounterRoute)
+
+
+# --- plumbing ------------------------------------------------------------------------------
+
+
+def _csrf_ok(request: Request, form: FormData) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    submitted = form.get(CSRF_FIELD)
+    if not cookie or not isinstance(submitted, str) or not submitted:
+        return False
+    return secrets.compare_digest(cookie.encode(), submitted.encode())
+
+
+def _secure(request: Request) -> bool:
+    return str(request.app.state.settings.public_url).startswith("https://")
+
+
+def _set_csrf_cookie(request: Request, response: Response, token: str) -> None:
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
+                        secure=_secure(request), path=HOME_PATH)
+
+
+def _page(request: Request, template: str, *, status: int = 200,
+          staff: StaffPrincipal | None = None, **context: Any) -> HTMLResponse:
+    token = request.cookies.get(CSRF_COOKIE, "")
+    fresh = len(token) < 32  # none yet (or not one of ours): issue one with this page
+    if fresh:
+        token = secrets.token_urlsafe(32)
+    municipalities = {r["code"]: r for r in request.app.state.municipalities}
+    response = render(
+        request, template, status_code=status, csrf_token=token, csrf_field=CSRF_FIELD,
+        staff=staff, muni=lambda code: _municipality_label(municipalities, code), **context,
+    )
+    if fresh:
+        _set_csrf_cookie(request, response, token)
+    return response
+
+
+def _municipality_label(rows: Mapping[str, Mapping[str, str]], code: str | None) -> str:
+    if not code:
+        return ""
+    row = rows.get(code)
+    return f"{row['prefecture']}{row['name']} ({code})" if row else code
+
+
+def _error(request: Request, exc: DomainError, code: str | None = None) -> dict[str, Any]:
+    """The error box's content: a localised title, the field's label and the message."""
+    lang = language(request)
+    code = code or exc.code
+    title = _text(f"error.{code}", lang) or _text("error.generic", lang)
+    field = exc.field
+    field_label = (_text(f"field.{field}", lang) or field) if field else ""
+    return {"code": code, "title": title, "field": field, "field_label": field_label,
+            "detail": exc.detail, "status": exc.status}
+
+
+def _text(key: str, lang: str) -> str:
+    entry = MESSAGES.get(key)
+    return "" if entry is None else entry.get(lang) or entry["ja"]
+
+
+def _error_page(request: Request, exc: DomainError, status: int | None = None,
+                code: str | None = None) -> HTMLResponse:
+    return _page(request, "registry/error.html", status=status or exc.status,
+                 error=_error(request, exc, code))
+
+
+def counter_staff(request: Request, auth: StaffAuthDep) -> StaffPrincipal:
+    token = request.cookies.get(STAFF_COOKIE, "")
+    if not token:
+        raise LoginRequired(expired=False)
+    try:
+        return auth.authenticate(token)
+    except NotAuthenticated:
+        raise LoginRequired(expired=True) from None
+
+
+async def form_data(request: Request) -> FormData:
+    return await request.form()  # parsed once; CounterRoute already read it for CSRF
+
+
+CounterStaff = Annotated[StaffPrincipal, Depends(counter_staff)]
+FormDep = Annotated[FormData, Depends(form_data)]
+# Identifiers are 63-bit in every database; a larger one would overflow rather than not match.
+RecordId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def _value(form: FormData | Mapping[str, Any], name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _kept_values(form: FormData, error_field: str | None = None) -> dict[str, Any]:
+    """What a failed form shows again: everything but secrets and the field in error."""
+    kept: dict[str, Any] = {}
+    for name in form:
+        if name in SENSITIVE_FIELDS or name == CSRF_FIELD or name == error_field:
+            continue
+        values = [v for v in form.getlist(name) if isinstance(v, str)]
+        kept[name] = values if name in MULTI_FIELDS else (values[0] if values else "")
+    return kept
+
+
+def _date(form: FormData, name: str) -> dt.date:
+    text = _value(form, name)
+    if not text:
+        raise InvalidInput(f"{name} is required", field=name)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD)", field=name) from None
+
+
+def _optional_int(form: FormData, name: str) -> int | None:
+    text = _value(form, name)
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
+        raise InvalidInput(f"{name} must be a number", field=name)
+    return int(text)
+
+
+def _sex(form: FormData) -> Sex:
+    try:
+        return Sex(_value(form, "sex"))
+    except ValueError:
+        raise InvalidInput("sex must be male or female", field="sex") from None
+
+
+def _reason(form: FormData) -> str:
+    """The 閲覧理由 as recorded: the chosen purpose (in Japanese, the register's language)
+    followed by the clerk's note; "その他" needs the note."""
+    kind = _value(form, "reason_kind")
+    note = _value(form, "reason_text")
+    if kind not in REASONS:
+        raise InvalidInput("choose a reason for opening the record", field="reason_kind")
+    if kind == "other" and not note:
+        raise InvalidInput("describe the reason for opening the record", field="reason_text")
+    if len(note) > 150:
+        raise InvalidInput("the reason is longer than 150 characters", field="reason_text")
+    label = MESSAGES[f"reason.{kind}"]["ja"]
+    return f"{label}: {note}" if note else label
+
+
+# --- forms ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One input of an event form; its label is the i18n key ``field.<name>``."""
+
+    name: str
+    kind: str = "text"  # text | date | select | checkboxes | number | password
+    required: bool = False
+    options: tuple[str, ...] = ()  # values; labels are ``<option_prefix>.<value>``
+    option_prefix: str = ""
+    maxlength: int = 200
+    hint: bool = False  # show the ``hint.<name>`` text under the input
+
+
+Runner = Callable[[RegistryServiceImpl, StaffPrincipal, int | None, FormData], int]
+
+
+@dataclass(frozen=True)
+class EventForm:
+    """A counter procedure: its URL slug, fields, who may use it and the service call."""
+
+    slug: str
+    fields: tuple[FormField, ...]
+    run: Runner
+    roles: frozenset[StaffRole] | None = None  # None: every role
+    reason: str = "other"  # the 閲覧理由 proposed when the record is opened afterwards
+
+    def allowed(self, staff: StaffPrincipal) -> bool:
+        return self.roles is None or staff.role in self.roles
+
+
+def _occurred_on() -> FormField:
+    return FormField("occurred_on", "date", required=True)
+
+
+NAME_FIELDS = (
+    FormField("family_name", required=True, maxlength=40),
+    FormField("given_name", required=True, maxlength=40),
+    FormField("family_name_kana", required=True, maxlength=80, hint=True),
+    FormField("given_name_kana", required=True, maxlength=80),
+)
+RESIDENT_FIELDS = (
+    *NAME_FIELDS,
+    FormField("birth_date", "date", required=True),
+    FormField("sex", "select", required=True, options=tuple(s.value for s in Sex),
+              option_prefix="sex"),
+    FormField("address", required=True),
+    FormField("postal_code", maxlength=8),
+    FormField("household_id", "number", hint=True),
+    FormField("relationship", maxlength=20),
+    FormField("nationality", maxlength=2),
+    FormField("residence_status", maxlength=40),
+)
+# 職権修正: every correctable item, all optional (an empty input leaves the item as it is).
+CORRECTABLE = tuple(
+    FormField(f.name, f.kind, options=f.options, option_prefix=f.option_prefix,
+              maxlength=f.maxlength)
+    for f in RESIDENT_FIELDS if f.name != "household_id"
+)
+
+
+def _new_resident(staff: StaffPrincipal, form: FormData) -> NewResident:
+    return NewResident(
+        family_name=_value(form, "family_name"),
+        given_name=_value(form, "given_name"),
+        family_name_kana=_value(form, "family_name_kana"),
+        given_name_kana=_value(form, "given_name_kana"),
+        birth_date=_date(form, "birth_date"),
+        sex=_sex(form),
+        municipality_code=staff.municipality_code,
+        address=_value(form, "address"),
+        postal_code=_value(form, "postal_code"),
+        household_id=_optional_int(form, "household_id"),
+        relationship=_value(form, "relationship") or "世帯主",
+        nationality=_value(form, "nationality") or "JP",
+        residence_status=_value(form, "residence_status"),
+    )
+
+
+def _birth(reg: RegistryServiceImpl, staff: StaffPrincipal, _id: int | None,
+           form: FormData) -> int:
+    resident = _new_resident(staff, form)
+    return reg.register_birth(staff, resident, resident.birth_date).id
+
+
+def _move_in(reg: RegistryServiceImpl, staff: StaffPrincipal, _id: int | None,
+             form: FormData) -> int:
+    occurred_on = _date(form, "occurred_on")
+    code = _value(form, "resident_code") or None
+    return reg.register_move_in(staff, _new_resident(staff, form), occurred_on, code).id
+
+
+def _resident_id(resident_id: int | None) -> int:
+    assert resident_id is not None  # the route gives one for every per-resident form
+    return resident_id
+
+
+def _move_out(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
+              form: FormData) -> int:
+    return reg.register_move_out(
+        staff, _resident_id(resident_id),
+        _value(form, "destination_municipality_code") or None, _date(form, "occurred_on"),
+    ).id
+
+
+def _name_change(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
+                 form: FormData) -> int:
+    return reg.change_name(
+        staff, _resident_id(resident_id), _value(form, "family_name"),
+        _value(form, "given_name"), _value(form, "family_name_kana"),
+        _value(form, "given_name_kana"), _date(form, "occurred_on"),
+    ).id
+
+
+def _address_change(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
+                    form: FormData) -> int:
+    return reg.change_address(staff, _resident_id(resident_id), _value(form, "address"),
+                              _value(form, "postal_code"), _date(form, "occurred_on")).id
+
+
+def _death(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
+           form: FormData) -> int:
+    return reg.register_death(staff, _resident_id(resident_id), _date(form, "occurred_on")).id
+
+
+def _correction(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
+                form: FormData) -> int:
+    changes = {f.name: _value(form, f.name) for f in CORRECTABLE if _value(form, f.name)}
+    return reg.correct(staff, _resident_id(resident_id), changes, _value(form, "reason")).id
+
+
+def _reissue(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
+             form: FormData) -> int:
+    return reg.reissue_number(staff, _resident_id(resident_id), _value(form, "reason")).id
+
+
+def _identity_verification(reg: RegistryServiceImpl, staff: StaffPrincipal,
+                           resident_id: int | None, form: FormData) -> int:
+    try:
+        confirmation = NumberConfirmation(_value(form, "number_confirmation"))
+    except ValueError:
+        raise InvalidInput("choose how the number was confirmed",
+                           field="number_confirmation") from None
+    try:
+        documents = [IdentityDocument(v) for v in form.getlist("identity_documents")
+                     if isinstance(v, str)]
+    except ValueError:
+        raise InvalidInput("unknown identity document", field="identity_documents") from None
+    check = reg.verify_identity(staff, _resident_id(resident_id), _value(form, "purpose"),
+                                _value(form, "individual_number"), confirmation, documents)
+    return check.resident_id
+
+
+EVENTS: dict[str, EventForm] = {
+    form.slug: form
+    for form in (
+        EventForm("birth", RESIDENT_FIELDS, _birth),
+        EventForm("move-in", (_occurred_on(), FormField("resident_code", maxlength=13, hint=True),
+                              *RESIDENT_FIELDS), _move_in, reason="move_in"),
+        EventForm("move-out", (_occurred_on(), FormField("destination_municipality_code",
+                                                         maxlength=6, hint=True)), _move_out),
+        EventForm("name-change", (_occurred_on(), *NAME_FIELDS), _name_change),
+        EventForm("address-change", (_occurred_on(), FormField("address", required=True),
+                                     FormField("postal_code", maxlength=8)), _address_change),
+        EventForm("death", (_occurred_on(),), _death),
+        EventForm("correction", (*CORRECTABLE, FormField("reason", required=True)),
+                  _correction, roles=SUPERVISORS),
+        EventForm("reissue", (FormField("reason", required=True),), _reissue,
+                  roles=SUPERVISORS),
+        EventForm("identity-verification", (
+            FormField("purpose", required=True, maxlength=100),
+            FormField("individual_number", "password", required=True, maxlength=14),
+            FormField("number_confirmation", "select", required=True,
+                      options=tuple(c.value for c in NumberConfirmation),
+                      option_prefix="confirmation"),
+            FormField("identity_documents", "checkboxes", required=True,
+                      options=tuple(d.value for d in IdentityDocument),
+                      option_prefix="document"),
+        ), _identity_verification, reason="identity"),
+    )
+}
+NEW_RECORD_EVENTS = ("birth", "move-in")
+RECORD_EVENTS = tuple(slug for slug in EVENTS if slug not in NEW_RECORD_EVENTS)
+LETTER_FIELDS = (
+    FormField("status", "select", required=True, options=tuple(s.value for s in LetterStatus),
+              option_prefix="letter"),
+    FormField("verification_id", "number"),
+)
+DONE_KEYS = frozenset({*EVENTS, "letter"})
+# The procedures offered on a record that is no longer current (the services enforce it too).
+STATUS_EVENTS: dict[ResidentStatus, tuple[str, ...]] = {
+    ResidentStatus.MOVED_OUT: ("death", "correction", "identity-verification"),
+    ResidentStatus.DECEASED: ("correction",),
+}
+
+
+def _defaults(record: ResidentRecord | None = None) -> dict[str, Any]:
+    today = dt.date.today().isoformat()
+    values: dict[str, Any] = {"occurred_on": today, "relationship": "世帯主",
+                              "nationality": "JP"}
+    if record is not None:
+        values.update(family_name=record.family_name, given_name=record.given_name,
+                      family_name_kana=record.family_name_kana,
+                      given_name_kana=record.given_name_kana, address=record.address,
+                      postal_code=record.postal_code)
+    return values
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+@router.get(LOGIN_PATH, response_class=HTMLResponse)
+def login_form(request: Request, expired: str = "") -> HTMLResponse:
+    return _page(request, "registry/login.html", values={}, expired=expired == "1")
+
+
+@router.post(LOGIN_PATH, response_class=HTMLResponse)
+def login(request: Request, auth: StaffAuthDep, form: FormDep) -> Response:
+    values = {name: _value(form, name) for name in LOGIN_LIMITS}
+    try:
+        if any(len(values[n]) > limit for n, limit in LOGIN_LIMITS.items()):
+            raise LoginFailed("user name, password or one-time code is wrong")
+        token = auth.login(values["username"], values["password"], values["totp_code"])
+    except LoginFailed as exc:
+        # One message whatever failed: the page must not tell which factor was wrong.
+        return _page(request, "registry/login.html", status=401,
+                     error=_error(request, exc), values={"username": values["username"]})
+    response = RedirectResponse(HOME_PATH, status_code=303)
+    response.set_cookie(STAFF_COOKIE, token, httponly=True, samesite="strict",
+                        secure=_secure(request))
+    # A new CSRF token for the new session (a token planted before login is worthless).
+    _set_csrf_cookie(request, response, secrets.token_urlsafe(32))
+    return response
+
+
+@router.post("/counter/logout")
+def logout(request: Request, auth: StaffAuthDep) -> Response:
+    auth.logout(request.cookies.get(STAFF_COOKIE, ""))
+    response = RedirectResponse(LOGIN_PATH, status_code=303)
+    response.delete_cookie(STAFF_COOKIE)
+    response.delete_cookie(CSRF_COOKIE, path=HOME_PATH)
+    return response
+
+
+# --- search --------------------------------------------------------------------------------
+
+
+@router.get(HOME_PATH, response_class=HTMLResponse)
+def counter_home(request: Request, staff: CounterStaff) -> HTMLResponse:
+    return _page(request, "registry/search.html", staff=staff, values={}, results=None)
+
+
+@router.post(HOME_PATH, response_class=HTMLResponse)
+def search(request: Request, staff: CounterStaff, registry: RegistryDep,
+           form: FormDep) -> HTMLResponse:
+    try:
+        results = registry.search(staff, _value(form, "q"))
+    except DomainError as exc:
+        return _page(request, "registry/search.html", status=exc.status, staff=staff,
+                     error=_error(request, exc), values=_kept_values(form, exc.field),
+                     results=None)
+    return _page(request, "registry/search.html", staff=staff,
+                 values=_kept_values(form), results=results)
+
+
+@router.post("/counter/lookup-by-number", response_class=HTMLResponse)
+def lookup_by_number(request: Request, staff: CounterStaff, registry: RegistryDep,
+                     form: FormDep) -> HTMLResponse:
+    """Open a record by 個人番号: the number comes in the body and is never shown back."""
+    try:
+        reason = _reason(form)
+        record = registry.find_by_number(staff, _value(form, "individual_number"), reason)
+    except DomainError as exc:
+        return _page(request, "registry/search.html", status=exc.status, staff=staff,
+                     lookup_error=_error(request, exc),
+                     lookup_values=_kept_values(form, exc.field), values={}, results=None)
+    return _record_page(request, staff, registry, record, reason)
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+@router.get("/counter/residents/{resident_id}", response_class=HTMLResponse)
+def reason_form(request: Request, staff: CounterStaff, resident_id: RecordId,
+                done: str | None = None) -> HTMLResponse:
+    """Ask why the record is opened before showing anything of it."""
+    done = done if done in DONE_KEYS else None
+    proposed = EVENTS[done].reason if done in EVENTS else "other"
+    values = {"reason_kind": proposed}
+    return _page(request, "registry/reason.html", staff=staff, resident_id=resident_id,
+                 done=done, values=values)
+
+
+@router.post("/counter/residents/{resident_id}", response_class=HTMLResponse)
+def view_record(request: Request, staff: CounterStaff, registry: RegistryDep,
+                resident_id: RecordId, form: FormDep) -> HTMLResponse:
+    try:
+        reason = _reason(form)
+    except DomainError as exc:
+        return _page(request, "registry/reason.html", status=exc.status, staff=staff,
+                     resident_id=resident_id, done=None, error=_error(request, exc),
+                     values=_kept_values(form, exc.field))
+    record = registry.get_resident(staff, resident_id, reason)
+    return _record_page(request, staff, registry, record, reason)
+
+
+@router.post("/counter/residents/{resident_id}/reveal", response_class=HTMLResponse)
+def reveal_number(request: Request, staff: CounterStaff, registry: RegistryDep,
+                  resident_id: RecordId, form: FormDep) -> HTMLResponse:
+    """Show the 個人番号, in this response's body only; the reveal is recorded with its reason."""
+    try:
+        reason = _reason(form)
+    except DomainError as exc:
+        return _page(request, "registry/reason.html", status=exc.status, staff=staff,
+                     resident_id=resident_id, done=None, error=_error(request, exc),
+                     values=_kept_values(form, exc.field))
+    record = registry.get_resident(staff, resident_id, reason)
+    number = registry.reveal_number(staff, resident_id, reason)
+    return _record_page(request, staff, registry, record, reason, number=number)
+
+
+def _record_page(request: Request, staff: StaffPrincipal, registry: RegistryServiceImpl,
+                 record: ResidentRecord, reason: str, *, number: str | None = None
+                 ) -> HTMLResponse:
+    letters = registry.letters(staff, record.id)
+    verifications = registry.verifications(staff, record.id)
+    history = registry.history(staff, record.id)
+    municipalities = {r["code"]: r for r in request.app.state.municipalities}
+    open_to = STATUS_EVENTS.get(record.status, RECORD_EVENTS)
+    forms = [EVENTS[s] for s in RECORD_EVENTS if s in open_to and EVENTS[s].allowed(staff)]
+    return _page(
+        request, "registry/record.html", staff=staff, record=record, reason=reason,
+        number=number, letters=[(x, _next_statuses(x)) for x in letters],
+        verifications=verifications,
+        history=[(e, _describe(e, language(request), municipalities)) for e in history],
+        procedures=forms, values=_defaults(record), letter_fields=LETTER_FIELDS,
+        reasons=REASONS,
+    )
+
+
+def _next_statuses(letter: LetterRecord) -> list[str]:
+    return sorted(s.value for s in LETTER_TRANSITIONS[letter.status])
+
+
+def _describe(event: LifeEventRecord, lang: str,
+              municipalities: Mapping[str, Mapping[str, str]]) -> list[tuple[str, str]]:
+    """History details as localised (label, text): before -> after for changes, else the value."""
+
+    def label(key: str) -> str:
+        return _text(f"field.{key}", lang) or key
+
+    def show(key: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if value == "abroad":
+            return _text("value.abroad", lang)
+        if key in ("destination", "municipality_code"):
+            return _municipality_label(municipalities, str(value))
+        return str(value)
+
+    details = dict(event.details)
+    before = details.pop("before", {}) or {}
+    after = details.pop("after", {}) or {}
+    lines = [(label(k), f"{show(k, before.get(k))} → {show(k, after.get(k))}")
+             for k in dict.fromkeys([*before, *after]) if before.get(k) != after.get(k)]
+    lines += [(label(k), show(k, v)) for k, v in details.items()]
+    return lines
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+def _event_page(request: Request, staff: StaffPrincipal, form: EventForm,
+                resident_id: int | None, values: Mapping[str, Any], *,
+                error: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
+    action = (f"/counter/{'births' if form.slug == 'birth' else 'move-ins'}"
+              if resident_id is None else f"/counter/residents/{resident_id}/{form.slug}")
+    return _page(request, "registry/event.html", status=status, staff=staff, form=form,
+                 resident_id=resident_id, action=action, values=values, error=error)
+
+
+def _submit(request: Request, staff: StaffPrincipal, registry: RegistryServiceImpl,
+            event: EventForm, resident_id: int | None, form: FormData) -> Response:
+    try:
+        target = event.run(registry, staff, resident_id, form)
+    except DomainError as exc:
+        return _event_page(request, staff, event, resident_id, _kept_values(form, exc.field),
+                           error=_error(request, exc), status=exc.status)
+    # Post/redirect/get: reloading the next page must not register the event twice.
+    return RedirectResponse(f"/counter/residents/{target}?done={event.slug}", status_code=303)
+
+
+@router.get("/counter/births", response_class=HTMLResponse)
+def birth_form(request: Request, staff: CounterStaff) -> HTMLResponse:
+    return _event_page(request, staff, EVENTS["birth"], None, _defaults())
+
+
+@router.post("/counter/births")
+def register_birth(request: Request, staff: CounterStaff, registry: RegistryDep,
+                   form: FormDep) -> Response:
+    return _submit(request, staff, registry, EVENTS["birth"], None, form)
+
+
+@router.get("/counter/move-ins", response_class=HTMLResponse)
+def move_in_form(request: Request, staff: CounterStaff) -> HTMLResponse:
+    return _event_page(request, staff, EVENTS["move-in"], None, _defaults())
+
+
+@router.post("/counter/move-ins")
+def register_move_in(request: Request, staff: CounterStaff, registry: RegistryDep,
+                     form: FormDep) -> Response:
+    return _submit(request, staff, registry, EVENTS["move-in"], None, form)
+
+
+def _record_event(slug: str) -> EventForm:
+    event = EVENTS.get(slug)
+    if event is None or slug in NEW_RECORD_EVENTS:
+        raise NotFound("no such counter procedure")
+    return event
+
+
+@router.get("/counter/residents/{resident_id}/{slug}", response_class=HTMLResponse)
+def event_form(request: Request, staff: CounterStaff, resident_id: RecordId,
+               slug: str) -> HTMLResponse:
+    return _event_page(request, staff, _record_event(slug), resident_id, _defaults())
+
+
+@router.post("/counter/residents/{resident_id}/letters/{letter_id}")
+def update_letter(request: Request, staff: CounterStaff, registry: RegistryDep,
+                  resident_id: RecordId, letter_id: RecordId, form: FormDep) -> Response:
+    try:
+        try:
+            status = LetterStatus(_value(form, "status"))
+        except ValueError:
+            raise InvalidInput("choose the letter's new status", field="status") from None
+        letter = registry.update_letter(staff, letter_id, status,
+                                        _optional_int(form, "verification_id"))
+    except DomainError as exc:
+        return _page(request, "registry/letter.html", status=exc.status, staff=staff,
+                     resident_id=resident_id, letter_id=letter_id, fields=LETTER_FIELDS,
+                     values=_kept_values(form, exc.field), error=_error(request, exc))
+    return RedirectResponse(f"/counter/residents/{letter.resident_id}?done=letter",
+                            status_code=303)
+
+
+@router.post("/counter/residents/{resident_id}/{slug}")
+def submit_event(request: Request, staff: CounterStaff, registry: RegistryDep,
+                 resident_id: RecordId, slug: str, form: FormDep) -> Response:
+    return _submit(request, staff, registry, _record_event(slug), resident_id, form)
+

@@ -1,0 +1,53 @@
+"""Settings, read from ``MYNUMBER_*`` environment variables.
+
+Nothing here connects or reads a key: the composition root (``create_app`` and the CLI) builds
+a :class:`Settings` and hands it on.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    EMBEDDED = "embedded"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MYNUMBER_", extra="ignore")
+
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Field(default=Path("./var"), description="embedded databases and dev keys")
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset means one SQLite file per context"
+    )
+    public_url: str = "http://127.0.0.1:8000"
+    key_dir: Path | None = Field(
+        default=None, description="where key material lives; defaults to DATA_DIR/keys"
+    )
+    session_idle_minutes: int = 15
+    seed_residents: int = 10_000
+    log_level: str = "INFO"
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def keys_path(self) -> Path:
+        return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def is_postgres(self) -> bool:
+        return bool(self.database_url) and self.database_url.startswith("postgresql")  # type: ignore[union-attr]
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (call it in the composition root, not at import)."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,85 @@
+"""Put the contexts' routers, views and error handlers into one FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+
+from mynumber import __version__
+from mynumber.registry import api as registry_api
+from mynumber.registry import views as registry_views
+from mynumber.registry.services import load_municipality_rows
+from mynumber.web import pages, problems
+
+if TYPE_CHECKING:
+    from mynumber.app import Container
+
+STATIC = Path(__file__).parent / "static"
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def assemble(container: Container) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        container.close()
+
+    app = FastAPI(
+        title="mynumber",
+        version=__version__,
+        description=(
+            "An open implementation of Japan's individual number system. Errors are RFC 9457 "
+            "problem details (application/problem+json) with a stable `code`."
+        ),
+        generate_unique_id_function=_operation_id,
+        responses=problems.STANDARD_PROBLEMS,
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    app.state.settings = container.settings
+    app.state.registry = container.registry
+    app.state.staff_auth = container.staff_auth
+    app.state.municipalities = load_municipality_rows()
+    problems.install(app)
+    app.include_router(registry_api.router)
+    app.include_router(pages.router)
+    app.include_router(registry_views.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _add_problem_schema(app)
+    return app
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = problems.Problem.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+        for name, sub in components["Problem"].pop("$defs", {}).items():
+            components.setdefault(name, sub)
+        # FastAPI adds its own 422 (HTTPValidationError); ours is a problem document.
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                responses = operation.get("responses", {})
+                if "422" in responses:
+                    responses["422"] = problems.problem_response(422, "Invalid input")
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

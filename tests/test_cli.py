@@ -1,0 +1,75 @@
+"""The command line as users call it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mynumber.cli import app
+from mynumber.keys import FileKeyProvider
+from mynumber.settings import Settings
+
+runner = CliRunner()
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {"MYNUMBER_DATA_DIR": str(settings.data_dir),
+           "MYNUMBER_KEY_DIR": str(settings.keys_path)}
+    if settings.database_url:
+        env["MYNUMBER_DATABASE_URL"] = settings.database_url
+    return env
+
+
+def test_number_check_accepts_a_valid_number_without_printing_it() -> None:
+    result = runner.invoke(app, ["number", "check", "621498320257", "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {"kind": "individual", "valid": True}
+    assert "621498320257" not in result.stdout
+
+
+def test_number_check_rejects_a_bad_check_digit_with_a_stable_code() -> None:
+    result = runner.invoke(app, ["number", "check", "123456789019", "--json"])
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["valid"] is False and body["code"] == "invalid_checksum"
+    assert "123456789019" not in result.output
+
+
+@pytest.mark.parametrize(("kind", "value"), [
+    ("resident", "24727059608"), ("corporate", "5835678256246"), ("municipality", "131041"),
+])
+def test_number_check_other_kinds(kind: str, value: str) -> None:
+    assert runner.invoke(app, ["number", "check", value, "--kind", kind]).exit_code == 0
+
+
+def test_number_check_unknown_kind_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["number", "check", "1", "--kind", "passport"])
+    assert result.exit_code == 2
+    assert "unknown kind" in result.output
+
+
+def test_db_check_passes_on_a_migrated_database(settings: Settings) -> None:
+    result = runner.invoke(app, ["db", "check"], env=_env(settings))
+    assert result.exit_code == 0, result.output
+    assert "agree" in result.output
+
+
+def test_seed_refuses_production_mode(tmp_path: Path) -> None:
+    keys = FileKeyProvider(tmp_path / "keys", create_missing=False, development=False)
+    for purpose in ("registry.resident_code_pool", "registry.numbering", "registry.number_index"):
+        keys.write_key(purpose, bytes(32), development=False)
+    env = {"MYNUMBER_MODE": "production", "MYNUMBER_KEY_DIR": str(tmp_path / "keys"),
+           "MYNUMBER_DATA_DIR": str(tmp_path),
+           "MYNUMBER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+    result = runner.invoke(app, ["seed", "--residents", "5"], env=env)
+    assert result.exit_code == 1
+    assert "production mode refuses" in result.output
+
+
+def test_unknown_benchmark_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["bench", "nothing"])
+    assert result.exit_code == 2
+    assert "unknown benchmark" in result.output
