@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         default=None, description="where key material lives; defaults to DATA_DIR/keys"
     )
     session_idle_minutes: int = 15
+    pkcs11_library: str | None = Field(
+        default=None, description="PKCS#11 module for the JPKI CA keys; unset means software keys"
+    )
+    pkcs11_token: str | None = Field(default=None, description="PKCS#11 token label")
+    pkcs11_pin: SecretStr | None = Field(default=None, description="PKCS#11 user PIN")
     seed_residents: int = 10_000
     log_level: str = "INFO"
 

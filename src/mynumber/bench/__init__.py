@@ -15,6 +15,8 @@ from typing import Any
 WORKLOADS = {
     "numbering": "mynumber.bench.numbering",
     "import": "mynumber.bench.import_",
+    "jpki-verify": "mynumber.bench.jpki_verify",
+    "ocsp": "mynumber.bench.ocsp",
 }
 
 

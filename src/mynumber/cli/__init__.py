@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from mynumber.cli.main import app
 
 
 def main() -> None:
-    app()
+    """Run the CLI. A user never sees a stack trace: errors they can cause are reported by the
+    commands themselves; anything else is reported by type only (its text may carry personal
+    data), unless MYNUMBER_DEBUG=1."""
+    from mynumber.errors import DomainError
+
+    try:
+        app(standalone_mode=True)
+    except DomainError as exc:
+        print(f"error: {exc.detail} [{exc.code}]", file=sys.stderr)
+        raise SystemExit(1) from None
+    except Exception as exc:
+        if os.environ.get("MYNUMBER_DEBUG") == "1":
+            raise
+        print(f"error: the command failed ({type(exc).__name__}); a change in progress was "
+              "rolled back. Set MYNUMBER_DEBUG=1 to see details.", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 __all__ = ["app", "main"]

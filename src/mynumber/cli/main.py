@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from mynumber.cli import bench as bench_cli
+from mynumber.cli import card as card_cli
 from mynumber.cli import registry as registry_cli
 from mynumber.cli import seed as seed_cli
 from mynumber.cli.common import console, container_from_env, fail
@@ -25,6 +26,7 @@ keys_app = typer.Typer(help="Key material.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(number_app, name="number")
 app.add_typer(registry_cli.app, name="registry")
+app.add_typer(card_cli.app, name="card")
 app.add_typer(staff_app, name="staff")
 app.add_typer(keys_app, name="keys")
 app.command(name="bench")(bench_cli.bench)

@@ -26,6 +26,9 @@ def seed(
         "--seed", help="random seed: the same seed (and --as-of) gives the same people")] = None,
     as_of: Annotated[str | None, typer.Option(
         help="date the ages are counted from, YYYY-MM-DD (default: today)")] = None,
+    cards: Annotated[bool, typer.Option(
+        "--cards/--no-cards", help="give about 75% of the seeded residents a card on pooled "
+        "test keys (embedded mode only; see mynumber.card.seed)")] = True,
 ) -> None:
     """Seed a synthetic population (Faker ja_JP) and, in embedded mode, the demo staff."""
     from mynumber.errors import DomainError
@@ -55,6 +58,21 @@ def seed(
                 if_empty=if_empty, as_of=reference,
                 progress=lambda done: bar.update(task, completed=done),
             )
+        card_result = None
+        if cards and not result.skipped:
+            from mynumber.card.seed import seed_cards
+            from mynumber.registry.seed import current_residents
+
+            with Progress(
+                TextColumn("seeding cards"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=console, transient=True,
+            ) as bar:
+                task = bar.add_task("cards", total=None)
+                card_result = seed_cards(
+                    container, current_residents(container.databases),
+                    seed=DEFAULT_SEED if seed_value is None else seed_value,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
     except DomainError as exc:
         fail(str(exc))
     finally:
@@ -69,6 +87,13 @@ def seed(
             f"seeded {result.created:,} residents in {result.households:,} households "
             f"in {result.seconds:.1f} s (hard cases: "
             + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + ")"
+        )
+    if card_result is not None:
+        console.print(
+            f"seeded {card_result.cards:,} cards ({card_result.signing_certificates:,} signing "
+            f"and {card_result.auth_certificates:,} auth certificates on "
+            f"{card_result.pool_size} pooled test keys, marked POOLED-TEST-KEY-SEED-ONLY) "
+            f"in {card_result.seconds:.1f} s"
         )
     if result.staff_created:
         console.print(f"demo staff created: {', '.join(result.staff_created)} "

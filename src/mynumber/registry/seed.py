@@ -45,6 +45,7 @@ from faker import Faker
 from faker.providers.person.ja_JP import Provider as JaPersonProvider
 from sqlalchemy import func, select
 
+from mynumber import audit
 from mynumber.db import Databases
 from mynumber.registry import models as m
 from mynumber.registry.bulk import BulkResident, store_residents
@@ -52,6 +53,8 @@ from mynumber.registry.interfaces import (
     InvalidResidentData,
     LifeEventKind,
     NewResident,
+    ResidentRecord,
+    ResidentStatus,
     Sex,
     StaffRole,
 )
@@ -60,6 +63,7 @@ from mynumber.registry.services import (
     RegistryServiceImpl,
     StaffAuthImpl,
     load_municipality_rows,
+    to_record,
     validate_new_resident,
 )
 from mynumber.settings import Mode, Settings
@@ -713,6 +717,20 @@ def seed_population(
         result.hard_cases = population.hard_cases
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def current_residents(databases: Databases) -> list[ResidentRecord]:
+    """Every current, numbered resident (for seeding cards), read in one audited transaction."""
+    with databases.unit_of_work(CONTEXT) as session:
+        rows = session.scalars(
+            select(m.Resident).where(m.Resident.status == ResidentStatus.RESIDENT.value,
+                                     m.Resident.number_generation.is_not(None))
+            .order_by(m.Resident.id)
+        ).all()
+        records = [to_record(row) for row in rows]
+        audit.record(session, m.AuditEvent, "registry:residents:read", actor=SEED_ACTOR,
+                     subject="residents", reason="seed cards", count=len(records))
+        return records
 
 
 def ensure_demo_staff(target: SeedTarget) -> list[str]:

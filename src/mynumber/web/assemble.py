@@ -12,6 +12,9 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from mynumber import __version__
+from mynumber.card import api as card_api
+from mynumber.card import views as card_views
+from mynumber.jpki import api as jpki_api
 from mynumber.registry import api as registry_api
 from mynumber.registry import views as registry_views
 from mynumber.registry.services import load_municipality_rows
@@ -48,11 +51,18 @@ def assemble(container: Container) -> FastAPI:
     app.state.settings = container.settings
     app.state.registry = container.registry
     app.state.staff_auth = container.staff_auth
+    app.state.jpki = container.jpki
+    app.state.cards = container.card
     app.state.municipalities = load_municipality_rows()
     problems.install(app)
     app.include_router(registry_api.router)
+    app.include_router(jpki_api.router)
+    app.include_router(jpki_api.protocols)
     app.include_router(pages.router)
     app.include_router(registry_views.router)
+    app.include_router(card_api.router)
+    app.include_router(card_views.router)
+    app.include_router(card_views.public)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_problem_schema(app)
     return app

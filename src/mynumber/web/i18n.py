@@ -351,6 +351,89 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "フォームの有効期限が切れたか、このサイトから送信されていません",
         "en": "The form expired or did not come from this site",
     },
+    # --- 個人番号カード (card/views.py) ---
+    "card.title": {"ja": "マイナンバーカード窓口", "en": "My Number Card counter"},
+    "card.form.apply": {"ja": "交付申請の受付", "en": "Receive a card application"},
+    "card.form.issue": {"ja": "カードの交付", "en": "Issue a card"},
+    "card.form.pin-reset": {"ja": "暗証番号の初期化", "en": "Reset a PIN"},
+    "card.form.suspend": {"ja": "一時利用停止", "en": "Suspend a card"},
+    "card.lead.apply": {
+        "ja": "住民IDを入力すると申請書IDを発行します。",
+        "en": "Enter the resident id to allocate an application ID.",
+    },
+    "card.lead.issue": {
+        "ja": "本人確認の後、本人が4つの暗証番号を設定します。",
+        "en": "After identity verification the holder sets the four PINs.",
+    },
+    "card.lead.pin-reset": {
+        "ja": "本人確認の後、ロックされた暗証番号を新しい暗証番号に設定します。",
+        "en": "After identity verification a locked PIN is set anew.",
+    },
+    "card.lead.suspend": {
+        "ja": "カードを一時利用停止にし、電子証明書2種類を失効させます。",
+        "en": "Suspends the card and revokes both certificates.",
+    },
+    "card.done": {"ja": "処理が完了しました", "en": "Done"},
+    "card.lost.title": {
+        "ja": "マイナンバーカードの紛失・盗難の届出",
+        "en": "Report a lost or stolen My Number Card",
+    },
+    "card.lost.lead": {
+        "ja": (
+            "24時間受け付けます。カードID(または申請書I"
+            "D)、氏名フリガナ、生年月日を入力してください。"
+        ),
+        "en": "Open 24 hours. Enter the card ID (or application ID), the name in kana and the "
+              "date of birth.",
+    },
+    "card.lost.submit": {"ja": "一時利用停止を申し込む", "en": "Suspend my card"},
+    "card.lost.done": {
+        "ja": "カードを一時利用停止にし、電子証明書を失効させました",
+        "en": "The card is suspended and its certificates are revoked",
+    },
+    "field.resident_id": {"ja": "住民ID", "en": "Resident id"},
+    "field.application_id": {"ja": "申請書ID", "en": "Application ID"},
+    "field.card_id": {"ja": "カードID", "en": "Card ID"},
+    "field.expires_on": {"ja": "有効期限", "en": "Valid until"},
+    "field.state": {"ja": "状態", "en": "State"},
+    "field.pin_kind": {"ja": "暗証番号の種類", "en": "PIN"},
+    "field.new_pin": {"ja": "新しい暗証番号", "en": "New PIN"},
+    "field.signing_password": {"ja": "署名用電子証明書の暗証番号", "en": "Signing password"},
+    "field.user_auth_pin": {
+        "ja": "利用者証明用電子証明書の暗証番号",
+        "en": "User authentication PIN",
+    },
+    "field.residence_pin": {"ja": "住民基本台帳用の暗証番号", "en": "Residence record PIN"},
+    "field.card_info_pin": {"ja": "券面事項入力補助用の暗証番号", "en": "Card information PIN"},
+    "field.adult_ward": {"ja": "成年被後見人", "en": "Adult ward"},
+    "hint.application_id": {"ja": "23桁 (検査用数字つき)", "en": "23 digits with a check digit"},
+    "hint.signing_password": {
+        "ja": "英大文字と数字で6〜16文字。他の3つは数字4桁です。",
+        "en": "6-16 upper-case letters and digits; the other three are 4 digits.",
+    },
+    "pin.signing": {"ja": "署名用電子証明書", "en": "Signing password"},
+    "pin.user_auth": {"ja": "利用者証明用電子証明書", "en": "User authentication"},
+    "pin.residence": {"ja": "住民基本台帳用", "en": "Residence record"},
+    "pin.card_info": {"ja": "券面事項入力補助用", "en": "Card information"},
+    "yesno.no": {"ja": "いいえ", "en": "No"},
+    "yesno.yes": {"ja": "はい", "en": "Yes"},
+    "error.application_not_found": {"ja": "申請が見つかりません", "en": "Application not found"},
+    "error.invalid_application_id": {
+        "ja": "申請書IDが正しくありません",
+        "en": "Invalid application ID",
+    },
+    "error.card_not_found": {"ja": "カードが見つかりません", "en": "Card not found"},
+    "error.card_state_conflict": {
+        "ja": "カードの現在の状態ではできません", "en": "Not allowed in the card's current state",
+    },
+    "error.identity_not_verified": {
+        "ja": "本人確認ができませんでした",
+        "en": "Identity not verified",
+    },
+    "error.pin_refused": {"ja": "暗証番号の形式が正しくありません", "en": "PIN refused"},
+    "error.loss_report_not_matched": {
+        "ja": "入力内容が一致しません", "en": "The details do not match",
+    },
 }
 
 

@@ -1,0 +1,1 @@
+"""個人番号カード (My Number Card): applications, issuance and the virtual IC chip."""

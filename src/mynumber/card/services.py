@@ -1,0 +1,684 @@
+"""The card context: applications, counter issuance, PINs, loss, renewal, reissue, smartphone
+certificates and the free area, backed by the ``card`` database.
+
+Where things live:
+
+- The card context's database keeps public data only (ids, states, dates, serials, public keys).
+- The chip (:class:`~mynumber.card.chip.VirtualCard`) is the holder's. In embedded mode the
+  :class:`CardStore` keeps it under ``DATA_DIR/cards/<card_id>.json`` (mode 0600), standing in
+  for the card in the resident's pocket; the CLI and tests load it from there.
+- Certificates come from JPKI through :class:`~mynumber.jpki.interfaces.JpkiService`; identity
+  verification from the registry's ``verify_identity`` (recorded there).
+
+Every change is one card-database transaction with its audit record; calls into JPKI (another
+database) happen before it, and a failed card write after a certificate was issued revokes
+that certificate again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mynumber import audit
+from mynumber.card import models as m
+from mynumber.card.chip import CardError, FailedPinEvent, PinFormatError, PinKind, VirtualCard
+from mynumber.card.interfaces import (
+    ApplicationNotFound,
+    ApplicationRecord,
+    ApplicationState,
+    CardNotFound,
+    CardRecord,
+    CardState,
+    CardStateConflict,
+    FreeAreaEntry,
+    IdentityCheck,
+    IdentityNotVerified,
+    InvalidApplicationId,
+    IssuedPins,
+    LossReport,
+    LossReportNotMatched,
+    PinRefused,
+    SmartphoneCredential,
+    smartphone_enrolment_message,
+)
+from mynumber.codes import application_id as application_ids
+from mynumber.codes import kana
+from mynumber.codes.exceptions import ValidationError
+from mynumber.db import Databases, utcnow
+from mynumber.errors import InvalidInput, NotFound
+from mynumber.jpki.interfaces import (
+    CertificateKind,
+    CertificateState,
+    Device,
+    JpkiService,
+    RevocationReason,
+)
+from mynumber.registry.interfaces import (
+    SYSTEM,
+    AssuranceLevel,
+    IdentityDocument,
+    NumberConfirmation,
+    ResidentRecord,
+    ResidentStatus,
+    Sex,
+    StaffPrincipal,
+    VerificationRecord,
+)
+
+CONTEXT = "card"
+#: A counter PIN reset must follow an identity verification this recent.
+FRESH_VERIFICATION = dt.timedelta(minutes=10)
+RENEWAL_WINDOW_MONTHS = 3
+SIGNING_MIN_AGE = 15
+ACCEPTED_LEVELS = frozenset({AssuranceLevel.SUBSTANTIAL, AssuranceLevel.HIGH})
+ISSUANCE_PURPOSE = "個人番号カード交付"
+BOTH = (CertificateKind.SIGNING, CertificateKind.AUTH)
+APP_ID_MAX = 40
+ISSUER_MAX = 100
+
+
+class RegistryForCards(Protocol):
+    """The part of the registry service the card context uses."""
+
+    def get_resident(
+        self, actor: StaffPrincipal, resident_id: int, reason: str
+    ) -> ResidentRecord: ...
+
+    def verify_identity(
+        self, actor: StaffPrincipal, resident_id: int, purpose: str, presented_number: str,
+        number_confirmation: NumberConfirmation, documents: Sequence[IdentityDocument],
+    ) -> VerificationRecord: ...
+
+    def verifications(
+        self, actor: StaffPrincipal, resident_id: int
+    ) -> list[VerificationRecord]: ...
+
+
+# --- pure rules ----------------------------------------------------------------------------
+
+
+def _anniversary(birth: dt.date, year: int) -> dt.date:
+    try:
+        return birth.replace(year=year)
+    except ValueError:  # 29 February in a common year: the day before
+        return dt.date(year, 2, 28)
+
+
+def age_on(birth_date: dt.date, day: dt.date) -> int:
+    years = day.year - birth_date.year
+    return years - 1 if day < _anniversary(birth_date, day.year) else years
+
+
+def card_expiry(birth_date: dt.date, issued_on: dt.date) -> dt.date:
+    """The card is valid to the holder's 10th birthday after issue (5th if under 18)."""
+    count = 5 if age_on(birth_date, issued_on) < 18 else 10
+    first = _anniversary(birth_date, issued_on.year)
+    first_year = issued_on.year if first > issued_on else issued_on.year + 1
+    return _anniversary(birth_date, first_year + count - 1)
+
+
+def months_before(day: dt.date, months: int) -> dt.date:
+    month_index = day.year * 12 + day.month - 1 - months
+    year, month = divmod(month_index, 12)
+    for d in (day.day, 30, 29, 28):
+        try:
+            return dt.date(year, month + 1, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def validate_application_id(value: str) -> str:
+    """Validate a 申請書ID (check digit first: a mistyped ID never matches someone else's)."""
+    try:
+        return application_ids.validate(value)
+    except (ValidationError, TypeError, AttributeError) as exc:
+        raise InvalidApplicationId(f"application_id: {exc}", field="application_id") from None
+
+
+def _kana_key(value: str) -> str:
+    try:
+        return kana.normalize_kana(value).replace(" ", "").replace("\u3000", "")
+    except (ValueError, TypeError):
+        return ""
+
+
+# --- the holder's side --------------------------------------------------------------------
+
+
+class CardStore:
+    """Virtual card files, one per card: ``<directory>/<card_id>.json`` (0600)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path(self, card_id: str) -> Path:
+        if not (card_id.isascii() and card_id.isalnum() and len(card_id) <= 32):
+            raise CardNotFound("no card with this id", field="card_id")
+        return self.directory / f"{card_id}.json"
+
+    def save(self, card: VirtualCard) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.path(card.card_id)
+        card.save(path)
+        return path
+
+    def load(self, card_id: str,
+             on_failed_pin: Callable[[FailedPinEvent], None] | None = None) -> VirtualCard:
+        path = self.path(card_id)
+        if not path.exists():
+            raise CardNotFound("this card's chip is not held here", field="card_id")
+        return VirtualCard.load(path, on_failed_pin=on_failed_pin)
+
+
+# --- the service --------------------------------------------------------------------------
+
+
+def _application(row: m.Application) -> ApplicationRecord:
+    return ApplicationRecord(row.id, row.application_id, row.resident_id,
+                             ApplicationState(row.state), row.received_at, row.card_id)
+
+
+def _card(row: m.Card) -> CardRecord:
+    return CardRecord(row.card_id, row.resident_id, row.application_id, CardState(row.state),
+                      row.issued_on, row.expires_on, _int(row.signing_serial),
+                      _int(row.auth_serial), row.replaced_by)
+
+
+def _int(serial: str | None) -> int | None:
+    return None if serial is None else int(serial)
+
+
+def _text(serial: int | None) -> str | None:
+    return None if serial is None else str(serial)
+
+
+def _pem(public_key: rsa.RSAPublicKey) -> str:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode("ascii")
+
+
+class CardServiceImpl:
+    """The card context's service."""
+
+    def __init__(
+        self, databases: Databases, registry: RegistryForCards, jpki: JpkiService,
+        store: CardStore, today: Callable[[], dt.date] | None = None,
+    ) -> None:
+        self.databases = databases
+        self.registry = registry
+        self.jpki = jpki
+        self.store = store
+        self._today = today or (lambda: utcnow().date())
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self.databases.unit_of_work(CONTEXT) as session:
+            yield session
+
+    @staticmethod
+    def _audit(session: Session, tag: str, actor: str, subject: str,
+               reason: str | None = None, **details: Any) -> None:
+        audit.record(session, m.AuditEvent, tag, actor=actor, subject=subject, reason=reason,
+                     **details)
+
+    def _card_row(self, session: Session, card_id: str, *, lock: bool = False) -> m.Card:
+        if not isinstance(card_id, str) or not card_id or len(card_id) > 16:
+            raise CardNotFound("no card with this id", field="card_id")
+        stmt = select(m.Card).where(m.Card.card_id == card_id.upper())
+        if lock:
+            stmt = stmt.with_for_update()
+        row = session.scalars(stmt).first()
+        if row is None:
+            raise CardNotFound("no card with this id", field="card_id")
+        if row.state == CardState.ACTIVE.value and row.expires_on < self._today():
+            row.state = CardState.EXPIRED.value
+            row.state_changed_at = utcnow()
+        return row
+
+    def _verify(self, actor: StaffPrincipal, resident_id: int, check: IdentityCheck,
+                purpose: str) -> VerificationRecord:
+        """本人確認 through the registry (recorded there); refuse unless the number matched and
+        the documents give at least substantial assurance."""
+        try:
+            confirmation = NumberConfirmation(check.number_confirmation)
+            documents = [IdentityDocument(d) for d in check.documents]
+        except ValueError:
+            raise InvalidInput("unknown number confirmation or identity document",
+                               field="identity_documents") from None
+        record = self.registry.verify_identity(actor, resident_id, purpose,
+                                               check.individual_number, confirmation, documents)
+        if not record.number_matched or record.assurance_level not in ACCEPTED_LEVELS:
+            raise IdentityNotVerified(
+                "identity verification failed: the number did not match or the documents "
+                "are not enough (a photo ID is required)", field="individual_number",
+                verification_id=record.id,
+            )
+        return record
+
+    def _is_fresh(self, actor: StaffPrincipal, resident_id: int, verification_id: int) -> bool:
+        now = utcnow()
+        for record in self.registry.verifications(actor, resident_id):
+            if record.id == verification_id:
+                return (
+                    record.number_matched and record.assurance_level in ACCEPTED_LEVELS
+                    and record.resident_id == resident_id
+                    and now - record.verified_at <= FRESH_VERIFICATION
+                )
+        return False
+
+    # -- applications -----------------------------------------------------------------------
+    def apply(self, actor: StaffPrincipal, resident_id: int) -> ApplicationRecord:
+        """Receive a card application (交付申請) and give it a unique 申請書ID."""
+        resident = self.registry.get_resident(actor, resident_id, "個人番号カード交付申請")
+        if resident.status is not ResidentStatus.RESIDENT or not resident.numbered:
+            raise CardStateConflict("only a numbered, current resident can apply",
+                                    field="resident_id")
+        for _attempt in range(10):
+            try:
+                with self._transaction() as session:
+                    row = m.Application(application_id=application_ids.generate(),
+                                        resident_id=resident.id, received_by=actor.actor)
+                    session.add(row)
+                    session.flush()
+                    self._audit(session, "card:application:receive", actor.actor,
+                                f"resident:{resident.id}", application=row.id)
+                    return _application(row)
+            except IntegrityError:  # the 10^22 space collided: draw again
+                continue
+        raise RuntimeError("could not allocate a unique application ID")
+
+    def application(self, application_id: str) -> ApplicationRecord:
+        number = validate_application_id(application_id)
+        with self._transaction() as session:
+            row = session.scalars(
+                select(m.Application).where(m.Application.application_id == number)
+            ).first()
+            if row is None:
+                raise ApplicationNotFound("no application with this ID", field="application_id")
+            return _application(row)
+
+    def applications_of(self, resident_id: int) -> list[ApplicationRecord]:
+        with self._transaction() as session:
+            rows = session.scalars(
+                select(m.Application).where(m.Application.resident_id == resident_id)
+                .order_by(m.Application.id)
+            ).all()
+            return [_application(r) for r in rows]
+
+    # -- issuance ---------------------------------------------------------------------------
+    def issue(
+        self, actor: StaffPrincipal, application_id: str, check: IdentityCheck,
+        pins: IssuedPins, *, adult_ward: bool = False,
+    ) -> tuple[CardRecord, VirtualCard]:
+        """Issue the card at the counter (交付): identity verification, a new chip with the
+        resident's four PINs and keys generated inside it, certificates from JPKI."""
+        application = self.application(application_id)
+        if application.state is not ApplicationState.RECEIVED:
+            raise CardStateConflict("this application was already issued a card",
+                                    field="application_id")
+        self._verify(actor, application.resident_id, check, ISSUANCE_PURPOSE)
+        resident = self.registry.get_resident(actor, application.resident_id, ISSUANCE_PURPOSE)
+        record, card = self._mint(actor, resident, application.application_id, check, pins,
+                                  adult_ward, previous=None)
+        return record, card
+
+    def _mint(
+        self, actor: StaffPrincipal, resident: ResidentRecord, application_id: str,
+        check: IdentityCheck, pins: IssuedPins, adult_ward: bool, previous: str | None,
+    ) -> tuple[CardRecord, VirtualCard]:
+        today = self._today()
+        try:
+            card = VirtualCard.issue(
+                individual_number=check.individual_number, name=resident.name,
+                address=resident.address, date_of_birth=resident.birth_date,
+                sex="男" if resident.sex is Sex.MALE else "女",
+                signing_password=pins.signing_password, user_auth_pin=pins.user_auth_pin,
+                residence_pin=pins.residence_pin, card_info_pin=pins.card_info_pin,
+                on_failed_pin=self.record_failed_pin,
+            )
+        except PinFormatError as exc:
+            raise PinRefused(str(exc), field=f"pin_{exc.pin_kind.value}") from None
+        expires_on = card_expiry(resident.birth_date, today)
+        with_signing = age_on(resident.birth_date, today) >= SIGNING_MIN_AGE and not adult_ward
+        issued: list[int] = []
+        try:
+            auth_key = card.generate_key("auth")
+            auth = self.jpki.issue_certificate(resident.id, CertificateKind.AUTH,
+                                               _pem(auth_key), expires_on)
+            issued.append(auth.serial)
+            card.install_certificate("auth", auth.pem)
+            signing_serial: int | None = None
+            signing_key_pem: str | None = None
+            if with_signing:
+                signing_key = card.generate_key("signing")
+                signing_key_pem = _pem(signing_key)
+                signing = self.jpki.issue_certificate(
+                    resident.id, CertificateKind.SIGNING, signing_key_pem, expires_on,
+                    adult_ward=adult_ward,
+                )
+                issued.append(signing.serial)
+                card.install_certificate("signing", signing.pem)
+                signing_serial = signing.serial
+            self.store.save(card)
+            with self._transaction() as session:
+                row = m.Card(
+                    card_id=card.card_id, resident_id=resident.id,
+                    application_id=application_id, state=CardState.ACTIVE.value,
+                    issued_on=today, expires_on=expires_on, signing_serial=_text(signing_serial),
+                    auth_serial=str(auth.serial), signing_public_key=signing_key_pem,
+                    auth_public_key=_pem(auth_key),
+                )
+                session.add(row)
+                app_row = session.scalars(
+                    select(m.Application).where(m.Application.application_id == application_id)
+                ).one()
+                app_row.state = ApplicationState.ISSUED.value
+                app_row.card_id = card.card_id
+                session.flush()
+                self._audit(session, "card:card:issue", actor.actor, f"card:{card.card_id}",
+                            resident=resident.id, previous=previous,
+                            signing=signing_serial is not None)
+                return _card(row), card
+        except BaseException:
+            for serial in issued:  # compensate: a certificate for a card that does not exist
+                with suppress(Exception):  # keep the original error
+                    self.jpki.revoke(serial, RevocationReason.CESSATION, actor.actor)
+            raise
+
+    # -- reads ------------------------------------------------------------------------------
+    def card(self, card_id: str) -> CardRecord:
+        with self._transaction() as session:
+            return _card(self._card_row(session, card_id))
+
+    def cards_of(self, resident_id: int) -> list[CardRecord]:
+        with self._transaction() as session:
+            ids = session.scalars(
+                select(m.Card.card_id).where(m.Card.resident_id == resident_id)
+                .order_by(m.Card.issued_on, m.Card.card_id)
+            ).all()
+            return [_card(self._card_row(session, cid)) for cid in ids]
+
+    # -- PINs -------------------------------------------------------------------------------
+    def record_failed_pin(self, event: FailedPinEvent) -> None:
+        """The chip's ``on_failed_pin``: every failed entry leaves an audit record."""
+        with self._transaction() as session:
+            self._audit(session, "card:pin:failed", "holder", f"card:{event.card_id}",
+                        pin_kind=event.pin_kind.value, remaining=event.remaining,
+                        locked=event.remaining == 0, was_locked=event.was_locked)
+
+    def open_card(self, card_id: str) -> VirtualCard:
+        """The holder's chip, wired so failed PINs are audited (embedded mode)."""
+        return self.store.load(card_id, on_failed_pin=self.record_failed_pin)
+
+    def reset_pin(
+        self, actor: StaffPrincipal, card_id: str, pin_kind: PinKind | str, new_pin: str,
+        check: IdentityCheck,
+    ) -> None:
+        """初期化 at the counter: a new PIN after identity verification."""
+        try:
+            kind = PinKind(pin_kind)
+        except ValueError:
+            raise InvalidInput("unknown PIN kind", field="pin_kind") from None
+        record = self.card(card_id)
+        if record.state is not CardState.ACTIVE:
+            raise CardStateConflict(f"the card is {record.state.value}", field="card_id")
+        verification = self._verify(actor, record.resident_id, check, "暗証番号の初期化")
+        card = self.open_card(record.card_id)
+
+        def authorize(cid: str, which: PinKind) -> bool:
+            return (cid == record.card_id and which is kind
+                    and self._is_fresh(actor, record.resident_id, verification.id))
+
+        try:
+            card.counter_reset(kind, new_pin, authorize)
+        except PinFormatError as exc:
+            raise PinRefused(str(exc), field="new_pin") from None
+        except CardError as exc:
+            raise IdentityNotVerified(str(exc)) from None
+        self.store.save(card)
+        with self._transaction() as session:
+            self._audit(session, "card:pin:reset", actor.actor, f"card:{record.card_id}",
+                        pin_kind=kind.value, verification=verification.id)
+
+    # -- loss, suspension ---------------------------------------------------------------------
+    def _suspend(self, card_id: str, actor: str, channel: str) -> LossReport:
+        with self._transaction() as session:
+            row = self._card_row(session, card_id, lock=True)
+            if row.state == CardState.SUSPENDED.value:
+                return LossReport(row.card_id, CardState.SUSPENDED, ())
+            if row.state != CardState.ACTIVE.value:
+                raise CardStateConflict(f"the card is {row.state}", field="card_id")
+            resident_id, cid = row.resident_id, row.card_id
+        revoked = self.jpki.revoke_for_resident(resident_id, BOTH, RevocationReason.LOST, actor,
+                                                device=Device.CARD)
+        with self._transaction() as session:
+            row = self._card_row(session, cid, lock=True)
+            row.state = CardState.SUSPENDED.value
+            row.state_changed_at = utcnow()
+            self._audit(session, "card:card:suspend", actor, f"card:{cid}", channel=channel,
+                        revoked=list(revoked))
+        return LossReport(cid, CardState.SUSPENDED, tuple(revoked))
+
+    def suspend(self, actor: StaffPrincipal, card_id: str) -> LossReport:
+        """一時利用停止 at the counter: suspend the card and revoke both certificates."""
+        record = self.card(card_id)
+        self.registry.get_resident(actor, record.resident_id, "個人番号カード一時利用停止")
+        return self._suspend(record.card_id, actor.actor, "counter")
+
+    def report_lost(self, identifier: str, name_kana: str, birth_date: dt.date,
+                    channel: str = "call_centre") -> LossReport:
+        """24/7 loss or theft report: the card id (or 申請書ID), the kana name and the birth
+        date must all match; a mismatch says no more than that."""
+        generic = LossReportNotMatched(
+            "the details do not match a card we can suspend; check them or call the centre"
+        )
+        identifier = (identifier or "").strip().replace(" ", "").replace("-", "")
+        card_id: str | None = None
+        if identifier.isdigit() and len(identifier) == application_ids.LENGTH:
+            number = validate_application_id(identifier)
+            with self._transaction() as session:
+                card_id = session.scalars(
+                    select(m.Application.card_id).where(m.Application.application_id == number)
+                ).first()
+        elif identifier.isascii() and identifier.isalnum() and len(identifier) <= 16:
+            card_id = identifier.upper()
+        if card_id is None:
+            raise generic
+        try:
+            record = self.card(card_id)
+        except NotFound:
+            raise generic from None
+        resident = self.registry.get_resident(SYSTEM, record.resident_id,
+                                              "個人番号カード紛失届の照合")
+        given = _kana_key(name_kana)
+        if (not given or given != _kana_key(resident.name_kana)
+                or resident.birth_date != birth_date):
+            with self._transaction() as session:
+                self._audit(session, "card:loss:mismatch", channel, f"card:{record.card_id}")
+            raise generic
+        if record.state not in (CardState.ACTIVE, CardState.SUSPENDED):
+            raise generic
+        return self._suspend(record.card_id, f"{channel}", channel)
+
+    # -- renewal and reissue ------------------------------------------------------------------
+    def renew(self, actor: StaffPrincipal, card_id: str, check: IdentityCheck,
+              pins: IssuedPins, *, adult_ward: bool = False) -> tuple[CardRecord, VirtualCard]:
+        """更新: from 3 months before expiry, a new card with new keys and certificates; the
+        old certificates are revoked as superseded and linked to the new serials."""
+        old = self.card(card_id)
+        if old.state is not CardState.ACTIVE:
+            raise CardStateConflict(f"the card is {old.state.value}", field="card_id")
+        opens = months_before(old.expires_on, RENEWAL_WINDOW_MONTHS)
+        if self._today() < opens:
+            raise CardStateConflict(f"renewal opens on {opens.isoformat()}", field="card_id")
+        return self._replace(actor, old, check, pins, adult_ward, "更新")
+
+    def reissue(self, actor: StaffPrincipal, card_id: str, check: IdentityCheck,
+                pins: IssuedPins, *, adult_ward: bool = False) -> tuple[CardRecord, VirtualCard]:
+        """再交付 after loss: a new card with new keys; the new serials are linked."""
+        old = self.card(card_id)
+        if old.state is not CardState.SUSPENDED:
+            raise CardStateConflict("reissue needs a card reported lost (suspended)",
+                                    field="card_id")
+        return self._replace(actor, old, check, pins, adult_ward, "再交付")
+
+    def _replace(self, actor: StaffPrincipal, old: CardRecord, check: IdentityCheck,
+                 pins: IssuedPins, adult_ward: bool, purpose: str
+                 ) -> tuple[CardRecord, VirtualCard]:
+        self._verify(actor, old.resident_id, check, f"個人番号カード{purpose}")
+        resident = self.registry.get_resident(actor, old.resident_id, f"個人番号カード{purpose}")
+        new, card = self._mint(actor, resident, old.application_id, check, pins, adult_ward,
+                               previous=old.card_id)
+        for old_serial, new_serial in ((old.signing_serial, new.signing_serial),
+                                       (old.auth_serial, new.auth_serial)):
+            if old_serial is None:
+                continue
+            if self.jpki.state(old_serial) is CertificateState.GOOD:
+                self.jpki.revoke(old_serial, RevocationReason.SUPERSEDED, actor.actor)
+            if new_serial is not None:
+                self.jpki.link_serials(old_serial, new_serial)
+        with self._transaction() as session:
+            row = self._card_row(session, old.card_id, lock=True)
+            row.state = CardState.REVOKED.value
+            row.replaced_by = new.card_id
+            row.state_changed_at = utcnow()
+            self._audit(session, "card:card:replace", actor.actor, f"card:{old.card_id}",
+                        reason=purpose, new_card=new.card_id)
+        return new, card
+
+    # -- smartphone -------------------------------------------------------------------------
+    def issue_smartphone(
+        self, card_id: str, signing_public_key_pem: str, auth_public_key_pem: str,
+        proof: bytes,
+    ) -> SmartphoneCredential:
+        """スマホ用電子証明書: the phone's own key pairs, certified because the card's signing
+        key (after its signing password) signed :func:`smartphone_enrolment_message`."""
+        record = self.card(card_id)
+        with self._transaction() as session:
+            row = self._card_row(session, record.card_id)
+            card_key_pem = row.signing_public_key
+        if record.state is not CardState.ACTIVE or record.signing_serial is None \
+                or card_key_pem is None:
+            raise CardStateConflict("needs an active card with a signing certificate",
+                                    field="card_id")
+        if self.jpki.state(record.signing_serial) is not CertificateState.GOOD:
+            raise CardStateConflict("the card's signing certificate is not valid",
+                                    field="card_id")
+        try:
+            phone_keys = [serialization.load_pem_public_key(p.encode("ascii"))
+                          for p in (signing_public_key_pem, auth_public_key_pem)]
+        except (ValueError, UnicodeError):
+            raise InvalidInput("the phone's public keys must be PEM", field="public_key") \
+                from None
+        if not all(isinstance(k, rsa.RSAPublicKey) and k.key_size >= 2048
+                   for k in phone_keys):
+            raise InvalidInput("the phone's keys must be RSA-2048 or larger", field="public_key")
+        ders = [k.public_bytes(serialization.Encoding.DER,
+                               serialization.PublicFormat.SubjectPublicKeyInfo)
+                for k in phone_keys]
+        card_key = serialization.load_pem_public_key(card_key_pem.encode("ascii"))
+        assert isinstance(card_key, rsa.RSAPublicKey)
+        try:
+            card_key.verify(proof, smartphone_enrolment_message(record.card_id, *ders),
+                            padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            with self._transaction() as session:
+                self._audit(session, "card:smartphone:refused", "holder",
+                            f"card:{record.card_id}")
+            raise IdentityNotVerified("the card's signature over the phone's keys is not valid",
+                                      field="proof") from None
+        signing = self.jpki.issue_certificate(
+            record.resident_id, CertificateKind.SIGNING, signing_public_key_pem,
+            record.expires_on, device=Device.SMARTPHONE,
+        )
+        auth = self.jpki.issue_certificate(
+            record.resident_id, CertificateKind.AUTH, auth_public_key_pem, record.expires_on,
+            device=Device.SMARTPHONE,
+        )
+        with self._transaction() as session:
+            cred = m.SmartphoneCredential(card_id=record.card_id,
+                                          resident_id=record.resident_id,
+                                          signing_serial=str(signing.serial),
+                                          auth_serial=str(auth.serial))
+            session.add(cred)
+            session.flush()
+            self._audit(session, "card:smartphone:issue", "holder", f"card:{record.card_id}",
+                        credential=cred.id)
+            return SmartphoneCredential(cred.id, record.card_id, signing.serial, auth.serial,
+                                        True, (signing.pem, auth.pem))
+
+    def revoke_smartphone(self, credential_id: int, actor: str) -> list[int]:
+        """Revoke the smartphone certificates on their own; the card's stay valid."""
+        with self._transaction() as session:
+            cred = session.get(m.SmartphoneCredential, credential_id)
+            if cred is None:
+                raise NotFound("no smartphone credential with this id", field="credential_id")
+            resident_id = cred.resident_id
+        revoked = self.jpki.revoke_for_resident(resident_id, BOTH,
+                                                RevocationReason.DEVICE_REVOKED, actor,
+                                                device=Device.SMARTPHONE)
+        with self._transaction() as session:
+            cred = session.get(m.SmartphoneCredential, credential_id)
+            assert cred is not None
+            cred.active = False
+            self._audit(session, "card:smartphone:revoke", actor, f"card:{cred.card_id}",
+                        credential=credential_id, revoked=list(revoked))
+        return list(revoked)
+
+    # -- free area --------------------------------------------------------------------------
+    def register_app(self, actor: StaffPrincipal, card_id: str, app_id: str,
+                     issuer: str) -> FreeAreaEntry:
+        """Register an application in the card's free area (空き領域)."""
+        app_id, issuer = (app_id or "").strip(), (issuer or "").strip()
+        if not app_id or len(app_id) > APP_ID_MAX:
+            raise InvalidInput(f"app_id must be 1 to {APP_ID_MAX} characters", field="app_id")
+        if not issuer or len(issuer) > ISSUER_MAX:
+            raise InvalidInput(f"issuer must be 1 to {ISSUER_MAX} characters", field="issuer")
+        with self._transaction() as session:
+            row = self._card_row(session, card_id, lock=True)
+            if row.state != CardState.ACTIVE.value:
+                raise CardStateConflict(f"the card is {row.state}", field="card_id")
+            exists = session.scalars(select(m.FreeAreaApp).where(
+                m.FreeAreaApp.card_id == row.card_id, m.FreeAreaApp.app_id == app_id)).first()
+            if exists is not None:
+                raise CardStateConflict("this application is already on the card",
+                                        field="app_id")
+            entry = m.FreeAreaApp(card_id=row.card_id, app_id=app_id, issuer=issuer)
+            session.add(entry)
+            session.flush()
+            self._audit(session, "card:free_area:register", actor.actor, f"card:{row.card_id}",
+                        app_id=app_id)
+            return FreeAreaEntry(entry.id, row.card_id, app_id, issuer, entry.registered_at)
+
+    def free_area(self, card_id: str) -> list[FreeAreaEntry]:
+        with self._transaction() as session:
+            row = self._card_row(session, card_id)
+            entries = session.scalars(select(m.FreeAreaApp).where(
+                m.FreeAreaApp.card_id == row.card_id).order_by(m.FreeAreaApp.id)).all()
+            return [FreeAreaEntry(e.id, e.card_id, e.app_id, e.issuer, e.registered_at)
+                    for e in entries]
+
+    def remove_app(self, actor: StaffPrincipal, card_id: str, app_id: str) -> None:
+        with self._transaction() as session:
+            row = self._card_row(session, card_id)
+            entry = session.scalars(select(m.FreeAreaApp).where(
+                m.FreeAreaApp.card_id == row.card_id, m.FreeAreaApp.app_id == app_id)).first()
+            if entry is None:
+                raise NotFound("this application is not on the card", field="app_id")
+            session.delete(entry)
+            self._audit(session, "card:free_area:remove", actor.actor, f"card:{row.card_id}",
+                        app_id=app_id)

@@ -1,0 +1,177 @@
+"""What JPKI (公的個人認証サービス) offers other contexts: certificate issuance and revocation,
+status (CRL/OCSP), serial linking and relying-party verification. Other contexts import this
+module, never ``models``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from mynumber.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mynumber.registry.interfaces import ResidentRecord
+
+
+class CertificateKind(StrEnum):
+    SIGNING = "signing"  # 署名用電子証明書: carries the 4 basic items
+    AUTH = "auth"  # 利用者証明用電子証明書: carries none
+
+
+class Device(StrEnum):
+    CARD = "card"
+    SMARTPHONE = "smartphone"
+
+
+class RevocationReason(StrEnum):
+    """Why a certificate was revoked (mapped to RFC 5280 reason codes in CRL and OCSP)."""
+
+    LOST = "lost"  # keyCompromise: card lost or stolen (24/7 report)
+    BASIC_ITEM_CHANGED = "basic_item_changed"  # affiliationChanged: name/address/… changed
+    SUPERSEDED = "superseded"  # renewal or reissue
+    CESSATION = "cessation"  # death, moving abroad, holder's request
+    DEVICE_REVOKED = "device_revoked"  # a smartphone certificate revoked on its own
+
+
+class CertificateState(StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    serial: int
+    kind: CertificateKind
+    device: Device
+    resident_id: int
+    issuer_label: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    pem: str
+
+
+@dataclass(frozen=True)
+class SeedCertificateRequest:
+    """One certificate of a seeded card (``mynumber seed``, pooled test keys only)."""
+
+    holder: ResidentRecord
+    kind: CertificateKind
+    public_key_pem: str
+    card_expiry: dt.date
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    id: int
+    name: str
+    kinds: tuple[CertificateKind, ...]
+    active: bool
+
+
+@dataclass(frozen=True)
+class SigningVerification:
+    """What a relying party learns from a valid signing certificate: the 4 basic items."""
+
+    serial: int
+    name: str
+    birth_date: str
+    sex: str
+    address: str
+
+
+@dataclass(frozen=True)
+class AuthVerification:
+    """What a relying party learns from a valid auth certificate: a pairwise id, nothing else."""
+
+    pairwise_id: str
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class CertificateNotFound(NotFound):
+    code = "certificate_not_found"
+    title = "Certificate not found"
+
+
+class CertificateRefused(InvalidInput):
+    code = "certificate_refused"
+    title = "Certificate cannot be issued"
+
+
+class VerificationFailed(InvalidInput):
+    code = "verification_failed"
+    title = "Verification failed"
+
+
+class RelyingPartyNotRegistered(Forbidden):
+    code = "relying_party_not_registered"
+    title = "Not a registered relying party"
+
+
+class AlreadyRevoked(Conflict):
+    code = "already_revoked"
+    title = "Certificate already revoked"
+
+
+class JpkiService(Protocol):
+    """Issuance, revocation and status. Each change is one transaction with its audit record."""
+
+    def issue_certificate(
+        self, resident_id: int, kind: CertificateKind, public_key_pem: str,
+        card_expiry: dt.date, device: Device = Device.CARD, adult_ward: bool = False,
+    ) -> IssuedCertificate:
+        """Issue a certificate for a key generated on the card (or phone). A signing
+        certificate carries the resident's 4 basic items read from the registry; none is issued
+        under 15 or to an adult ward (CertificateRefused)."""
+        ...
+
+    def revoke(self, serial: int, reason: RevocationReason, actor: str) -> None: ...
+
+    def revoke_for_resident(
+        self, resident_id: int, kinds: tuple[CertificateKind, ...], reason: RevocationReason,
+        actor: str, device: Device | None = None,
+    ) -> list[int]:
+        """Revoke every good certificate of these kinds (and device); return their serials."""
+        ...
+
+    def link_serials(self, old_serial: int, new_serial: int) -> None:
+        """Record 新旧シリアル番号紐付け on renewal or reissue."""
+        ...
+
+    def state(self, serial: int) -> CertificateState: ...
+
+    def ca_chain_pem(self, kind: CertificateKind) -> str:
+        """Issuing CA first, root last."""
+        ...
+
+    def register_relying_party(
+        self, name: str, kinds: tuple[CertificateKind, ...]
+    ) -> RelyingParty:
+        """署名検証者 / 利用者証明検証者: registered before it may verify."""
+        ...
+
+    def retire_relying_party(self, relying_party_id: int) -> None: ...
+
+    def relying_party(self, relying_party_id: int) -> RelyingParty:
+        """Raise RelyingPartyNotRegistered unless registered and active."""
+        ...
+
+    def basic_items(self, relying_party_id: int, serial: int) -> SigningVerification:
+        """For a registered signature verifier: the 4 basic items of a signing certificate."""
+        ...
+
+    def pairwise_id(self, relying_party_id: int, serial: int) -> str:
+        """For a registered auth verifier: a stable identifier of the holder, different for
+        every relying party, never the serial (derived from the holder, so renewal keeps it)."""
+        ...
+
+    def record_user(self, relying_party_id: int, serial: int) -> None:
+        """Remember that this relying party has this certificate's holder as a user."""
+        ...
+
+    def current_serial(self, relying_party_id: int, old_serial: int) -> int | None:
+        """新旧シリアル番号紐付けサービス: the holder's current serial of the same kind, only for
+        a registered relying party and only for a holder it has recorded as its user."""
+        ...

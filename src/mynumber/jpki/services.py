@@ -1,0 +1,708 @@
+"""JPKI service: the CA hierarchy, issuance, revocation, CRL/OCSP and relying parties.
+
+Every change is one transaction on the ``jpki`` database with its audit record. CA private keys
+live in a :mod:`mynumber.jpki.keyproviders` provider (software or PKCS#11); this module only ever
+holds public keys and signs through :class:`profiles.CallbackRSAPrivateKey`.
+
+The hierarchy (made on first use, see :meth:`JpkiServiceImpl.hierarchy`)::
+
+    root ─┬─ sign  (署名用 issuing CA) ── sign-ocsp (delegated OCSP responder)
+          └─ auth  (利用者証明用 issuing CA) ── auth-ocsp
+
+Pairwise identifiers: HMAC-SHA256 over ``(relying party id, 住民票コード)`` under a secret that
+is itself derived inside the key provider (the SHA-256 of a deterministic PKCS#1 v1.5 signature
+by a dedicated provider key over a fixed label), so the secret exists only while the process
+runs and follows the provider (HSM or software) with the CA keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mynumber import audit
+from mynumber.db import Databases, utcnow
+from mynumber.jpki import models as m
+from mynumber.jpki import profiles, revocation
+from mynumber.jpki.interfaces import (
+    AlreadyRevoked,
+    CertificateKind,
+    CertificateNotFound,
+    CertificateRefused,
+    CertificateState,
+    Device,
+    IssuedCertificate,
+    RelyingParty,
+    RelyingPartyNotRegistered,
+    RevocationReason,
+    SeedCertificateRequest,
+    SigningVerification,
+    VerificationFailed,
+)
+from mynumber.jpki.keyproviders import SigningKeyProvider
+from mynumber.registry.interfaces import (
+    SYSTEM,
+    LifeEventKind,
+    RegistryChange,
+    RegistryService,
+    ResidentRecord,
+    ResidentStatus,
+    Sex,
+)
+
+CONTEXT = "jpki"
+ROOT = "root"
+ISSUING_LABELS = {CertificateKind.SIGNING: "sign", CertificateKind.AUTH: "auth"}
+ROOT_VALIDITY = dt.timedelta(days=20 * 366)
+ISSUING_VALIDITY = dt.timedelta(days=12 * 366)
+RESPONDER_VALIDITY = dt.timedelta(days=2 * 366)
+CRL_VALIDITY = dt.timedelta(hours=24)
+CLOCK_SKEW = dt.timedelta(hours=1)
+
+REASON_CODES = {
+    RevocationReason.LOST: x509.ReasonFlags.key_compromise,
+    RevocationReason.BASIC_ITEM_CHANGED: x509.ReasonFlags.affiliation_changed,
+    RevocationReason.SUPERSEDED: x509.ReasonFlags.superseded,
+    RevocationReason.CESSATION: x509.ReasonFlags.cessation_of_operation,
+    RevocationReason.DEVICE_REVOKED: x509.ReasonFlags.cessation_of_operation,
+}
+SEX_CODES = {Sex.MALE: "1", Sex.FEMALE: "2"}
+
+
+class UnknownAuthority(CertificateNotFound):
+    code = "unknown_authority"
+    title = "No such certification authority"
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A CA or responder: its certificate and a signing handle on its provider key."""
+
+    label: str
+    kind: str
+    parent_label: str | None
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey  # a CallbackRSAPrivateKey: the private half stays in the provider
+
+    @property
+    def pem(self) -> str:
+        return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@dataclass(frozen=True)
+class RelyingPartyCredentials:
+    relying_party: RelyingParty
+    api_key: str  # shown once; only its hash is stored
+
+
+def _serial(value: int) -> str:
+    if value <= 0 or value >= 2**160:
+        raise CertificateNotFound("no such certificate", field="serial")
+    return str(value)
+
+
+def _seconds(value: dt.datetime) -> dt.datetime:
+    return value.replace(microsecond=0)
+
+
+def _hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _utf8string(der: bytes) -> str:
+    """Decode a DER UTF8String (the otherName values of the 4 basic items)."""
+    if len(der) < 2 or der[0] != 0x0C:
+        raise VerificationFailed("the certificate's basic items cannot be read")
+    length, offset = der[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        length, offset = int.from_bytes(der[2:2 + count], "big"), 2 + count
+    return der[offset:offset + length].decode("utf-8")
+
+
+def _to_rp(row: m.RelyingParty) -> RelyingParty:
+    kinds = tuple(CertificateKind(k) for k in row.kinds.split(",") if k)
+    return RelyingParty(row.id, row.name, kinds, row.active)
+
+
+def _to_issued(row: m.Certificate) -> IssuedCertificate:
+    return IssuedCertificate(
+        int(row.serial), CertificateKind(row.kind), Device(row.device), row.resident_id,
+        row.issuer_label, row.not_before, row.not_after, row.pem,
+    )
+
+
+class JpkiServiceImpl:
+    """公的個人認証サービス, backed by the ``jpki`` database and a signing-key provider."""
+
+    def __init__(
+        self, databases: Databases, key_provider: SigningKeyProvider,
+        registry: RegistryService, public_url: str,
+    ) -> None:
+        self.databases = databases
+        self.keys = key_provider
+        self.registry = registry
+        self.public_url = public_url.rstrip("/")
+        self._lock = threading.Lock()
+        self._authorities: dict[str, Authority] | None = None
+        self._pairwise_secret: bytes | None = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self.databases.unit_of_work(CONTEXT) as session:
+            yield session
+
+    @staticmethod
+    def _audit(session: Session, tag: str, actor: str, subject: str,
+               reason: str | None = None, **details: Any) -> None:
+        audit.record(session, m.AuditEvent, tag, actor=actor, subject=subject, reason=reason,
+                     **details)
+
+    def _refused(self, tag: str, relying_party_id: int, subject: str, reason: str) -> None:
+        """Record a refusal in its own transaction: the refused request's transaction rolls
+        back, and the record of the refusal must not go with it."""
+        with self._transaction() as session:
+            self._audit(session, tag, f"relying_party:{relying_party_id}", subject, reason=reason)
+
+    def _handle(self, key_label: str) -> rsa.RSAPrivateKey:
+        keys = self.keys
+        return profiles.CallbackRSAPrivateKey(
+            keys.public_key(key_label), lambda tbs: keys.sign(key_label, tbs)
+        )
+
+    # -- the CA hierarchy ------------------------------------------------------------------------
+
+    def hierarchy(self) -> dict[str, Authority]:
+        """The CAs and responders by label, created (keys in the provider) on first use."""
+        if self._authorities is not None:
+            return self._authorities
+        with self._lock:
+            if self._authorities is None:
+                authorities = self._load_authorities()
+                if not authorities:
+                    self._bootstrap()
+                    authorities = self._load_authorities()
+                self._authorities = authorities
+        return self._authorities
+
+    def _load_authorities(self) -> dict[str, Authority]:
+        with self._transaction() as session:
+            rows = session.scalars(select(m.CertificateAuthority)).all()
+            return {
+                row.label: Authority(
+                    row.label, row.kind, row.parent_label,
+                    x509.load_pem_x509_certificate(row.cert_pem.encode()),
+                    self._handle(row.key_label),
+                )
+                for row in rows
+            }
+
+    def _bootstrap(self) -> None:
+        """Make the root, the two issuing CAs and their OCSP responders in one transaction.
+
+        Key labels carry a random suffix: a provider (an HSM token, a shared key directory)
+        may outlive a database, and keys are never overwritten. Should two processes bootstrap
+        at once, the unique CA labels let one win; the loser's keys stay unused."""
+        suffix = secrets.token_hex(4)
+        now = _seconds(utcnow())
+        not_before = now - CLOCK_SKEW
+
+        def new_key(label: str) -> tuple[str, rsa.RSAPrivateKey]:
+            key_label = f"jpki-{label}-{suffix}"
+            self.keys.generate_rsa(key_label, 2048)
+            return key_label, self._handle(key_label)
+
+        rows: list[m.CertificateAuthority] = []
+        root_label, root_key = new_key(ROOT)
+        root = profiles.ca_certificate(
+            "JPKI Root CA", root_key.public_key(), issuer_key=root_key,
+            not_before=not_before, not_after=not_before + ROOT_VALIDITY, path_length=1,
+        )
+        self.keys.generate_rsa(f"{root_label}-pairwise", 2048)
+        rows.append(self._ca_row(ROOT, "root", None, root, root_label))
+        for kind, label in ISSUING_LABELS.items():
+            key_label, key = new_key(label)
+            title = "Signing" if kind is CertificateKind.SIGNING else "User Authentication"
+            issuing = profiles.ca_certificate(
+                f"JPKI {title} CA", key.public_key(), issuer=root, issuer_key=root_key,
+                not_before=not_before, not_after=not_before + ISSUING_VALIDITY, path_length=0,
+            )
+            rows.append(self._ca_row(label, kind.value, ROOT, issuing, key_label))
+            responder_label, responder_key = new_key(f"{label}-ocsp")
+            responder = profiles.ocsp_responder_certificate(
+                responder_key.public_key(), issuer=issuing, issuer_key=key,
+                not_before=not_before, not_after=not_before + RESPONDER_VALIDITY,
+                subject_cn=f"JPKI {title} CA OCSP Responder",
+            )
+            rows.append(self._ca_row(f"{label}-ocsp", "ocsp-responder", label, responder,
+                                     responder_label))
+        try:
+            with self._transaction() as session:
+                session.add_all(rows)
+                session.flush()
+                self._audit(session, "jpki:ca:create", SYSTEM.actor, "ca:hierarchy",
+                            labels=[r.label for r in rows])
+        except IntegrityError:
+            pass  # another process made the hierarchy first: use theirs
+
+    @staticmethod
+    def _ca_row(label: str, kind: str, parent: str | None, cert: x509.Certificate,
+                key_label: str) -> m.CertificateAuthority:
+        pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+        return m.CertificateAuthority(label=label, kind=kind, parent_label=parent, cert_pem=pem,
+                                      key_label=key_label, crl_number=0)
+
+    def issuing_authority(self, label: str) -> Authority:
+        authority = self.hierarchy().get(label)
+        if authority is None or authority.kind not in {k.value for k in CertificateKind}:
+            raise UnknownAuthority("no issuing CA by that name", field="label")
+        return authority
+
+    def ca_chain_pem(self, kind: CertificateKind) -> str:
+        """Issuing CA first, root last."""
+        cas = self.hierarchy()
+        return cas[ISSUING_LABELS[CertificateKind(kind)]].pem + cas[ROOT].pem
+
+    # -- issuance -------------------------------------------------------------------------------
+
+    def issue_certificate(
+        self, resident_id: int, kind: CertificateKind, public_key_pem: str,
+        card_expiry: dt.date, device: Device = Device.CARD, adult_ward: bool = False,
+    ) -> IssuedCertificate:
+        kind = CertificateKind(kind)
+        public_key = self._end_entity_key(public_key_pem)
+        holder = self.registry.get_resident(SYSTEM, resident_id, reason="jpki issuance")
+        row = self._new_certificate(holder, kind, public_key, card_expiry, Device(device),
+                                    adult_ward, _seconds(utcnow()))
+        with self._transaction() as session:
+            session.add(row)
+            session.flush()
+            self._audit(session, "jpki:certificate:issue", SYSTEM.actor,
+                        f"certificate:{row.serial}", resident_id=holder.id, kind=kind.value,
+                        device=row.device)
+            return _to_issued(row)
+
+    def issue_pooled_seed_certificates(
+        self, requests: Sequence[SeedCertificateRequest], actor: str,
+    ) -> list[IssuedCertificate]:
+        """Seed-only bulk issuance (``mynumber seed``) on pooled test keys, one transaction.
+
+        The same rules as :meth:`issue_certificate` (current resident, no signing certificate
+        under 15, validity), but the holder records come from the caller (no registry read per
+        certificate) and every certificate carries the subject OU
+        :data:`profiles.POOLED_KEY_MARKER`: its key pair is shared with other seeded cards.
+        Refused unless the key provider holds development keys (embedded mode)."""
+        if not self.keys.is_development:
+            raise CertificateRefused("pooled test keys are for the embedded mode only")
+        now = _seconds(utcnow())
+        keys: dict[str, rsa.RSAPublicKey] = {}
+        rows = []
+        for request in requests:
+            key = keys.get(request.public_key_pem)
+            if key is None:
+                key = keys[request.public_key_pem] = self._end_entity_key(request.public_key_pem)
+            rows.append(self._new_certificate(
+                request.holder, CertificateKind(request.kind), key, request.card_expiry,
+                Device.CARD, False, now, subject_unit=profiles.POOLED_KEY_MARKER,
+            ))
+        with self._transaction() as session:
+            session.add_all(rows)
+            session.flush()
+            for row in rows:
+                self._audit(session, "jpki:certificate:issue", actor,
+                            f"certificate:{row.serial}", resident_id=row.resident_id,
+                            kind=row.kind, device=row.device, pooled_test_key=True)
+            return [_to_issued(row) for row in rows]
+
+    @staticmethod
+    def _end_entity_key(public_key_pem: str) -> rsa.RSAPublicKey:
+        try:
+            public_key = serialization.load_pem_public_key(public_key_pem.encode())
+        except (ValueError, TypeError, UnicodeError):
+            raise CertificateRefused("not a PEM public key", field="public_key_pem") from None
+        if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size != 2048:
+            raise CertificateRefused("JPKI keys are RSA-2048", field="public_key_pem")
+        return public_key
+
+    def _new_certificate(
+        self, holder: ResidentRecord, kind: CertificateKind, public_key: rsa.RSAPublicKey,
+        card_expiry: dt.date, device: Device, adult_ward: bool, now: dt.datetime,
+        subject_unit: str | None = None,
+    ) -> m.Certificate:
+        """Check the rules, draw and sign one certificate; return its (unsaved) row."""
+        if holder.status is not ResidentStatus.RESIDENT:
+            raise CertificateRefused("the holder is not a current resident", field="resident_id")
+        today = now.astimezone(profiles.JST).date()
+        if kind is CertificateKind.SIGNING and not profiles.may_hold_signing_certificate(
+            holder.birth_date, today, adult_ward
+        ):
+            raise CertificateRefused(
+                "no signing certificate under 15 or for an adult ward", field="kind"
+            )
+        try:
+            not_before, not_after = profiles.certificate_validity(
+                holder.birth_date, now, card_expiry
+            )
+        except ValueError as exc:
+            raise CertificateRefused(str(exc), field="card_expiry") from None
+        label = ISSUING_LABELS[kind]
+        issuer = self.issuing_authority(label)
+        endpoints = profiles.RevocationEndpoints.from_base_url(self.public_url, label)
+        if kind is CertificateKind.SIGNING:
+            items = profiles.BasicFourItems(
+                name=holder.name, birth_date=holder.birth_date,
+                sex=SEX_CODES.get(holder.sex, "9"), address=holder.address,
+            )
+            cert = profiles.signing_certificate(
+                public_key, items, issuer=issuer.certificate, issuer_key=issuer.key,
+                not_before=not_before, not_after=not_after, endpoints=endpoints,
+                subject_unit=subject_unit,
+            )
+        else:
+            cert = profiles.auth_certificate(
+                public_key, issuer=issuer.certificate, issuer_key=issuer.key,
+                not_before=not_before, not_after=not_after, endpoints=endpoints,
+                subject_unit=subject_unit,
+            )
+        return m.Certificate(
+            serial=str(cert.serial_number), kind=kind.value, device=device.value,
+            resident_id=holder.id, resident_code=holder.resident_code, issuer_label=label,
+            not_before=not_before, not_after=not_after,
+            pem=cert.public_bytes(serialization.Encoding.PEM).decode(), state="good",
+        )
+
+    # -- revocation -----------------------------------------------------------------------------
+
+    def _certificate(self, session: Session, serial: int) -> m.Certificate:
+        row = session.scalar(select(m.Certificate).where(m.Certificate.serial == _serial(serial)))
+        if row is None:
+            raise CertificateNotFound("no such certificate", field="serial")
+        return row
+
+    def _revoke_row(self, session: Session, row: m.Certificate, reason: RevocationReason,
+                    actor: str, at: dt.datetime) -> None:
+        row.state = "revoked"
+        row.revoked_at = at
+        row.revocation_reason = RevocationReason(reason).value
+        self._audit(session, "jpki:certificate:revoke", actor, f"certificate:{row.serial}",
+                    reason=row.revocation_reason, resident_id=row.resident_id, kind=row.kind)
+
+    def revoke(self, serial: int, reason: RevocationReason, actor: str) -> None:
+        with self._transaction() as session:
+            row = self._certificate(session, serial)
+            if row.state == "revoked":
+                raise AlreadyRevoked("the certificate is already revoked", field="serial")
+            self._revoke_row(session, row, reason, actor, _seconds(utcnow()))
+
+    def revoke_for_resident(
+        self, resident_id: int, kinds: tuple[CertificateKind, ...], reason: RevocationReason,
+        actor: str, device: Device | None = None,
+    ) -> list[int]:
+        now = _seconds(utcnow())
+        query = select(m.Certificate).where(
+            m.Certificate.resident_id == resident_id,
+            m.Certificate.kind.in_([CertificateKind(k).value for k in kinds]),
+            m.Certificate.state == "good",
+            m.Certificate.not_after > now,
+        )
+        if device is not None:
+            query = query.where(m.Certificate.device == Device(device).value)
+        with self._transaction() as session:
+            rows = session.scalars(query.order_by(m.Certificate.id)).all()
+            for row in rows:
+                self._revoke_row(session, row, reason, actor, now)
+            return [int(row.serial) for row in rows]
+
+    def on_registry_change(self, change: RegistryChange) -> None:
+        """Registry listener: a death ends every certificate; a change of any of the 4 basic
+        items ends the signing certificates (the auth certificate carries none: it stays)."""
+        if change.kind is LifeEventKind.DEATH:
+            self.revoke_for_resident(
+                change.resident_id, (CertificateKind.SIGNING, CertificateKind.AUTH),
+                RevocationReason.CESSATION, "jpki:registry-listener",
+            )
+        elif change.basic_four_changed:
+            self.revoke_for_resident(
+                change.resident_id, (CertificateKind.SIGNING,),
+                RevocationReason.BASIC_ITEM_CHANGED, "jpki:registry-listener",
+            )
+
+    def link_serials(self, old_serial: int, new_serial: int) -> None:
+        with self._transaction() as session:
+            old = self._certificate(session, old_serial)
+            new = self._certificate(session, new_serial)
+            if old.resident_id != new.resident_id or old.kind != new.kind or old is new:
+                raise CertificateRefused(
+                    "only certificates of the same kind and holder can be linked",
+                    field="new_serial",
+                )
+            existing = session.scalar(
+                select(m.SerialLink).where(m.SerialLink.old_serial == old.serial)
+            )
+            if existing is not None:
+                existing.new_serial = new.serial
+            else:
+                session.add(m.SerialLink(old_serial=old.serial, new_serial=new.serial))
+            self._audit(session, "jpki:serial:link", SYSTEM.actor, f"certificate:{old.serial}",
+                        new_serial=new.serial)
+
+    def state(self, serial: int) -> CertificateState:
+        with self._transaction() as session:
+            row = self._certificate(session, serial)
+            return self._state(row, utcnow())
+
+    @staticmethod
+    def _state(row: m.Certificate, now: dt.datetime) -> CertificateState:
+        if row.state == "revoked":
+            return CertificateState.REVOKED
+        if row.not_after < now:
+            return CertificateState.EXPIRED
+        return CertificateState.GOOD
+
+    def certificate(self, serial: int) -> IssuedCertificate:
+        with self._transaction() as session:
+            return _to_issued(self._certificate(session, serial))
+
+    # -- CRL and OCSP ---------------------------------------------------------------------------
+
+    def crl_der(self, label: str) -> bytes:
+        """A fresh full CRL of one issuing CA (DER), with the next CRL number."""
+        issuer = self.issuing_authority(label)
+        now = _seconds(utcnow())
+        with self._transaction() as session:
+            number = session.execute(
+                update(m.CertificateAuthority)
+                .where(m.CertificateAuthority.label == label)
+                .values(crl_number=m.CertificateAuthority.crl_number + 1)
+                .returning(m.CertificateAuthority.crl_number)
+            ).scalar_one()
+            rows = session.execute(
+                select(m.Certificate.serial, m.Certificate.revoked_at,
+                       m.Certificate.revocation_reason)
+                .where(m.Certificate.issuer_label == label, m.Certificate.state == "revoked",
+                       m.Certificate.not_after > now)
+            ).all()
+        revoked = [
+            (int(serial), revoked_at,
+             REASON_CODES.get(RevocationReason(reason or RevocationReason.CESSATION)))
+            for serial, revoked_at, reason in rows if revoked_at is not None
+        ]
+        return revocation.build_crl(issuer.certificate, issuer.key, revoked, now,
+                                    now + CRL_VALIDITY, number)
+
+    def _status(self, label: str, serial: int) -> revocation.CertificateStatus:
+        if serial <= 0 or serial >= 2**160:
+            return revocation.UNKNOWN
+        with self._transaction() as session:
+            row = session.scalar(select(m.Certificate).where(
+                m.Certificate.serial == str(serial), m.Certificate.issuer_label == label))
+        if row is None:
+            return revocation.UNKNOWN
+        if row.state == "revoked" and row.revoked_at is not None:
+            reason = REASON_CODES.get(RevocationReason(row.revocation_reason or "cessation"))
+            return revocation.revoked(row.revoked_at, reason)
+        return revocation.GOOD
+
+    def ocsp_response(self, label: str, request_der: bytes) -> bytes:
+        """RFC 6960 response (DER) from the delegated responder of issuing CA ``label``:
+        ``malformedRequest`` for bytes that are not an OCSP request."""
+        issuer = self.issuing_authority(label)
+        responder = self.hierarchy()[f"{label}-ocsp"]
+        try:
+            return revocation.build_response(
+                request_der, lambda serial: self._status(label, serial),
+                responder.certificate, responder.key, issuer.certificate, _seconds(utcnow()),
+            )
+        except revocation.MalformedOcspRequest:
+            return revocation.malformed_response()
+
+    # -- relying parties ------------------------------------------------------------------------
+
+    def register_relying_party(
+        self, name: str, kinds: tuple[CertificateKind, ...]
+    ) -> RelyingParty:
+        return self.register_relying_party_with_key(name, kinds).relying_party
+
+    def register_relying_party_with_key(
+        self, name: str, kinds: tuple[CertificateKind, ...], actor: str = SYSTEM.actor,
+    ) -> RelyingPartyCredentials:
+        """Register a relying party and mint its API key (returned once, stored hashed)."""
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise CertificateRefused("a relying party needs a name (at most 200 characters)",
+                                     field="name")
+        wanted = sorted({CertificateKind(k).value for k in kinds})
+        if not wanted:
+            raise CertificateRefused("name at least one certificate kind", field="kinds")
+        api_key = "rp_" + secrets.token_urlsafe(32)
+        with self._transaction() as session:
+            row = m.RelyingParty(name=name, kinds=",".join(wanted), active=True,
+                                 api_key_hash=_hash_key(api_key))
+            session.add(row)
+            session.flush()
+            self._audit(session, "jpki:relying_party:register", actor,
+                        f"relying_party:{row.id}", kinds=wanted)
+            return RelyingPartyCredentials(_to_rp(row), api_key)
+
+    def retire_relying_party(self, relying_party_id: int, actor: str = SYSTEM.actor) -> None:
+        with self._transaction() as session:
+            row = session.get(m.RelyingParty, relying_party_id)
+            if row is None:
+                raise RelyingPartyNotRegistered("no such relying party", field="relying_party_id")
+            row.active = False
+            row.retired_at = utcnow()
+            self._audit(session, "jpki:relying_party:retire", actor,
+                        f"relying_party:{row.id}")
+
+    def find_relying_party(self, relying_party_id: int) -> RelyingParty:
+        """Any relying party, active or retired (for administrators)."""
+        with self._transaction() as session:
+            row = session.get(m.RelyingParty, relying_party_id)
+            if row is None:
+                raise RelyingPartyNotRegistered("no such relying party", field="relying_party_id")
+            return _to_rp(row)
+
+    def relying_party(self, relying_party_id: int) -> RelyingParty:
+        party = self.find_relying_party(relying_party_id)
+        if not party.active:
+            raise RelyingPartyNotRegistered("the relying party is no longer registered")
+        return party
+
+    def authenticate_relying_party(self, api_key: str) -> RelyingParty:
+        """The active relying party holding this API key."""
+        with self._transaction() as session:
+            row = session.scalar(
+                select(m.RelyingParty).where(m.RelyingParty.api_key_hash == _hash_key(api_key))
+            )
+            if row is None or not row.active:
+                raise RelyingPartyNotRegistered("unknown or retired relying-party key")
+            return _to_rp(row)
+
+    def _verifier(self, relying_party_id: int, kind: CertificateKind) -> RelyingParty:
+        try:
+            party = self.relying_party(relying_party_id)
+            if kind not in party.kinds:
+                raise RelyingPartyNotRegistered(
+                    f"the relying party is not registered for {kind.value} certificates"
+                )
+        except RelyingPartyNotRegistered as exc:
+            self._refused("jpki:verification:refused", relying_party_id,
+                          f"relying_party:{relying_party_id}", exc.detail)
+            raise
+        return party
+
+    def _secret(self) -> bytes:
+        if self._pairwise_secret is None:
+            root_key_label = self._root_key_label()
+            signature = self.keys.sign(f"{root_key_label}-pairwise",
+                                       b"mynumber jpki pairwise identifier secret v1")
+            self._pairwise_secret = hashlib.sha256(signature).digest()
+        return self._pairwise_secret
+
+    def _root_key_label(self) -> str:
+        self.hierarchy()
+        with self._transaction() as session:
+            return session.scalars(
+                select(m.CertificateAuthority.key_label)
+                .where(m.CertificateAuthority.label == ROOT)
+            ).one()
+
+    def _pairwise(self, relying_party_id: int, resident_code: str) -> str:
+        message = f"{relying_party_id}:{resident_code}".encode()
+        return hmac.new(self._secret(), message, hashlib.sha256).hexdigest()
+
+    def basic_items(self, relying_party_id: int, serial: int) -> SigningVerification:
+        self._verifier(relying_party_id, CertificateKind.SIGNING)
+        issued = self.certificate(serial)
+        if issued.kind is not CertificateKind.SIGNING:
+            self._refused("jpki:verification:refused", relying_party_id,
+                          f"certificate:{serial}", "not a signing certificate")
+            raise VerificationFailed("not a signing certificate", field="serial")
+        cert = x509.load_pem_x509_certificate(issued.pem.encode())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        values = {
+            name: _utf8string(other.value)
+            for other in san.get_values_for_type(x509.OtherName)
+            for name, oid in profiles.BASIC_ITEM_OIDS.items() if other.type_id == oid
+        }
+        birth = values["birth_date"][1:]  # EYYYYMMDD: era digit, then the Gregorian date
+        return SigningVerification(
+            serial=issued.serial, name=values["name"],
+            birth_date=f"{birth[:4]}-{birth[4:6]}-{birth[6:8]}", sex=values["sex"],
+            address=values["address"],
+        )
+
+    def pairwise_id(self, relying_party_id: int, serial: int) -> str:
+        self._verifier(relying_party_id, CertificateKind.AUTH)
+        with self._transaction() as session:
+            row = self._certificate(session, serial)
+            kind, code = row.kind, row.resident_code
+        if kind != CertificateKind.AUTH.value:
+            self._refused("jpki:verification:refused", relying_party_id,
+                          f"certificate:{serial}", "not a user-authentication certificate")
+            raise VerificationFailed("not a user-authentication certificate", field="serial")
+        return self._pairwise(relying_party_id, code)
+
+    def record_user(self, relying_party_id: int, serial: int) -> None:
+        self.relying_party(relying_party_id)
+        with self._transaction() as session:
+            row = self._certificate(session, serial)
+            key = self._pairwise(relying_party_id, row.resident_code)
+            exists = session.scalar(select(m.RelyingPartyUser.id).where(
+                m.RelyingPartyUser.relying_party_id == relying_party_id,
+                m.RelyingPartyUser.holder_key == key,
+            ))
+            if exists is None:
+                session.add(m.RelyingPartyUser(relying_party_id=relying_party_id,
+                                               holder_key=key))
+                self._audit(session, "jpki:relying_party:record_user",
+                            f"relying_party:{relying_party_id}", f"certificate:{row.serial}")
+
+    def current_serial(self, relying_party_id: int, old_serial: int) -> int | None:
+        """The newest serial linked from ``old_serial`` while it is good (``None`` when the
+        holder has no good certificate of that kind down the chain). A holder the relying
+        party has not recorded is answered like an unknown serial."""
+        self.relying_party(relying_party_id)
+        with self._transaction() as session:
+            row = self._certificate(session, old_serial)
+            key = self._pairwise(relying_party_id, row.resident_code)
+            recorded = session.scalar(select(m.RelyingPartyUser.id).where(
+                m.RelyingPartyUser.relying_party_id == relying_party_id,
+                m.RelyingPartyUser.holder_key == key,
+            ))
+            refused_serial = row.serial if recorded is None else None
+        if refused_serial is not None:
+            self._refused("jpki:serial:lookup_refused", relying_party_id,
+                          f"certificate:{refused_serial}", "holder is not a recorded user")
+            raise CertificateNotFound("no such certificate among your users", field="serial")
+        with self._transaction() as session:
+            row = self._certificate(session, old_serial)
+            current, seen = row, {row.serial}
+            while True:
+                new_serial = session.scalar(select(m.SerialLink.new_serial).where(
+                    m.SerialLink.old_serial == current.serial))
+                if new_serial is None or new_serial in seen:
+                    break
+                seen.add(new_serial)
+                current = self._certificate(session, int(new_serial))
+            self._audit(session, "jpki:serial:lookup", f"relying_party:{relying_party_id}",
+                        f"certificate:{row.serial}")
+            if self._state(current, utcnow()) is not CertificateState.GOOD:
+                return None
+            return int(current.serial)

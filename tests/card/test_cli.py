@@ -1,0 +1,60 @@
+"""`mynumber card …`: a test card whose certificates OpenSSL accepts."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mynumber.cli import app
+from mynumber.settings import Settings
+from tests.test_cli import _env
+
+runner = CliRunner()
+
+
+def test_issue_test_card_sign_auth_report(settings: Settings, tmp_path: Path) -> None:
+    env = _env(settings)
+    out = tmp_path / "card"
+    result = runner.invoke(app, ["card", "issue-test", "--out", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "ABC123" in result.output and "2468" in result.output
+    for name in ("card.json", "signing-cert.pem", "auth-cert.pem", "ca-chain.pem"):
+        assert (out / name).is_file()
+    assert (out / "card.json").stat().st_mode & 0o777 == 0o600
+    chain = (out / "ca-chain.pem").read_text()
+    assert chain.count("BEGIN CERTIFICATE") >= 2
+    if shutil.which("openssl"):
+        for cert in ("signing-cert.pem", "auth-cert.pem"):
+            check = subprocess.run(
+                ["openssl", "verify", "-CAfile", str(out / "ca-chain.pem"), str(out / cert)],
+                capture_output=True, text=True, check=False)
+            assert check.returncode == 0, check.stdout + check.stderr
+            assert check.stdout.strip().endswith("OK")
+
+    document = tmp_path / "doc.txt"
+    document.write_text("hello")
+    signed = runner.invoke(app, ["card", "sign", "--card", str(out / "card.json"),
+                                 "--password", "ABC123", str(document)], env=env)
+    assert signed.exit_code == 0, signed.output
+    assert (tmp_path / "doc.txt.sig").stat().st_size == 256
+    wrong = runner.invoke(app, ["card", "sign", "--card", str(out / "card.json"),
+                                "--password", "WRONG1", str(document)], env=env)
+    assert wrong.exit_code == 1 and "4 tries remaining" in wrong.output
+    auth = runner.invoke(app, ["card", "auth", "--card", str(out / "card.json"), "--pin", "1234",
+                               "--challenge", "00ff" * 16], env=env)
+    assert auth.exit_code == 0, auth.output
+    assert len(auth.stdout.strip()) == 512
+    lost = runner.invoke(app, ["card", "report-lost", "--card", str(out / "card.json")], env=env)
+    assert lost.exit_code == 0, lost.output
+    assert "suspended" in lost.output and "2 certificate" in lost.output
+
+
+@pytest.mark.parametrize("challenge", ["zz"])
+def test_auth_refuses_bad_hex(settings: Settings, tmp_path: Path, challenge: str) -> None:
+    result = runner.invoke(app, ["card", "auth", "--card", str(tmp_path / "none.json"),
+                                 "--pin", "1234", "--challenge", challenge], env=_env(settings))
+    assert result.exit_code == 1
