@@ -22,7 +22,9 @@ from tests.jpki.test_keyproviders import SoftHSM, softhsm  # noqa: F401  (fixtur
 def test_ca_keys_live_on_the_token_and_certificates_verify(
     settings: Settings, softhsm: SoftHSM, tmp_path: Path  # noqa: F811
 ) -> None:
+    # Own key directory: the suite shares one between tests, and this one must stay empty.
     hsm_settings = settings.model_copy(update={
+        "key_dir": tmp_path / "keys",
         "pkcs11_library": softhsm.library, "pkcs11_token": softhsm.token_label,
         "pkcs11_pin": SecretStr(softhsm.user_pin),
     })
