@@ -579,3 +579,4 @@ def test_listeners_hear_whether_the_basic_four_changed(
         (LifeEventKind.CORRECTION, False),
         (LifeEventKind.CORRECTION, True),
     ]
+

@@ -326,6 +326,28 @@ class RegistryService(Protocol):
 
     def reveal_number(self, actor: StaffPrincipal, resident_id: int, reason: str) -> str: ...
 
+    def letters(self, actor: StaffPrincipal, resident_id: int) -> list[LetterRecord]: ...
+
+    def update_letter(
+        self, actor: StaffPrincipal, letter_id: int, status: LetterStatus,
+        verification_id: int | None = None,
+    ) -> LetterRecord:
+        """Move a 個人番号通知書 along created -> sent -> delivered | returned -> held ->
+        handed_over | discarded; handing over needs a matching identity verification."""
+        ...
+
+    def verify_identity(
+        self, actor: StaffPrincipal, resident_id: int, purpose: str, presented_number: str,
+        number_confirmation: NumberConfirmation, documents: Sequence[IdentityDocument],
+    ) -> VerificationRecord:
+        """本人確認 (番号法 第16条): record number confirmation + identity documents and the
+        assurance level they give; refuses too few documents."""
+        ...
+
+    def verifications(
+        self, actor: StaffPrincipal, resident_id: int
+    ) -> list[VerificationRecord]: ...
+
     def subscribe(self, listener: ChangeListener) -> None: ...
 
 

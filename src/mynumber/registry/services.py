@@ -41,12 +41,14 @@ from mynumber.registry.interfaces import (
     NumberConfirmation,
     OutsideJurisdiction,
     RegistryChange,
+    RegistryService,
     ResidentNotFound,
     ResidentRecord,
     ResidentStatus,
     RoleRequired,
     SessionExpired,
     Sex,
+    StaffAuthService,
     StaffPrincipal,
     StaffRole,
     UnknownMunicipality,
@@ -970,3 +972,8 @@ def current_totp(databases: Databases, username: str) -> str | None:
     with databases.unit_of_work(CONTEXT) as session:
         staff = session.scalars(select(m.Staff).where(m.Staff.username == username)).first()
         return None if staff is None else pyotp.TOTP(staff.totp_secret).now()
+
+
+# mypy checks here that the implementations offer every method of the published protocols.
+_registry_contract: type[RegistryService] = RegistryServiceImpl
+_staff_contract: type[StaffAuthService] = StaffAuthImpl
