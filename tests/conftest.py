@@ -60,6 +60,7 @@ def template(tmp_path_factory: pytest.TempPathFactory, key_dir: Path) -> Iterato
         migrations.upgrade(databases)
         load_municipalities(databases)
         databases.dispose()
+        _sync_directory(settings)
         yield name
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -71,7 +72,18 @@ def template(tmp_path_factory: pytest.TempPathFactory, key_dir: Path) -> Iterato
         migrations.upgrade(databases)
         load_municipalities(databases)
         databases.dispose()
+        _sync_directory(settings)
         yield str(directory)
+
+
+def _sync_directory(settings: Settings) -> None:
+    from mynumber.app import sync_directory
+
+    built = build_container(settings)
+    try:
+        sync_directory(built)
+    finally:
+        built.close()
 
 
 _counter = itertools.count()

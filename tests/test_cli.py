@@ -59,7 +59,10 @@ def test_db_check_passes_on_a_migrated_database(settings: Settings) -> None:
 
 def test_seed_refuses_production_mode(tmp_path: Path) -> None:
     keys = FileKeyProvider(tmp_path / "keys", create_missing=False, development=False)
-    for purpose in ("registry.resident_code_pool", "registry.numbering", "registry.number_index"):
+    from mynumber.app import NETWORK_KEYS
+
+    for purpose in ("registry.resident_code_pool", "registry.numbering", "registry.number_index",
+                    *NETWORK_KEYS):
         keys.write_key(purpose, bytes(32), development=False)
     env = {"MYNUMBER_MODE": "production", "MYNUMBER_KEY_DIR": str(tmp_path / "keys"),
            "MYNUMBER_DATA_DIR": str(tmp_path),

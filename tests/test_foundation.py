@@ -67,7 +67,10 @@ def test_production_mode_never_creates_keys(tmp_path: Path) -> None:
 
 def test_production_mode_accepts_provisioned_keys(tmp_path: Path) -> None:
     provider = FileKeyProvider(tmp_path / "keys", create_missing=False, development=False)
-    for purpose in ("registry.resident_code_pool", "registry.numbering", "registry.number_index"):
+    from mynumber.app import NETWORK_KEYS
+
+    for purpose in ("registry.resident_code_pool", "registry.numbering", "registry.number_index",
+                    *NETWORK_KEYS):
         provider.write_key(purpose, bytes(range(32)), development=False)
     settings = Settings(mode=Mode.PRODUCTION, data_dir=tmp_path, key_dir=tmp_path / "keys",
                         database_url="postgresql+psycopg://unused@127.0.0.1:1/none")

@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
+from mynumber.agencies.keyring import build_keyring
+from mynumber.agencies.services import AgenciesServiceImpl, IntermediateServerImpl
+from mynumber.agencies.transport import HttpIntermediateServer
 from mynumber.card.services import CardServiceImpl, CardStore
 from mynumber.db import Databases
 from mynumber.jpki.keyproviders import (
@@ -19,12 +23,23 @@ from mynumber.jpki.keyproviders import (
 )
 from mynumber.jpki.services import JpkiServiceImpl
 from mynumber.keys import FileKeyProvider, KeyError_
+from mynumber.network.agency_codes import BlockCipher, Pkcs11BlockCipher, SoftwareBlockCipher
+from mynumber.network.interfaces import AgencyRecord, IntermediateServer
+from mynumber.network.legal_table import build_directory, load_legal_table
+from mynumber.network.log import SIGNING_KEY_PURPOSE, MerkleAccessLog, log_signing_key
+from mynumber.network.services import NetworkServiceImpl
 from mynumber.registry.numbering import Numbering
 from mynumber.registry.services import (
     RegistryServiceImpl,
     StaffAuthImpl,
 )
 from mynumber.settings import Mode, Settings, get_settings
+
+# The network core's symmetric keys (``mynumber keys init`` provisions them for production).
+CODE_KEY = "network.agency_codes"
+CORE_SIGNING_KEY = "network.core_signing"
+SUBJECT_KEY = "network.subject"
+NETWORK_KEYS = (CODE_KEY, CORE_SIGNING_KEY, SUBJECT_KEY, SIGNING_KEY_PURPOSE)
 
 
 class ConfigurationError(RuntimeError):
@@ -40,6 +55,10 @@ class Container:
     staff_auth: StaffAuthImpl
     jpki: JpkiServiceImpl
     card: CardServiceImpl
+    network: NetworkServiceImpl
+    network_log: MerkleAccessLog
+    agencies: AgenciesServiceImpl
+    agencies_server: IntermediateServerImpl
 
     def close(self) -> None:
         self.databases.dispose()
@@ -79,6 +98,40 @@ def build_jpki_keys(settings: Settings) -> SigningKeyProvider:
     return SoftwareKeyProvider(directory, development=development)
 
 
+def build_code_cipher(settings: Settings, keys: FileKeyProvider) -> BlockCipher:
+    """The 機関別符号 key: on the PKCS#11 token when one is configured, else a key file."""
+    if settings.pkcs11_library and settings.pkcs11_token and settings.pkcs11_pin is not None:
+        return Pkcs11BlockCipher(settings.pkcs11_library, settings.pkcs11_token,
+                                 settings.pkcs11_pin.get_secret_value())
+    return SoftwareBlockCipher(keys.symmetric_key(CODE_KEY, 32))
+
+
+class _Servers:
+    """How the core reaches an agency's intermediate server: in-process, or over mutual TLS
+    at the endpoint the directory names (production)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.local: IntermediateServer | None = None
+        self._remote: dict[str, HttpIntermediateServer] = {}
+
+    def __call__(self, agency: AgencyRecord) -> IntermediateServer:
+        if agency.endpoint is None:
+            if self.local is None:
+                raise ConfigurationError("no in-process intermediate server is wired")
+            return self.local
+        remote = self._remote.get(agency.endpoint)
+        if remote is None:
+            tls = self.settings.tls_dir
+            remote = self._remote[agency.endpoint] = HttpIntermediateServer(
+                agency.endpoint,
+                client_cert=tls / "cert.pem" if tls else None,
+                client_key=tls / "key.pem" if tls else None,
+                ca_bundle=tls / "ca.pem" if tls else None,
+            )
+        return remote
+
+
 def build_container(settings: Settings | None = None) -> Container:
     settings = settings or get_settings()
     if settings.mode is Mode.PRODUCTION and not settings.database_url:
@@ -89,17 +142,43 @@ def build_container(settings: Settings | None = None) -> Container:
     except KeyError_ as exc:
         raise ConfigurationError(str(exc)) from None
     databases = Databases(settings)
-    registry = RegistryServiceImpl(databases, numbering)
+    registry = RegistryServiceImpl(databases, numbering,
+                                   seeding_allowed=settings.mode is Mode.EMBEDDED)
     staff_auth = StaffAuthImpl(databases, settings.session_idle_minutes)
     jpki = JpkiServiceImpl(databases, build_jpki_keys(settings), registry, settings.public_url)
     registry.subscribe(jpki.on_registry_change)
     card = CardServiceImpl(databases, registry, jpki, CardStore(settings.data_dir / "cards"))
-    return Container(settings, databases, keys, registry, staff_auth, jpki, card=card)
+    try:
+        access_log = MerkleAccessLog(databases, log_signing_key(keys), settings.checkpoint_origin)
+        core_key = Ed25519PrivateKey.from_private_bytes(keys.symmetric_key(CORE_SIGNING_KEY, 32))
+        servers = _Servers(settings)
+        network = NetworkServiceImpl(
+            databases, registry, load_legal_table(), build_code_cipher(settings, keys), core_key,
+            keys.symmetric_key(SUBJECT_KEY, 32), access_log, servers,
+            restricted_disclosure_days=settings.restricted_disclosure_days,
+        )
+        keyring = build_keyring(keys, development=settings.mode is Mode.EMBEDDED,
+                                key_dir=settings.keys_path)
+    except KeyError_ as exc:
+        raise ConfigurationError(str(exc)) from None
+    agencies_server = IntermediateServerImpl(databases, keyring, network.core_public_key())
+    servers.local = agencies_server
+    agencies = AgenciesServiceImpl(databases, network, registry, keyring)
+    return Container(settings, databases, keys, registry, staff_auth, jpki, card=card,
+                     network=network, network_log=access_log, agencies=agencies,
+                     agencies_server=agencies_server)
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
-    """Build the web app. Routers come from each context; the web package only assembles."""
+def sync_directory(container: Container) -> int:
+    """Add every agency the legal table's data and the registry's municipalities define."""
+    return container.network.sync_directory(build_directory(container.registry.municipalities()))
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None,
+               role: str = "all") -> FastAPI:
+    """Build the web app. Routers come from each context; the web package only assembles.
+    ``role``: all | core | intermediate (docs/deployment.md)."""
     from mynumber.web.assemble import assemble
 
     container = container or build_container(settings)
-    return assemble(container)
+    return assemble(container, role)

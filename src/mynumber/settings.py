@@ -37,6 +37,19 @@ class Settings(BaseSettings):
     pkcs11_token: str | None = Field(default=None, description="PKCS#11 token label")
     pkcs11_pin: SecretStr | None = Field(default=None, description="PKCS#11 user PIN")
     seed_residents: int = 10_000
+    restricted_disclosure_days: int = Field(
+        default=365, ge=0, le=3650,
+        description="how long a restricted exchange (e.g. criminal investigation) stays "
+        "hidden from the resident before it is disclosed (never omitted)",
+    )
+    log_origin: str | None = Field(
+        default=None, description="origin line of the access-log checkpoint; "
+        "defaults to <public_url host>/access-records",
+    )
+    tls_dir: Path | None = Field(
+        default=None, description="production mutual TLS: this service's cert.pem, key.pem "
+        "and the project CA's ca.pem; unset in embedded mode",
+    )
     log_level: str = "INFO"
 
     @field_validator("public_url")
@@ -47,6 +60,14 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def checkpoint_origin(self) -> str:
+        if self.log_origin:
+            return self.log_origin
+        from urllib.parse import urlsplit
+
+        return f"{urlsplit(self.public_url).netloc or 'mynumber.invalid'}/access-records"
 
     @property
     def is_postgres(self) -> bool:

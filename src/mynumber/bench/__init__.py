@@ -17,6 +17,8 @@ WORKLOADS = {
     "import": "mynumber.bench.import_",
     "jpki-verify": "mynumber.bench.jpki_verify",
     "ocsp": "mynumber.bench.ocsp",
+    "log": "mynumber.bench.log",
+    "exchange": "mynumber.bench.exchange",
 }
 
 

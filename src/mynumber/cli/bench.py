@@ -21,6 +21,10 @@ def bench(
     database_url: Annotated[str | None, typer.Option(
         help="PostgreSQL URL for database workloads (default: a throwaway SQLite, and "
              "MYNUMBER_BENCH_DATABASE_URL if set)")] = None,
+    seconds: Annotated[float | None, typer.Option(
+        help="how long to apply load, for load workloads (exchange)")] = None,
+    rate: Annotated[int | None, typer.Option(
+        help="offered rate per second for the latency measurement (exchange)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Measure one of the figures the issues name (see docs/benchmarks.md)."""
@@ -28,7 +32,9 @@ def bench(
     if module_name is None:
         fail(f"unknown benchmark {name!r}; choose from {', '.join(WORKLOADS)}", code=2)
     module = importlib.import_module(module_name)
-    result = module.run(BenchOptions(count=count, workers=workers, database_url=database_url))
+    extra = {k: v for k, v in (("seconds", seconds), ("rate", rate)) if v is not None}
+    result = module.run(BenchOptions(count=count, workers=workers, database_url=database_url,
+                                     extra=extra))
     result = {"benchmark": name, **result, "machine": machine()}
     if as_json:
         print(json.dumps(result, ensure_ascii=False))

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from mynumber.cli import bench as bench_cli
 from mynumber.cli import card as card_cli
+from mynumber.cli import log as log_cli
+from mynumber.cli import network as network_cli
 from mynumber.cli import registry as registry_cli
 from mynumber.cli import seed as seed_cli
+from mynumber.cli import tls as tls_cli
 from mynumber.cli.common import console, container_from_env, fail
 from mynumber.codes import corporate_number, individual_number, local_government_code, resident_code
 from mynumber.codes.exceptions import ValidationError
@@ -27,6 +31,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(number_app, name="number")
 app.add_typer(registry_cli.app, name="registry")
 app.add_typer(card_cli.app, name="card")
+app.add_typer(log_cli.app, name="log")
+app.add_typer(network_cli.app, name="network")
+app.add_typer(tls_cli.app, name="tls")
 app.add_typer(staff_app, name="staff")
 app.add_typer(keys_app, name="keys")
 app.command(name="bench")(bench_cli.bench)
@@ -37,18 +44,39 @@ app.command(name="seed")(seed_cli.seed)
 def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    role: Annotated[str, typer.Option(
+        help="all (everything in one process) | core (the network core, registry, JPKI, "
+        "cards) | intermediate (an intermediate server only)")] = "all",
+    tls_dir: Annotated[Path | None, typer.Option(
+        help="serve HTTPS with DIR/cert.pem and DIR/key.pem, requiring a client certificate "
+        "from DIR/ca.pem (mutual TLS; see `mynumber tls`)")] = None,
 ) -> None:
     """Serve the web UI and API (run `mynumber db upgrade` first)."""
     import uvicorn
 
     from mynumber import logs
     from mynumber.app import create_app
+    from mynumber.web.assemble import ROLES
 
+    if role not in ROLES:
+        fail(f"unknown role {role!r}; choose from {', '.join(ROLES)}", code=2)
+    tls: dict[str, Any] = {}
+    if tls_dir is not None:
+        from mynumber.tls import TlsError, uvicorn_options
+
+        try:
+            tls = uvicorn_options(tls_dir)
+        except TlsError as exc:
+            fail(str(exc))
     container = container_from_env()
     logs.configure(container.settings.log_level)
-    application = create_app(container=container)
-    console.print(f"serving on http://{host}:{port} (public URL {container.settings.public_url})")
-    uvicorn.run(application, host=host, port=port, log_config=None, access_log=True)
+    application = create_app(container=container, role=role)
+    scheme = "https" if tls else "http"
+    what = "" if role == "all" else f" the {role} role,"
+    console.print(f"serving{what} on {scheme}://{host}:{port} "
+                  f"(public URL {container.settings.public_url})"
+                  + (" with mutual TLS" if tls else ""))
+    uvicorn.run(application, host=host, port=port, log_config=None, access_log=True, **tls)
 
 
 @db_app.command("upgrade")
@@ -59,9 +87,13 @@ def db_upgrade() -> None:
 
     container = container_from_env()
     migrations.upgrade(container.databases)
+    from mynumber.app import sync_directory
+
     loaded = load_municipalities(container.databases)
+    agencies = sync_directory(container)
     where = "PostgreSQL" if container.settings.is_postgres else str(container.settings.data_dir)
-    console.print(f"databases up to date ({where}); municipalities loaded: {loaded}")
+    console.print(f"databases up to date ({where}); municipalities loaded: {loaded}; "
+                  f"agencies added to the network directory: {agencies}")
 
 
 @db_app.command("check")
@@ -168,7 +200,9 @@ def keys_init(
     settings = get_settings()
     keys = FileKeyProvider(settings.keys_path, create_missing=False,
                            development=not production)
-    for purpose in (POOL_KEY, NUMBERING_KEY, INDEX_KEY):
+    from mynumber.app import NETWORK_KEYS
+
+    for purpose in (POOL_KEY, NUMBERING_KEY, INDEX_KEY, *NETWORK_KEYS):
         if not keys._file(purpose).exists():
             keys.write_key(purpose, secrets.token_bytes(32), development=not production)
             console.print(f"created {purpose}")

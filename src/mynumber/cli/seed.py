@@ -47,6 +47,7 @@ def seed(
         container.close()
         fail("seed is for the embedded (development) mode only; production mode refuses it")
     count = container.settings.seed_residents if residents is None else residents
+    network_result = None
     try:
         with Progress(
             TextColumn("seeding residents"), BarColumn(), MofNCompleteColumn(),
@@ -73,6 +74,20 @@ def seed(
                     seed=DEFAULT_SEED if seed_value is None else seed_value,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
+        if not result.skipped:
+            from mynumber.agencies.seed import seed_exchanges
+            from mynumber.registry.seed import current_residents
+
+            with Progress(
+                TextColumn("seeding exchanges"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=console, transient=True,
+            ) as bar:
+                task = bar.add_task("exchanges", total=None)
+                network_result = seed_exchanges(
+                    container, current_residents(container.databases),
+                    seed=DEFAULT_SEED if seed_value is None else seed_value,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
     except DomainError as exc:
         fail(str(exc))
     finally:
@@ -94,6 +109,15 @@ def seed(
             f"and {card_result.auth_certificates:,} auth certificates on "
             f"{card_result.pool_size} pooled test keys, marked POOLED-TEST-KEY-SEED-ONLY) "
             f"in {card_result.seconds:.1f} s"
+        )
+    if network_result is not None:
+        outcomes = ", ".join(f"{n:,} {k}" for k, n in sorted(network_result.outcomes.items()))
+        console.print(
+            f"seeded {network_result.enrolments:,} agency codes at {network_result.agencies} "
+            f"agencies, {network_result.copies:,} copies, {network_result.exchanges:,} exchanges "
+            f"({outcomes}; {network_result.restricted} restricted), "
+            f"{network_result.declined} applications without a number; access log size "
+            f"{network_result.log_size:,}, in {network_result.seconds:.1f} s"
         )
     if result.staff_created:
         console.print(f"demo staff created: {', '.join(result.staff_created)} "

@@ -42,8 +42,6 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -55,7 +53,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 from pkcs11.util.rsa import encode_rsa_public_key
 
-from mynumber.keys import KeyError_
+from mynumber.tokens import KeyProviderError, shared_session
 
 __all__ = [
     "KeyExistsError",
@@ -73,10 +71,6 @@ SigningAlgorithm = Literal["sha256"]
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MIN_BITS = 2048
 _T = TypeVar("_T")
-
-
-class KeyProviderError(KeyError_):
-    """A signing key or its provider is missing, misconfigured or unusable."""
 
 
 class UnknownKeyError(KeyProviderError, LookupError):
@@ -295,100 +289,6 @@ class SoftwareKeyProvider:
 # PKCS#11 tokens
 
 
-class _TokenSession:
-    """One logged-in session on one token, shared by every provider for it in this process."""
-
-    def __init__(self, library_path: str, token_label: str, user_pin: str) -> None:
-        self.library_path = library_path
-        self.token_label = token_label
-        self.user_pin = user_pin
-        self.lock = threading.RLock()
-        self._session: Any = None
-        self._pid = 0
-
-    def _open(self) -> Any:
-        try:
-            lib = pkcs11.lib(self.library_path)
-        except (OSError, RuntimeError, p11e.PKCS11Error) as exc:
-            raise KeyProviderError(
-                f"cannot load the PKCS#11 library {self.library_path!r}: {exc}"
-            ) from exc
-        if _LIBRARY_PIDS.get(self.library_path, os.getpid()) != os.getpid():
-            # A forked child must call C_Initialize again before using the library.
-            try:
-                lib.finalize()
-            except p11e.PKCS11Error:
-                pass
-            lib.initialize()
-        _LIBRARY_PIDS[self.library_path] = os.getpid()
-        try:
-            token = lib.get_token(token_label=self.token_label)
-        except p11e.NoSuchToken as exc:
-            raise KeyProviderError(
-                f"no PKCS#11 token labelled {self.token_label!r} in {self.library_path}"
-            ) from exc
-        except p11e.MultipleTokensReturned as exc:
-            raise KeyProviderError(
-                f"more than one PKCS#11 token labelled {self.token_label!r}"
-            ) from exc
-        try:
-            return token.open(rw=True, user_pin=self.user_pin)
-        except p11e.UserAlreadyLoggedIn:
-            # Someone else in this process logged in to the token; the login is shared.
-            return token.open(rw=True)
-        except (p11e.PinIncorrect, p11e.PinInvalid, p11e.PinLenRange) as exc:
-            raise KeyProviderError(
-                f"PKCS#11 login to token {self.token_label!r} failed: wrong PIN"
-            ) from exc
-        except p11e.PinLocked as exc:
-            raise KeyProviderError(f"the user PIN of token {self.token_label!r} is locked") from exc
-
-    @contextmanager
-    def session(self) -> Iterator[pkcs11.Session]:
-        with self.lock:
-            if self._session is None or self._pid != os.getpid():
-                self._session = self._open()
-                self._pid = os.getpid()
-            yield self._session
-
-    def run(self, operation: Callable[[pkcs11.Session], _T]) -> _T:
-        """Run ``operation`` with the session; reopen it once if the token dropped it."""
-        stale = (
-            p11e.SessionClosed,
-            p11e.SessionHandleInvalid,
-            p11e.DeviceRemoved,
-            p11e.TokenNotPresent,
-            p11e.UserNotLoggedIn,
-        )
-        with self.lock:
-            try:
-                with self.session() as session:
-                    return operation(session)
-            except stale:
-                self._session = None
-                with self.session() as session:
-                    return operation(session)
-
-
-_LIBRARY_PIDS: dict[str, int] = {}
-_SHARED: dict[tuple[str, str], _TokenSession] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def _shared_session(library_path: str, token_label: str, user_pin: str) -> _TokenSession:
-    with _SHARED_LOCK:
-        shared = _SHARED.get((library_path, token_label))
-        if shared is None:
-            shared = _SHARED[(library_path, token_label)] = _TokenSession(
-                library_path, token_label, user_pin
-            )
-        elif not secrets.compare_digest(shared.user_pin.encode(), user_pin.encode()):
-            raise KeyProviderError(
-                f"token {token_label!r} is already in use in this process with another PIN"
-            )
-        return shared
-
-
 class Pkcs11KeyProvider:
     """RSA keys generated and kept on a PKCS#11 token; signing happens on the token."""
 
@@ -402,7 +302,7 @@ class Pkcs11KeyProvider:
         self.library_path = library_path
         self.token_label = token_label
         self.development = development
-        self._token = _shared_session(library_path, token_label, user_pin)
+        self._token = shared_session(library_path, token_label, user_pin)
 
     @property
     def is_development(self) -> bool:

@@ -255,6 +255,19 @@ class SessionExpired(NotAuthenticated):
     title = "Session ended"
 
 
+@dataclass(frozen=True)
+class MunicipalityRecord:
+    code: str  # 6-digit 全国地方公共団体コード
+    prefecture: str
+    name: str
+    kind: str  # prefecture, designated_city, ward, city, special_ward, town, village
+
+
+class AcquisitionNumberInvalid(Forbidden):
+    code = "acquisition_number_invalid"
+    title = "Acquisition number not valid"
+
+
 # --- protocols ----------------------------------------------------------------------------
 
 
@@ -349,6 +362,34 @@ class RegistryService(Protocol):
     ) -> list[VerificationRecord]: ...
 
     def subscribe(self, listener: ChangeListener) -> None: ...
+
+    def municipalities(self) -> list[MunicipalityRecord]:
+        """Every 地方公共団体 the registry knows (prefectures, cities, wards, towns, villages)."""
+        ...
+
+    def issue_acquisition_number(self, agency_id: str, individual_number: str) -> str:
+        """An agency that lawfully holds a person's number exchanges it for a one-time
+        取得番号, valid for ``ACQUISITION_TTL`` and only for that agency. The agency then
+        presents it to the network for its 機関別符号 and keeps only the code."""
+        ...
+
+    def redeem_acquisition_number(self, agency_id: str, acquisition_number: str) -> str:
+        """For the network core only: the 住民票コード behind a 取得番号, once. A used,
+        expired, unknown or other agency's 取得番号 raises AcquisitionNumberInvalid."""
+        ...
+
+    def redeem_acquisition_numbers(
+        self, agency_id: str, acquisition_numbers: Sequence[str]
+    ) -> list[str]:
+        """Bulk form, in order, in one transaction: all redeemed or none."""
+        ...
+
+    def acquisition_numbers_for_residents(
+        self, agency_id: str, resident_ids: Sequence[int]
+    ) -> dict[int, str]:
+        """Seeding only (refused in production): 取得番号 for residents of the synthetic
+        population that the agency is taken to already know."""
+        ...
 
 
 class StaffAuthService(Protocol):

@@ -282,3 +282,17 @@ class ImportRejection(Base):
     line_no: Mapped[int] = mapped_column(Integer)
     field: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(String(200))
+
+
+class AcquisitionNumber(Base):
+    """取得番号: a one-time token an agency holding a person's number gets from the registry and
+    presents to the network for its 機関別符号. Only a hash of the token is kept."""
+
+    __tablename__ = "acquisition_numbers"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resident_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    agency_id: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    redeemed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -18,7 +18,7 @@ from typing import Any
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mynumber import audit
@@ -27,6 +27,7 @@ from mynumber.codes.exceptions import ValidationError
 from mynumber.db import Databases, utcnow
 from mynumber.registry import models as m
 from mynumber.registry.interfaces import (
+    AcquisitionNumberInvalid,
     AssuranceLevel,
     ChangeListener,
     IdentityDocument,
@@ -37,6 +38,7 @@ from mynumber.registry.interfaces import (
     LifeEventKind,
     LifeEventRecord,
     LoginFailed,
+    MunicipalityRecord,
     NewResident,
     NumberConfirmation,
     OutsideJurisdiction,
@@ -60,6 +62,8 @@ CONTEXT = "registry"
 MAX_NUMBER_GENERATIONS = 1000
 # Returned letters are held at the office for three months, then discarded (運用通知).
 LETTER_HOLD_DAYS = 90
+# A 取得番号 is for immediate use by the agency's system that asked for it.
+ACQUISITION_TTL = dt.timedelta(minutes=10)
 
 LETTER_TRANSITIONS: dict[LetterStatus, set[LetterStatus]] = {
     LetterStatus.CREATED: {LetterStatus.SENT},
@@ -196,9 +200,12 @@ def validate_new_resident(resident: NewResident, today: dt.date) -> NewResident:
 class RegistryServiceImpl:
     """The registry, backed by the ``registry`` database."""
 
-    def __init__(self, databases: Databases, numbering: Numbering) -> None:
+    def __init__(
+        self, databases: Databases, numbering: Numbering, *, seeding_allowed: bool = False
+    ) -> None:
         self.databases = databases
         self.numbering = numbering
+        self.seeding_allowed = seeding_allowed
         self._listeners: list[ChangeListener] = []
 
     # -- plumbing -------------------------------------------------------------------------------
@@ -698,6 +705,151 @@ class RegistryServiceImpl:
             if row is None:
                 raise ResidentNotFound("no resident has this resident code")
             return to_record(row)
+
+    # -- 取得番号: how an agency gets its 機関別符号 without the network seeing the number -----
+    def municipalities(self) -> list[MunicipalityRecord]:
+        with self.databases.unit_of_work(CONTEXT) as session:
+            rows = session.scalars(select(m.Municipality).order_by(m.Municipality.code))
+            return [MunicipalityRecord(r.code, r.prefecture, r.name, r.kind) for r in rows]
+
+    @staticmethod
+    def _token_hash(agency_id: str, token: str) -> str:
+        return hashlib.sha256(f"{agency_id}\n{token}".encode()).hexdigest()
+
+    @staticmethod
+    def _check_agency_id(agency_id: str) -> str:
+        if not agency_id or len(agency_id) > 64 or not agency_id.replace("-", "").replace(
+            "_", ""
+        ).isalnum():
+            raise InvalidResidentData("agency_id: not a valid agency id", field="agency_id")
+        return agency_id
+
+    def issue_acquisition_number(self, agency_id: str, individual_number_: str) -> str:
+        agency_id = self._check_agency_id(agency_id)
+        try:
+            number = individual_number.validate(individual_number_)
+        except ValidationError as exc:
+            raise InvalidResidentData(f"individual_number: {exc}",
+                                      field="individual_number") from None
+        index = self.numbering.index(number)
+        with self._transaction() as (session, _):
+            issued = session.scalars(
+                select(m.IssuedNumber).where(m.IssuedNumber.number_index == index)
+            ).first()
+            holder = None if issued is None else session.get(m.Resident, issued.resident_id)
+            if (
+                issued is None or holder is None or issued.retired_at is not None
+                or not hmac.compare_digest(
+                    self.numbering.individual_number(holder.resident_code, issued.generation),
+                    number,
+                )
+            ):
+                raise ResidentNotFound("no resident has this individual number",
+                                       field="individual_number")
+            token = secrets.token_hex(16)
+            now = utcnow()
+            session.add(m.AcquisitionNumber(
+                token_hash=self._token_hash(agency_id, token), resident_id=holder.id,
+                agency_id=agency_id, issued_at=now, expires_at=now + ACQUISITION_TTL,
+            ))
+            audit.record(session, m.AuditEvent, "registry:acquisition_number:issue",
+                         actor=f"agency:{agency_id}", subject=f"resident:{holder.id}")
+            return token
+
+    def redeem_acquisition_number(self, agency_id: str, acquisition_number: str) -> str:
+        agency_id = self._check_agency_id(agency_id)
+        if not acquisition_number or len(acquisition_number) > 64:
+            raise AcquisitionNumberInvalid("acquisition_number: not valid for this agency",
+                                           field="acquisition_number")
+        token_hash = self._token_hash(agency_id, acquisition_number)
+        with self._transaction() as (session, _):
+            now = utcnow()
+            # One statement marks it used, so two concurrent redemptions cannot both win.
+            redeemed = session.execute(
+                update(m.AcquisitionNumber)
+                .where(m.AcquisitionNumber.token_hash == token_hash,
+                       m.AcquisitionNumber.redeemed_at.is_(None),
+                       m.AcquisitionNumber.expires_at > now)
+                .values(redeemed_at=now)
+                .returning(m.AcquisitionNumber.resident_id)
+            ).first()
+            if redeemed is None:
+                raise AcquisitionNumberInvalid(
+                    "acquisition_number: unknown, already used, expired or issued to another "
+                    "agency", field="acquisition_number")
+            row = session.get(m.Resident, redeemed[0])
+            if row is None:  # pragma: no cover - residents are never deleted
+                raise AcquisitionNumberInvalid("acquisition_number: not valid",
+                                               field="acquisition_number")
+            audit.record(session, m.AuditEvent, "registry:acquisition_number:redeem",
+                         actor="network", subject=f"resident:{row.id}", agency=agency_id)
+            return row.resident_code
+
+    def redeem_acquisition_numbers(
+        self, agency_id: str, acquisition_numbers: Sequence[str]
+    ) -> list[str]:
+        agency_id = self._check_agency_id(agency_id)
+        if any(not t or len(t) > 64 for t in acquisition_numbers):
+            raise AcquisitionNumberInvalid("acquisition_number: not valid for this agency",
+                                           field="acquisition_number")
+        hashes = [self._token_hash(agency_id, t) for t in acquisition_numbers]
+        if len(set(hashes)) != len(hashes):
+            raise AcquisitionNumberInvalid("acquisition_number: the same one twice",
+                                           field="acquisition_number")
+        codes: dict[str, str] = {}
+        with self._transaction() as (session, _):
+            now = utcnow()
+            for start in range(0, len(hashes), 1000):
+                chunk = hashes[start:start + 1000]
+                rows = session.execute(
+                    update(m.AcquisitionNumber)
+                    .where(m.AcquisitionNumber.token_hash.in_(chunk),
+                           m.AcquisitionNumber.redeemed_at.is_(None),
+                           m.AcquisitionNumber.expires_at > now)
+                    .values(redeemed_at=now)
+                    .returning(m.AcquisitionNumber.token_hash, m.AcquisitionNumber.resident_id)
+                ).all()
+                if len(rows) != len(chunk):
+                    # Raising rolls the whole batch back: nothing is half-redeemed.
+                    raise AcquisitionNumberInvalid(
+                        "acquisition_number: unknown, already used, expired or issued to "
+                        "another agency", field="acquisition_number")
+                by_resident = {resident_id: token_hash for token_hash, resident_id in rows}
+                for resident_id, code in session.execute(
+                    select(m.Resident.id, m.Resident.resident_code)
+                    .where(m.Resident.id.in_(list(by_resident)))
+                ):
+                    codes[by_resident[resident_id]] = code
+            audit.record(session, m.AuditEvent, "registry:acquisition_number:redeem",
+                         actor="network", subject=f"agency:{agency_id}", count=len(hashes))
+        return [codes[h] for h in hashes]
+
+    def acquisition_numbers_for_residents(
+        self, agency_id: str, resident_ids: Sequence[int]
+    ) -> dict[int, str]:
+        if not self.seeding_allowed:
+            raise RoleRequired("seeding acquisition numbers is refused in production mode")
+        agency_id = self._check_agency_id(agency_id)
+        now = utcnow()
+        tokens: dict[int, str] = {}
+        with self._transaction() as (session, _):
+            known = set(session.scalars(
+                select(m.Resident.id).where(m.Resident.id.in_(list(resident_ids)))
+            ))
+            rows = []
+            for resident_id in resident_ids:
+                if resident_id not in known:
+                    raise ResidentNotFound(f"no resident with id {resident_id}")
+                token = secrets.token_hex(16)
+                tokens[resident_id] = token
+                rows.append({"token_hash": self._token_hash(agency_id, token),
+                             "resident_id": resident_id, "agency_id": agency_id,
+                             "issued_at": now, "expires_at": now + ACQUISITION_TTL})
+            if rows:
+                session.execute(insert(m.AcquisitionNumber), rows)
+            audit.record(session, m.AuditEvent, "registry:acquisition_number:seed",
+                         actor="seed", subject=f"agency:{agency_id}", count=len(rows))
+        return tokens
 
     # -- notification letters ---------------------------------------------------------------
     def letters(self, actor: StaffPrincipal, resident_id: int) -> list[LetterRecord]:

@@ -12,9 +12,13 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from mynumber import __version__
+from mynumber.agencies import api as agencies_api
 from mynumber.card import api as card_api
 from mynumber.card import views as card_views
 from mynumber.jpki import api as jpki_api
+from mynumber.network import api as network_api
+from mynumber.network import log_api as network_log_api
+from mynumber.network.sequencer import LogSequencer
 from mynumber.registry import api as registry_api
 from mynumber.registry import views as registry_views
 from mynumber.registry.services import load_municipality_rows
@@ -30,11 +34,27 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def assemble(container: Container) -> FastAPI:
+ROLES = ("all", "core", "intermediate")
+
+
+def assemble(container: Container, role: str = "all") -> FastAPI:
+    """``role``: ``all`` (embedded: everything in one process), ``core`` (everything but the
+    intermediate server's route) or ``intermediate`` (only that route; docs/deployment.md)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+    core = role != "intermediate"
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        container.close()
+        sequencer = LogSequencer(container.network_log) if core else None
+        if sequencer is not None:
+            sequencer.start()
+        try:
+            yield
+        finally:
+            if sequencer is not None:
+                sequencer.stop()
+            container.close()
 
     app = FastAPI(
         title="mynumber",
@@ -55,15 +75,24 @@ def assemble(container: Container) -> FastAPI:
     app.state.cards = container.card
     app.state.municipalities = load_municipality_rows()
     problems.install(app)
-    app.include_router(registry_api.router)
-    app.include_router(jpki_api.router)
-    app.include_router(jpki_api.protocols)
-    app.include_router(pages.router)
-    app.include_router(registry_views.router)
-    app.include_router(card_api.router)
-    app.include_router(card_views.router)
-    app.include_router(card_views.public)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if core:
+        app.include_router(registry_api.router)
+        app.include_router(jpki_api.router)
+        app.include_router(jpki_api.protocols)
+        app.include_router(pages.router)
+        app.include_router(registry_views.router)
+        app.include_router(card_api.router)
+        app.include_router(card_views.router)
+        app.include_router(card_views.public)
+        app.include_router(network_log_api.router)
+        app.include_router(network_api.router)
+    if role != "core":
+        app.include_router(agencies_api.router)
+    if role == "intermediate":  # the health check only; the home page is the core's
+        app.add_api_route("/healthz", pages.health, methods=["GET"], operation_id="health",
+                          response_model=pages.Health, tags=["system"])
+    if core:
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _add_problem_schema(app)
     return app
 

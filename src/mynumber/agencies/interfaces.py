@@ -1,0 +1,157 @@
+"""What an agency's 中間サーバー (intermediate server) offers the web layer, the CLI, the seeder
+and the benchmark: value types, the service protocol and its errors. Other contexts import this
+module only.
+
+Vocabulary (docs/glossary.md): 宛名番号 -> ``address_number`` (the agency's own number for a
+person); 機関別符号 -> ``agency_code``; 副本 -> ``copy``; 処理通番 -> ``serial``.
+The 個人番号 passes through :meth:`AgenciesService.enrol_person` only and is never kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from mynumber.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from mynumber.network.interfaces import (
+    AgencyRecord,
+    ExchangeResult,
+    Outcome,
+    RefusalReason,
+)
+
+
+@dataclass(frozen=True)
+class CopyInput:
+    """One 副本 to register (bulk seeding)."""
+
+    address_number: str
+    item_code: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CopyRecord:
+    """A 副本 as the agency holds it, under its own 機関別符号 for the person."""
+
+    agency_id: str
+    address_number: str
+    item_code: str
+    payload: dict[str, Any]
+    version: int
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The requester's view of one exchange: the core's outcome and, when provided, the data
+    the provider sealed for this requester (already decrypted and its signature checked)."""
+
+    serial: str
+    outcome: Outcome
+    reason: RefusalReason | None
+    data: dict[str, Any] | None
+    version: int | None = None
+    as_of: dt.datetime | None = None
+
+
+class AgenciesService(Protocol):
+    """The agencies' side of the network. Each method is one transaction in the ``agencies``
+    database with its record (audit event, or the sent/answered query row)."""
+
+    def ensure_registered(self, agency_id: str) -> AgencyRecord:
+        """Register the agency's public keys with the network unless it already has them."""
+        ...
+
+    def enrol_person(self, agency_id: str, address_number: str, individual_number: str) -> str:
+        """Obtain the agency's 機関別符号 for a person whose number it lawfully holds: 取得番号
+        from the registry, code from the network. Idempotent per address number. The number
+        is used for this call only: never stored, logged or put in an error."""
+        ...
+
+    def enrol_known_residents(
+        self, agency_id: str, address_numbers_by_resident: Mapping[int, str]
+    ) -> dict[str, str]:
+        """Seeding only: codes for residents (registry ids) the agency is taken to know, under
+        the given address numbers. Returns address number -> agency code."""
+        ...
+
+    def agency_code(self, agency_id: str, address_number: str) -> str:
+        """The agency's code for the person it knows by ``address_number``."""
+        ...
+
+    def put_copy(
+        self, agency_id: str, address_number: str, item_code: str, payload: Mapping[str, Any]
+    ) -> CopyRecord:
+        """Register or update a 副本; each update increments its version."""
+        ...
+
+    def put_copies(self, agency_id: str, copies: Sequence[CopyInput]) -> int:
+        """Bulk form of :meth:`put_copy` for seeding; returns how many were written."""
+        ...
+
+    def copy(self, agency_id: str, address_number: str, item_code: str) -> CopyRecord:
+        ...
+
+    def query(
+        self, agency_id: str, address_number: str, task_id: str, provider_id: str, item_code: str
+    ) -> QueryResult:
+        """情報照会: ask ``provider_id`` for ``item_code`` about the person, through the core."""
+        ...
+
+    def record_declined(
+        self, agency_id: str, task_id: str, application_ref: str, documents: Sequence[str]
+    ) -> ExchangeResult:
+        """An application without the number: recorded by the core, no person linkage."""
+        ...
+
+
+# --- errors -------------------------------------------------------------------------------
+
+
+class InvalidAgencyInput(InvalidInput):
+    code = "invalid_agency_input"
+    title = "Invalid input"
+
+
+class PersonNotEnrolled(NotFound):
+    code = "person_not_enrolled"
+    title = "No agency code for this address number"
+
+
+class CopyNotFound(NotFound):
+    code = "copy_not_found"
+    title = "No such copy"
+
+
+class PersonAlreadyEnrolled(Conflict):
+    code = "person_already_enrolled"
+    title = "The person is already enrolled under another address number"
+
+
+class RoutedQueryRejected(Forbidden):
+    """A routed query whose core signature does not verify, or that is stale."""
+
+    code = "routed_query_rejected"
+    title = "Routed query not accepted"
+
+
+class AgencyNotServed(Forbidden):
+    code = "agency_not_served"
+    title = "This intermediate server does not serve that agency"
+
+
+class AnswerRejected(DomainError):
+    """The provider's sealed answer could not be opened, or does not belong to this query."""
+
+    code = "answer_rejected"
+    status = 502
+    title = "Answer not accepted"
+
+
+class IntermediateServerUnavailable(DomainError):
+    code = "intermediate_server_unavailable"
+    status = 503
+    title = "Intermediate server unavailable"

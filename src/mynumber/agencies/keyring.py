@@ -1,0 +1,182 @@
+"""Each agency's own keys: an Ed25519 key that signs its queries and answers, and an X25519 key
+answers are sealed to (``mynumber.envelope``).
+
+Two sources:
+
+- **Embedded (development) mode**: :class:`DerivedKeyring` derives both keys of every agency
+  from one development master secret (the key provider's ``agencies.master``) with
+  HKDF-SHA256, info ``mynumber agencies/<agency_id>/sign`` resp. ``.../encrypt``. 4,000 agencies
+  then need no key files, and restarts give the same keys. Anyone holding the master can
+  impersonate every agency, which is why production mode refuses it.
+- **Production**: :class:`FileKeyring` reads keys provisioned per agency (by the agency, on its
+  own intermediate server) under ``KEY_DIR/agencies/<agency_id>.json``, mode 0600::
+
+      {"agency_id": "mhlw", "development": false,
+       "signing_key": "<base64 of the raw 32-byte Ed25519 private key>",
+       "encryption_key": "<base64 of the raw 32-byte X25519 private key>"}
+
+  :func:`provision_agency_keys` writes such a file with fresh random keys. A file marked
+  ``"development": true``, readable by group or others, or for another agency is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from mynumber.envelope import raw_public
+from mynumber.keys import KeyError_, KeyProvider
+
+MASTER_PURPOSE = "agencies.master"
+AGENCY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class AgencyKeyError(KeyError_):
+    """An agency's keys are missing or unacceptable for the configured mode."""
+
+
+@dataclass(frozen=True)
+class AgencyKeys:
+    agency_id: str
+    signing: ed25519.Ed25519PrivateKey
+    encryption: x25519.X25519PrivateKey
+    signing_public: bytes  # raw, 32 bytes
+    encryption_public: bytes  # raw, 32 bytes
+
+    @classmethod
+    def from_raw(cls, agency_id: str, signing: bytes, encryption: bytes) -> AgencyKeys:
+        sign = ed25519.Ed25519PrivateKey.from_private_bytes(signing)
+        enc = x25519.X25519PrivateKey.from_private_bytes(encryption)
+        return cls(agency_id, sign, enc, raw_public(sign.public_key()),
+                   raw_public(enc.public_key()))
+
+
+class AgencyKeyring(Protocol):
+    def keys(self, agency_id: str) -> AgencyKeys: ...
+
+
+def check_agency_id(agency_id: str) -> str:
+    if not isinstance(agency_id, str) or not AGENCY_ID.match(agency_id):
+        raise AgencyKeyError("not a valid agency id")
+    return agency_id
+
+
+class _Cached:
+    def __init__(self) -> None:
+        self._cache: dict[str, AgencyKeys] = {}
+        self._lock = threading.Lock()
+
+    def keys(self, agency_id: str) -> AgencyKeys:
+        found = self._cache.get(agency_id)
+        if found is not None:
+            return found
+        check_agency_id(agency_id)
+        loaded = self._load(agency_id)
+        with self._lock:
+            return self._cache.setdefault(agency_id, loaded)
+
+    def _load(self, agency_id: str) -> AgencyKeys:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class DerivedKeyring(_Cached):
+    """Development keys derived from one master secret (embedded mode only)."""
+
+    def __init__(self, master: bytes) -> None:
+        super().__init__()
+        if len(master) < 32:
+            raise AgencyKeyError("the agencies master secret must have at least 32 bytes")
+        self._master = master
+
+    @classmethod
+    def from_provider(cls, provider: KeyProvider, *, development: bool) -> DerivedKeyring:
+        if not development:
+            raise AgencyKeyError(
+                "derived agency keys are for development only; production mode needs keys "
+                "provisioned per agency under KEY_DIR/agencies/<agency_id>.json"
+            )
+        return cls(provider.symmetric_key(MASTER_PURPOSE, 32))
+
+    def _derive(self, agency_id: str, purpose: str) -> bytes:
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None,
+            info=f"mynumber agencies/{agency_id}/{purpose}".encode(),
+        ).derive(self._master)
+
+    def _load(self, agency_id: str) -> AgencyKeys:
+        return AgencyKeys.from_raw(
+            agency_id, self._derive(agency_id, "sign"), self._derive(agency_id, "encrypt")
+        )
+
+
+class FileKeyring(_Cached):
+    """Per-agency keys provisioned as files (production)."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__()
+        self.directory = directory
+
+    def path_for(self, agency_id: str) -> Path:
+        return self.directory / f"{check_agency_id(agency_id)}.json"
+
+    def _load(self, agency_id: str) -> AgencyKeys:
+        file = self.path_for(agency_id)
+        try:
+            mode = file.stat().st_mode
+            data = json.loads(file.read_text())
+        except FileNotFoundError:
+            raise AgencyKeyError(
+                f"no keys provisioned for agency {agency_id!r} in {self.directory}"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise AgencyKeyError(f"cannot read the keys of agency {agency_id!r}: {exc}") from None
+        if mode & 0o077:
+            raise AgencyKeyError(f"{file} is readable by others; it must be mode 0600")
+        if not isinstance(data, dict) or data.get("development") is not False:
+            raise AgencyKeyError(f"the keys of agency {agency_id!r} are not production keys")
+        if data.get("agency_id") != agency_id:
+            raise AgencyKeyError(f"{file} holds the keys of another agency")
+        try:
+            signing = base64.b64decode(data["signing_key"], validate=True)
+            encryption = base64.b64decode(data["encryption_key"], validate=True)
+            return AgencyKeys.from_raw(agency_id, signing, encryption)
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            raise AgencyKeyError(f"the keys of agency {agency_id!r} are malformed") from None
+
+
+def provision_agency_keys(directory: Path, agency_id: str) -> Path:
+    """Write fresh production keys for one agency (0600; refuses to overwrite)."""
+    check_agency_id(agency_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    body = json.dumps({
+        "agency_id": agency_id,
+        "development": False,
+        "signing_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "encryption_key": base64.b64encode(secrets.token_bytes(32)).decode(),
+    })
+    file = directory / f"{agency_id}.json"
+    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(body)
+    return file
+
+
+def build_keyring(provider: KeyProvider, *, development: bool, key_dir: Path) -> AgencyKeyring:
+    """Derived development keys in embedded mode; provisioned files under
+    ``key_dir/agencies`` in production."""
+    if development:
+        return DerivedKeyring.from_provider(provider, development=True)
+    return FileKeyring(key_dir / "agencies")

@@ -1,0 +1,576 @@
+"""Agencies' intermediate servers (中間サーバー), backed by the ``agencies`` database.
+
+Two roles, one database (logical separation by ``agency_id``, as on J-LIS's platform):
+
+- :class:`AgenciesServiceImpl`, the agency's own systems' side: enrol persons (宛名番号 ->
+  機関別符号, via a one-time 取得番号 from the registry), keep 副本, and send queries through the
+  core (:class:`~mynumber.network.interfaces.NetworkService`), opening the sealed answers.
+- :class:`IntermediateServerImpl`, the provider's side the core calls
+  (:class:`~mynumber.network.interfaces.IntermediateServer`): check the core's signature, look up
+  the copy, seal it for the requester. This is the hot path of the exchange benchmark, so it is
+  Core SQL, one indexed SELECT and one INSERT, with keys cached per agency.
+
+The 個人番号 passes through :meth:`AgenciesServiceImpl.enrol_person` to the registry and is
+neither stored, logged nor put in an error here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import re
+import secrets
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, cast
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import Table, and_, bindparam, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mynumber import audit, envelope
+from mynumber.agencies import models as m
+from mynumber.agencies.interfaces import (
+    AgenciesService,
+    AgencyNotServed,
+    AnswerRejected,
+    CopyInput,
+    CopyNotFound,
+    CopyRecord,
+    InvalidAgencyInput,
+    PersonAlreadyEnrolled,
+    PersonNotEnrolled,
+    QueryResult,
+    RoutedQueryRejected,
+)
+from mynumber.agencies.keyring import AGENCY_ID, AgencyKeyError, AgencyKeyring
+from mynumber.db import Databases, HotConnections, HotSQL, utcnow
+from mynumber.network.interfaces import (
+    AgencyRecord,
+    ExchangeQuery,
+    ExchangeResult,
+    IntermediateServer,
+    NetworkService,
+    RoutedQuery,
+    SealedAnswer,
+)
+from mynumber.registry.interfaces import RegistryService
+
+CONTEXT = "agencies"
+ADDRESS_NUMBER = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,39}$")
+CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: A 副本's payload, as canonical JSON, may not exceed this.
+MAX_PAYLOAD_BYTES = 64 * 1024
+#: A routed query older (or further in the future) than this is refused as a replay.
+ROUTED_QUERY_MAX_AGE = dt.timedelta(minutes=5)
+BATCH = 2_000
+
+
+def _check(pattern: re.Pattern[str], value: object, field: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise InvalidAgencyInput(f"{field}: not valid", field=field)
+    return value
+
+
+def check_agency_id(agency_id: object) -> str:
+    return _check(AGENCY_ID, agency_id, "agency_id")
+
+
+def check_address_number(address_number: object) -> str:
+    return _check(ADDRESS_NUMBER, address_number, "address_number")
+
+
+def _check_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(payload, Mapping):
+        raise InvalidAgencyInput("payload: must be a JSON object", field="payload")
+    try:
+        encoded = json.dumps(dict(payload), ensure_ascii=False, sort_keys=True,
+                             allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidAgencyInput("payload: not representable as JSON", field="payload") from None
+    if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
+        raise InvalidAgencyInput(f"payload: larger than {MAX_PAYLOAD_BYTES} bytes",
+                                 field="payload")
+    result: dict[str, Any] = json.loads(encoded)
+    return result
+
+
+def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+_COPIES = cast(Table, m.Copy.__table__)
+_ANSWERED = cast(Table, m.AnsweredQuery.__table__)
+_FIND_COPY = select(_COPIES.c.payload, _COPIES.c.version, _COPIES.c.updated_at).where(
+    _COPIES.c.agency_id == bindparam("agency_id"),
+    _COPIES.c.agency_code == bindparam("agency_code"),
+    _COPIES.c.item_code == bindparam("item_code"),
+)
+_RECORD_ANSWER = insert(_ANSWERED)
+
+
+# --- the agency's own side ------------------------------------------------------------------
+
+
+# The exchange's hot path runs these directly on the driver (mynumber.db.HotSQL).
+_FIND_CODE = HotSQL("SELECT agency_code FROM persons "
+                    "WHERE agency_id = :agency_id AND address_number = :address_number")
+_RECORD_SENT = HotSQL(
+    "INSERT INTO sent_queries (serial, agency_id, provider_id, task_id, item_code, "
+    "address_number, outcome, reason, sent_at) VALUES (:serial, :agency_id, :provider_id, "
+    ":task_id, :item_code, :address_number, :outcome, :reason, :sent_at)")
+_HOT_FIND_COPY = HotSQL(
+    "SELECT payload, version, updated_at FROM copies WHERE agency_id = :agency_id "
+    "AND agency_code = :agency_code AND item_code = :item_code")
+_HOT_RECORD_ANSWER = HotSQL(
+    "INSERT INTO answered_queries (serial, agency_id, requester_id, task_id, item_code, held, "
+    "answered_at) VALUES (:serial, :agency_id, :requester_id, :task_id, :item_code, :held, "
+    ":answered_at)")
+CODE_CACHE_SIZE = 100_000
+
+
+class AgenciesServiceImpl:
+    def __init__(
+        self,
+        databases: Databases,
+        network: NetworkService,
+        registry: RegistryService,
+        keyring: AgencyKeyring,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.databases = databases
+        self.network = network
+        self.registry = registry
+        self.keyring = keyring
+        self.clock = clock
+        self._provider_keys: dict[str, bytes] = {}
+        self._codes: dict[tuple[str, str], str] = {}
+        self._hot = HotConnections(databases, CONTEXT)
+
+    # -- keys --------------------------------------------------------------------------------
+    def ensure_registered(self, agency_id: str) -> AgencyRecord:
+        check_agency_id(agency_id)
+        keys = self.keyring.keys(agency_id)
+        record = self.network.agency(agency_id)
+        if (record.signing_key == keys.signing_public
+                and record.encryption_key == keys.encryption_public):
+            return record
+        record = self.network.register_agency_keys(
+            agency_id, keys.signing_public, keys.encryption_public
+        )
+        with self.databases.unit_of_work(CONTEXT) as session:
+            audit.record(session, m.AuditEvent, "agencies:keys:register",
+                         actor=f"agency:{agency_id}", subject=f"agency:{agency_id}",
+                         signing_key=keys.signing_public.hex(),
+                         encryption_key=keys.encryption_public.hex())
+        return record
+
+    # -- persons -----------------------------------------------------------------------------
+    @staticmethod
+    def _code_of(session: Session, agency_id: str, address_number: str) -> str | None:
+        return session.scalar(
+            select(m.Person.agency_code).where(m.Person.agency_id == agency_id,
+                                               m.Person.address_number == address_number)
+        )
+
+    def agency_code(self, agency_id: str, address_number: str) -> str:
+        check_agency_id(agency_id)
+        check_address_number(address_number)
+        with self.databases.unit_of_work(CONTEXT) as session:
+            code = self._code_of(session, agency_id, address_number)
+        if code is None:
+            raise PersonNotEnrolled("no person is enrolled under this address number",
+                                    field="address_number")
+        return code
+
+    def enrol_person(self, agency_id: str, address_number: str, individual_number: str) -> str:
+        check_agency_id(agency_id)
+        check_address_number(address_number)
+        with self.databases.unit_of_work(CONTEXT) as session:
+            known = self._code_of(session, agency_id, address_number)
+        if known is not None:
+            return known
+        # The number goes to the registry and nowhere else; only the 取得番号 travels on.
+        acquisition = self.registry.issue_acquisition_number(agency_id, individual_number)
+        del individual_number
+        code = self.network.issue_agency_code(agency_id, acquisition)
+        try:
+            with self.databases.unit_of_work(CONTEXT) as session:
+                session.add(m.Person(agency_id=agency_id, address_number=address_number,
+                                     agency_code=code, created_at=self.clock()))
+                audit.record(session, m.AuditEvent, "agencies:person:enrol",
+                             actor=f"agency:{agency_id}", subject=f"agency:{agency_id}",
+                             address_number=address_number)
+        except IntegrityError:
+            with self.databases.unit_of_work(CONTEXT) as session:
+                known = self._code_of(session, agency_id, address_number)
+                if known is not None:  # a concurrent enrolment of the same address number
+                    return known
+                other = session.scalar(select(m.Person.address_number).where(
+                    m.Person.agency_id == agency_id, m.Person.agency_code == code))
+            raise PersonAlreadyEnrolled(
+                "this person is already enrolled under another address number",
+                field="address_number", existing_address_number=other,
+            ) from None
+        return code
+
+    def _issue_codes(self, agency_id: str, tokens: Sequence[str]) -> list[str]:
+        bulk = getattr(self.network, "issue_agency_codes", None)
+        if callable(bulk):  # a core that can redeem a batch in one transaction
+            codes: list[str] = list(bulk(agency_id, list(tokens)))
+            return codes
+        return [self.network.issue_agency_code(agency_id, token) for token in tokens]
+
+    def enrol_known_residents(
+        self, agency_id: str, address_numbers_by_resident: Mapping[int, str]
+    ) -> dict[str, str]:
+        check_agency_id(agency_id)
+        for address_number in address_numbers_by_resident.values():
+            check_address_number(address_number)
+        wanted = dict(address_numbers_by_resident)
+        if len(set(wanted.values())) != len(wanted):
+            raise InvalidAgencyInput("address_number: the same address number given twice",
+                                     field="address_number")
+        result: dict[str, str] = {}
+        with self.databases.unit_of_work(CONTEXT) as session:
+            for chunk in _chunks(list(wanted.values())):
+                for address_number, code in session.execute(
+                    select(m.Person.address_number, m.Person.agency_code).where(
+                        m.Person.agency_id == agency_id, m.Person.address_number.in_(chunk))
+                ):
+                    result[address_number] = code
+        todo = [(rid, number) for rid, number in wanted.items() if number not in result]
+        if not todo:
+            return result
+        now = self.clock()
+        with self.databases.unit_of_work(CONTEXT) as session:
+            for chunk in _chunks(todo):
+                tokens = self.registry.acquisition_numbers_for_residents(
+                    agency_id, [rid for rid, _ in chunk]
+                )
+                codes = self._issue_codes(agency_id, [tokens[rid] for rid, _ in chunk])
+                rows = [{"agency_id": agency_id, "address_number": number,
+                         "agency_code": code, "created_at": now}
+                        for (_, number), code in zip(chunk, codes, strict=True)]
+                session.execute(insert(m.Person), rows)
+                result.update((row["address_number"], row["agency_code"]) for row in rows)
+            audit.record(session, m.AuditEvent, "agencies:person:seed",
+                         actor="seed", subject=f"agency:{agency_id}", count=len(todo))
+        return result
+
+    # -- 副本 --------------------------------------------------------------------------------
+    def _required_code(self, session: Session, agency_id: str, address_number: str) -> str:
+        code = self._code_of(session, agency_id, address_number)
+        if code is None:
+            raise PersonNotEnrolled("no person is enrolled under this address number",
+                                    field="address_number")
+        return code
+
+    def put_copy(
+        self, agency_id: str, address_number: str, item_code: str, payload: Mapping[str, Any]
+    ) -> CopyRecord:
+        check_agency_id(agency_id)
+        check_address_number(address_number)
+        _check(CODE, item_code, "item_code")
+        data = _check_payload(payload)
+        for attempt in (1, 2):
+            try:
+                with self.databases.unit_of_work(CONTEXT) as session:
+                    code = self._required_code(session, agency_id, address_number)
+                    now = self.clock()
+                    row = session.scalars(
+                        select(m.Copy).where(m.Copy.agency_id == agency_id,
+                                             m.Copy.agency_code == code,
+                                             m.Copy.item_code == item_code).with_for_update()
+                    ).first()
+                    if row is None:
+                        row = m.Copy(agency_id=agency_id, agency_code=code,
+                                     item_code=item_code, payload=data, version=1,
+                                     updated_at=now)
+                        session.add(row)
+                    else:
+                        row.payload = data
+                        row.version += 1
+                        row.updated_at = now
+                    session.flush()
+                    audit.record(session, m.AuditEvent, "agencies:copy:put",
+                                 actor=f"agency:{agency_id}", subject=f"agency:{agency_id}",
+                                 address_number=address_number, item=item_code,
+                                 version=row.version)
+                    return CopyRecord(agency_id, address_number, item_code, data, row.version,
+                                      now)
+            except IntegrityError:  # a concurrent first registration: update it instead
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def put_copies(self, agency_id: str, copies: Sequence[CopyInput]) -> int:
+        check_agency_id(agency_id)
+        checked = []
+        for given in copies:
+            check_address_number(given.address_number)
+            _check(CODE, given.item_code, "item_code")
+            checked.append((given.address_number, given.item_code,
+                            _check_payload(given.payload)))
+        now = self.clock()
+        with self.databases.unit_of_work(CONTEXT) as session:
+            codes: dict[str, str] = {}
+            numbers = sorted({number for number, _, _ in checked})
+            for chunk in _chunks(numbers):
+                for number, code in session.execute(
+                    select(m.Person.address_number, m.Person.agency_code).where(
+                        m.Person.agency_id == agency_id, m.Person.address_number.in_(chunk))
+                ):
+                    codes[number] = code
+            missing = [number for number in numbers if number not in codes]
+            if missing:
+                raise PersonNotEnrolled(
+                    f"{len(missing)} address numbers have no enrolled person",
+                    field="address_number")
+            latest: dict[tuple[str, str], dict[str, Any]] = {}
+            for number, item_code, data in checked:  # the last one given for a key wins
+                latest[(codes[number], item_code)] = data
+            keys = list(latest)
+            existing: set[tuple[str, str]] = set()
+            for chunk in _chunks(keys):
+                for code, item in session.execute(
+                    select(m.Copy.agency_code, m.Copy.item_code).where(
+                        m.Copy.agency_id == agency_id,
+                        tuple_(m.Copy.agency_code, m.Copy.item_code).in_(list(chunk)))
+                ):
+                    existing.add((code, item))
+            new = [{"agency_id": agency_id, "agency_code": code, "item_code": item,
+                    "payload": data, "version": 1, "updated_at": now}
+                   for (code, item), data in latest.items() if (code, item) not in existing]
+            for chunk in _chunks(new):
+                session.execute(insert(m.Copy), list(chunk))
+            changed = [{"a": agency_id, "c": code, "i": item, "p": data, "t": now}
+                       for (code, item), data in latest.items() if (code, item) in existing]
+            if changed:
+                table = _COPIES
+                session.connection().execute(
+                    update(table).where(and_(
+                        table.c.agency_id == bindparam("a"), table.c.agency_code == bindparam("c"),
+                        table.c.item_code == bindparam("i"),
+                    )).values(payload=bindparam("p"), version=table.c.version + 1,
+                              updated_at=bindparam("t")),
+                    changed,
+                )
+            audit.record(session, m.AuditEvent, "agencies:copy:bulk_put",
+                         actor=f"agency:{agency_id}", subject=f"agency:{agency_id}",
+                         inserted=len(new), updated=len(changed))
+        return len(latest)
+
+    def copy(self, agency_id: str, address_number: str, item_code: str) -> CopyRecord:
+        check_agency_id(agency_id)
+        check_address_number(address_number)
+        _check(CODE, item_code, "item_code")
+        with self.databases.unit_of_work(CONTEXT) as session:
+            code = self._required_code(session, agency_id, address_number)
+            row = session.scalars(select(m.Copy).where(
+                m.Copy.agency_id == agency_id, m.Copy.agency_code == code,
+                m.Copy.item_code == item_code)).first()
+            if row is None:
+                raise CopyNotFound("this agency holds no such copy for the person",
+                                   field="item_code")
+            return CopyRecord(agency_id, address_number, item_code, dict(row.payload),
+                              row.version, row.updated_at)
+
+    # -- 情報照会 ------------------------------------------------------------------------------
+    def _provider_signing_key(self, provider_id: str, *, refresh: bool = False) -> bytes:
+        key = None if refresh else self._provider_keys.get(provider_id)
+        if key is None:
+            key = self.network.agency(provider_id).signing_key
+            if key is None:
+                raise AnswerRejected("the provider has no registered signing key")
+            self._provider_keys[provider_id] = key
+        return key
+
+    def _open(self, agency_id: str, provider_id: str, item_code: str,
+              result: ExchangeResult) -> dict[str, Any]:
+        assert result.sealed is not None
+        recipient = self.keyring.keys(agency_id).encryption
+        info = envelope.info_for(result.serial)
+        try:
+            body = envelope.open_sealed(result.sealed, recipient,
+                                        self._provider_signing_key(provider_id), info)
+        except envelope.EnvelopeError:
+            # The provider may have rotated its keys since we cached them: ask once more.
+            try:
+                body = envelope.open_sealed(
+                    result.sealed, recipient,
+                    self._provider_signing_key(provider_id, refresh=True), info)
+            except envelope.EnvelopeError as exc:
+                raise AnswerRejected(f"the provider's answer cannot be accepted: {exc}") from None
+        if (body.get("serial") != result.serial or body.get("item") != item_code
+                or body.get("provider") != provider_id or not isinstance(body.get("data"), dict)):
+            raise AnswerRejected("the provider's answer belongs to another exchange")
+        return body
+
+    def _record_sent(self, agency_id: str, address_number: str, query: ExchangeQuery,
+                     result: ExchangeResult, outcome: str, reason: str | None) -> None:
+        # The sent_queries row is the requester's record of the exchange (the core keeps the
+        # authoritative one in its log); one Core insert keeps the hot path short.
+        with self._hot.connection() as raw:
+            self._hot.run(raw, _RECORD_SENT, {
+                "serial": result.serial, "agency_id": agency_id,
+                "provider_id": query.provider_id, "task_id": query.task_id,
+                "item_code": query.item_code, "address_number": address_number,
+                "outcome": outcome, "reason": reason, "sent_at": query.requested_at,
+            })
+
+    def query(
+        self, agency_id: str, address_number: str, task_id: str, provider_id: str, item_code: str
+    ) -> QueryResult:
+        check_agency_id(agency_id)
+        check_address_number(address_number)
+        _check(CODE, task_id, "task_id")
+        check_agency_id(provider_id)
+        _check(CODE, item_code, "item_code")
+        # A person's code never changes once enrolled, so it may be cached.
+        code = self._codes.get((agency_id, address_number))
+        if code is None:
+            with self._hot.connection() as raw:
+                rows = self._hot.run(raw, _FIND_CODE, {"agency_id": agency_id,
+                                                       "address_number": address_number})
+            code = rows[0][0] if rows else None
+            if code is not None:
+                if len(self._codes) >= CODE_CACHE_SIZE:
+                    self._codes.clear()
+                self._codes[(agency_id, address_number)] = code
+        if code is None:
+            raise PersonNotEnrolled("no person is enrolled under this address number",
+                                    field="address_number")
+        keys = self.keyring.keys(agency_id)
+        unsigned = ExchangeQuery(
+            requester_id=agency_id, task_id=task_id, provider_id=provider_id,
+            item_code=item_code, subject_code=code, requested_at=self.clock(),
+            nonce=secrets.token_urlsafe(16),
+        )
+        query = dataclasses.replace(unsigned,
+                                    signature=keys.signing.sign(unsigned.signed_bytes()))
+        result = self.network.exchange(query)
+        body: dict[str, Any] | None = None
+        if result.sealed is not None:
+            try:
+                body = self._open(agency_id, provider_id, item_code, result)
+            except AnswerRejected:
+                self._record_sent(agency_id, address_number, query, result,
+                                  result.outcome.value, "answer_rejected")
+                raise
+        self._record_sent(agency_id, address_number, query, result, result.outcome.value,
+                          None if result.reason is None else result.reason.value)
+        if body is None:
+            return QueryResult(result.serial, result.outcome, result.reason, None)
+        as_of = body.get("as_of")
+        return QueryResult(
+            result.serial, result.outcome, result.reason, body["data"],
+            version=body.get("version") if isinstance(body.get("version"), int) else None,
+            as_of=dt.datetime.fromisoformat(as_of) if isinstance(as_of, str) else None,
+        )
+
+    def record_declined(
+        self, agency_id: str, task_id: str, application_ref: str, documents: Sequence[str]
+    ) -> ExchangeResult:
+        check_agency_id(agency_id)
+        _check(CODE, task_id, "task_id")
+        result = self.network.record_declined(agency_id, task_id, application_ref,
+                                              list(documents))
+        with self.databases.unit_of_work(CONTEXT) as session:
+            audit.record(session, m.AuditEvent, "agencies:application:declined",
+                         actor=f"agency:{agency_id}", subject=f"agency:{agency_id}",
+                         serial=result.serial, task=task_id, documents=len(documents))
+        return result
+
+
+# --- the provider's side: what the core calls -------------------------------------------------
+
+
+
+
+class IntermediateServerImpl:
+    """The 中間サーバー the core routes queries to. ``agencies`` names the agencies it serves;
+    None serves every agency in this database (the platform's router)."""
+
+    def __init__(
+        self,
+        databases: Databases,
+        keyring: AgencyKeyring,
+        core_public_key: bytes,
+        agencies: Collection[str] | None = None,
+        *,
+        clock: Callable[[], dt.datetime] = utcnow,
+        max_age: dt.timedelta = ROUTED_QUERY_MAX_AGE,
+    ) -> None:
+        self.databases = databases
+        self.keyring = keyring
+        self._core = ed25519.Ed25519PublicKey.from_public_bytes(core_public_key)
+        self.agencies = None if agencies is None else frozenset(agencies)
+        self.clock = clock
+        self.max_age = max_age
+        self._hot = HotConnections(databases, CONTEXT)
+
+    def serves(self, agency_id: str) -> bool:
+        if self.agencies is None:
+            return bool(AGENCY_ID.match(agency_id))
+        return agency_id in self.agencies
+
+    def answer(self, query: RoutedQuery) -> SealedAnswer:
+        try:
+            self._core.verify(query.signature, query.signed_bytes())
+        except (InvalidSignature, ValueError, TypeError, OverflowError):
+            raise RoutedQueryRejected("the core's signature does not verify",
+                                      field="signature") from None
+        now = self.clock()
+        if query.routed_at.tzinfo is None or abs(now - query.routed_at) > self.max_age:
+            raise RoutedQueryRejected("the routed query is stale", field="routed_at")
+        if not self.serves(query.provider_id):
+            raise AgencyNotServed("this intermediate server does not serve the provider",
+                                  field="provider_id")
+        try:
+            keys = self.keyring.keys(query.provider_id)
+        except AgencyKeyError:
+            raise AgencyNotServed("this intermediate server holds no keys for the provider",
+                                  field="provider_id") from None
+        # One short transaction on the driver: read the copy, record the answer.
+        with self._hot.connection() as raw:
+            rows = self._hot.run(raw, _HOT_FIND_COPY, {
+                "agency_id": query.provider_id, "agency_code": query.subject_code,
+                "item_code": query.item_code,
+            })
+            found = rows[0] if rows else None
+            sealed = None
+            if found is not None:
+                payload, version, updated_at = found
+                if isinstance(payload, str | bytes):  # SQLite hands JSON back as text
+                    payload = json.loads(payload)
+                if isinstance(updated_at, str):
+                    updated_at = dt.datetime.fromisoformat(updated_at)
+                if updated_at.tzinfo is None:  # SQLite keeps UTC without the offset
+                    updated_at = updated_at.replace(tzinfo=dt.UTC)
+                body = {
+                    "serial": query.serial, "provider": query.provider_id,
+                    "item": query.item_code, "as_of": updated_at.isoformat(),
+                    "data": payload, "version": version,
+                }
+                try:
+                    sealed = envelope.seal(body, keys.signing, query.requester_encryption_key,
+                                           envelope.info_for(query.serial))
+                except ValueError:
+                    raise RoutedQueryRejected("the requester's encryption key is not usable",
+                                              field="requester_encryption_key") from None
+            self._hot.run(raw, _HOT_RECORD_ANSWER, {
+                "serial": query.serial, "agency_id": query.provider_id,
+                "requester_id": query.requester_id, "task_id": query.task_id,
+                "item_code": query.item_code, "held": found is not None, "answered_at": now,
+            })
+        return SealedAnswer(serial=query.serial, held=found is not None, sealed=sealed)
+
+
+# mypy checks each implementation against its published protocol.
+_agencies_contract: type[AgenciesService] = AgenciesServiceImpl
+_server_contract: type[IntermediateServer] = IntermediateServerImpl

@@ -1,0 +1,402 @@
+"""What the network core offers agencies, the portal, the web layer and the CLI: value types,
+the service protocols and the network's errors. Other contexts import this module only.
+
+Vocabulary (docs/glossary.md): 機関別符号 -> ``agency_code``; 処理通番 -> ``serial``;
+情報提供等記録 -> ``access_record``; 副本 -> ``copy``; 宛名番号 -> ``address_number``;
+事務 -> ``task``; 特定個人情報の項目 -> ``item``; 別表第二 -> the legal table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from mynumber.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+
+class AgencyStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True)
+class AgencyRecord:
+    """One concrete agency (機関): a ministry, 日本年金機構, a municipality's mayor, a health
+    insurer... ``number`` is the stable 32-bit number the agency code cipher binds to."""
+
+    agency_id: str  # e.g. "mhlw", "municipality-131041"
+    number: int
+    name: str
+    kind: str  # an agency kind of the legal table, e.g. "municipal_mayor"
+    status: AgencyStatus
+    municipality_code: str | None = None
+    signing_key: bytes | None = None  # raw Ed25519 public key (32 bytes)
+    encryption_key: bytes | None = None  # raw X25519 public key (32 bytes)
+    endpoint: str | None = None  # the intermediate server's URL in production; None: in-process
+
+
+@dataclass(frozen=True)
+class InformationItem:
+    """特定個人情報: a kind of information a provider may give (e.g. 地方税関係情報)."""
+
+    code: str  # e.g. "local_tax"
+    label: str  # the statute's wording
+
+
+@dataclass(frozen=True)
+class Task:
+    """事務: a task an agency performs under one item (項) of the table."""
+
+    task_id: str  # e.g. "bekkyo2-1"
+    item_no: str  # 項, e.g. "1", "56-2"
+    title: str
+
+
+@dataclass(frozen=True)
+class Provision:
+    """One row of the legal table, with its agency groups resolved to agency kinds."""
+
+    provision_id: str  # e.g. "bekkyo2-1-2" (item 1, its 2nd row)
+    task_id: str
+    requester_kinds: frozenset[str]
+    provider_kinds: frozenset[str]
+    items: tuple[str, ...]  # information item codes
+    legal_reference: str  # e.g. "番号法別表第二 第1項"
+    source: str
+    requester_text: str
+    provider_text: str
+    information_text: str
+    # Restricted provisions (e.g. criminal investigation): logged like any other, shown to
+    # the resident only after the configured deferral.
+    restricted: bool = False
+
+
+class LegalTable(Protocol):
+    """The table of permitted exchanges: data in the repository, reviewed like code."""
+
+    def provisions(self) -> Sequence[Provision]: ...
+
+    def tasks(self) -> Sequence[Task]: ...
+
+    def items(self) -> Sequence[InformationItem]: ...
+
+    def agency_kinds(self) -> dict[str, str]:
+        """kind code -> Japanese label."""
+        ...
+
+    def find(
+        self, requester_kind: str, task_id: str, provider_kind: str, item_code: str
+    ) -> Provision | None:
+        """The provision that permits this exchange, or None when the table does not."""
+        ...
+
+
+class Outcome(StrEnum):
+    PROVIDED = "provided"  # the provider answered with data
+    NOT_HELD = "not_held"  # permitted, but the provider holds no such copy for the person
+    REFUSED = "refused"  # the core refused the query (see RefusalReason)
+    DECLINED = "declined"  # the resident gave no number: no exchange, documents instead
+
+
+class RefusalReason(StrEnum):
+    NOT_IN_LEGAL_TABLE = "not_in_legal_table"
+    UNKNOWN_AGENCY = "unknown_agency"
+    UNKNOWN_TASK = "unknown_task"
+    UNKNOWN_ITEM = "unknown_item"
+    UNKNOWN_AGENCY_CODE = "unknown_agency_code"
+    REQUESTER_SUSPENDED = "requester_suspended"
+    PROVIDER_SUSPENDED = "provider_suspended"
+    BAD_SIGNATURE = "bad_signature"
+    STALE_REQUEST = "stale_request"
+    REPLAYED = "replayed_request"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one byte form every signature and log leaf is computed over."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class ExchangeQuery:
+    """A requester's query: who asks, for which task, of whom, which item, about whom (by the
+    requester's own agency code). Signed with the requester's Ed25519 key."""
+
+    requester_id: str
+    task_id: str
+    provider_id: str
+    item_code: str
+    subject_code: str
+    requested_at: dt.datetime
+    nonce: str
+    signature: bytes = b""
+
+    def signed_fields(self) -> dict[str, str]:
+        return {
+            "type": "mynumber.exchange-query.v1",
+            "requester": self.requester_id,
+            "task": self.task_id,
+            "provider": self.provider_id,
+            "item": self.item_code,
+            "subject": self.subject_code,
+            "requested_at": self.requested_at.astimezone(dt.UTC).isoformat(),
+            "nonce": self.nonce,
+        }
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json(self.signed_fields())
+
+
+@dataclass(frozen=True)
+class RoutedQuery:
+    """What the core sends the provider's intermediate server, signed by the core: the
+    provider's own code for the person, and the key to seal the answer for the requester."""
+
+    serial: str  # 処理通番
+    requester_id: str
+    task_id: str
+    provider_id: str
+    item_code: str
+    subject_code: str  # the provider's agency code
+    requester_encryption_key: bytes
+    routed_at: dt.datetime
+    signature: bytes = b""
+
+    def signed_fields(self) -> dict[str, str]:
+        return {
+            "type": "mynumber.routed-query.v1",
+            "serial": self.serial,
+            "requester": self.requester_id,
+            "task": self.task_id,
+            "provider": self.provider_id,
+            "item": self.item_code,
+            "subject": self.subject_code,
+            "requester_key": self.requester_encryption_key.hex(),
+            "routed_at": self.routed_at.astimezone(dt.UTC).isoformat(),
+        }
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json(self.signed_fields())
+
+
+@dataclass(frozen=True)
+class SealedAnswer:
+    """The provider's answer: ``sealed`` is an envelope (``mynumber.envelope``) signed by the
+    provider and encrypted for the requester; the core routes it without reading it."""
+
+    serial: str
+    held: bool
+    sealed: bytes | None
+
+
+@dataclass(frozen=True)
+class ExchangeResult:
+    serial: str  # 処理通番, assigned by the core
+    outcome: Outcome
+    reason: RefusalReason | None = None
+    sealed: bytes | None = None
+    provision_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    """情報提供等記録 as a resident sees it."""
+
+    serial: str
+    occurred_at: dt.datetime
+    requester_id: str
+    requester_name: str
+    task_id: str
+    task_title: str
+    provider_id: str
+    provider_name: str
+    item_code: str
+    item_label: str
+    outcome: Outcome
+    reason: RefusalReason | None
+    restricted: bool
+    disclosed_at: dt.datetime | None  # when a restricted record became visible
+    log_index: int | None  # None until the log has integrated the entry
+
+
+@dataclass(frozen=True)
+class SignedTreeHead:
+    size: int
+    root_hash: bytes
+    timestamp: dt.datetime
+    checkpoint: str  # C2SP tlog-checkpoint signed note (text)
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    leaf_index: int
+    tree_size: int
+    path: tuple[bytes, ...]  # RFC 6962 section 2.1.1 audit path, leaf side first
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    first: int
+    second: int
+    path: tuple[bytes, ...]  # RFC 6962 section 2.1.2
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    index: int
+    serial: str
+    entry: bytes  # canonical JSON of the public record
+    leaf_hash: bytes  # SHA-256(0x00 || entry)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    tree_size: int
+    heads_checked: int
+    first_bad_index: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class AccessLog(Protocol):
+    """The append-only access-record log: a Merkle tree per RFC 6962 with signed tree heads.
+
+    Writers enqueue inside their own transaction (an entry is durable when the exchange is);
+    the sequencer integrates queued entries in batches and signs a new tree head."""
+
+    def enqueue(self, session: Session | Connection, serial: str, entry: bytes) -> None: ...
+
+    def enqueue_hot(self, hot: Any, raw: Any, serial: str, entry: bytes) -> None:
+        """The same on a hot-path driver connection (``mynumber.db.HotConnections``)."""
+        ...
+
+    def integrate(self, max_batch: int = 10_000) -> int:
+        """Sequence queued entries into the tree; returns how many were integrated."""
+        ...
+
+    def latest_head(self) -> SignedTreeHead: ...
+
+    def index_of(self, serial: str) -> int | None: ...
+
+    def entries(self, start: int, end: int) -> list[LogEntry]:
+        """Entries with start <= index < end (at most 1,000)."""
+        ...
+
+    def inclusion_proof(self, index: int, tree_size: int | None = None) -> InclusionProof: ...
+
+    def consistency_proof(self, first: int, second: int) -> ConsistencyProof: ...
+
+    def verify(self) -> VerifyReport:
+        """Recompute the tree from the stored records and check every signed head."""
+        ...
+
+
+class IntermediateServer(Protocol):
+    """An agency's 中間サーバー as the core sees it (in-process or over mutual TLS)."""
+
+    def answer(self, query: RoutedQuery) -> SealedAnswer: ...
+
+
+class NetworkService(Protocol):
+    def legal_table(self) -> LegalTable: ...
+
+    def agency(self, agency_id: str) -> AgencyRecord: ...
+
+    def agencies(self, kind: str | None = None) -> list[AgencyRecord]: ...
+
+    def core_public_key(self) -> bytes:
+        """The raw Ed25519 key intermediate servers check routed queries against."""
+        ...
+
+    def register_agency_keys(
+        self, agency_id: str, signing_key: bytes, encryption_key: bytes
+    ) -> AgencyRecord: ...
+
+    def set_agency_status(
+        self, actor: str, agency_id: str, status: AgencyStatus, reason: str
+    ) -> AgencyRecord: ...
+
+    def set_agency_endpoint(self, agency_id: str, endpoint: str | None) -> AgencyRecord: ...
+
+    def issue_agency_code(self, agency_id: str, acquisition_number: str) -> str:
+        """Redeem a one-time 取得番号 from the registry for this agency's code for the person."""
+        ...
+
+    def issue_agency_codes(
+        self, agency_id: str, acquisition_numbers: Sequence[str]
+    ) -> list[str]:
+        """Many at once, in order; all or none (one bad 取得番号 refuses the batch)."""
+        ...
+
+    def exchange(self, query: ExchangeQuery) -> ExchangeResult:
+        """Route one query; permitted or refused, it is recorded and logged."""
+        ...
+
+    def record_declined(
+        self,
+        agency_id: str,
+        task_id: str,
+        application_ref: str,
+        documents: Sequence[str],
+    ) -> ExchangeResult:
+        """A resident applied without giving the number: no linkage, no exchange; the
+        attached documents are recorded instead. Never a reason to refuse the benefit."""
+        ...
+
+    def access_records(
+        self, agency_id: str, subject_code: str, *, now: dt.datetime | None = None
+    ) -> list[AccessRecord]:
+        """Every exchange about the person ``subject_code`` names (in ``agency_id``'s codes),
+        restricted ones only once their deferral has ended. Only the portal may ask."""
+        ...
+
+
+class NetworkError(InvalidInput):
+    code = "network_error"
+
+
+class UnknownAgency(NotFound):
+    code = "unknown_agency"
+    title = "Unknown agency"
+
+
+class UnknownTask(NotFound):
+    code = "unknown_task"
+    title = "Unknown task"
+
+
+class AcquisitionNumberRejected(Forbidden):
+    code = "acquisition_number_rejected"
+    title = "Acquisition number not accepted"
+
+
+class AgencySuspended(Forbidden):
+    code = "agency_suspended"
+    title = "Agency suspended"
+
+
+class AgencyKeysMissing(Conflict):
+    code = "agency_keys_missing"
+    title = "Agency has no registered keys"
+
+
+class NotPermitted(Forbidden):
+    code = "not_permitted"
+    title = "Not permitted"
+
+
+class BadSignature(Forbidden):
+    code = "bad_signature"
+    title = "Signature does not verify"
+
+
+class LogIndexOutOfRange(NotFound):
+    code = "log_index_out_of_range"
+    title = "No such log entry or tree size"

@@ -1,0 +1,492 @@
+"""The network core: agency directory, 機関別符号 issuance, routing of exchanges under the legal
+table, and the access records every exchange leaves.
+
+The hot path (``exchange``) reads nothing from the database: agencies are cached, the legal
+table is in memory, codes are checked by deciphering them. It writes one row and one log
+queue entry in a single transaction, after the provider answered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from mynumber import audit
+from mynumber.db import Databases, HotConnections, HotSQL, utcnow
+from mynumber.envelope import raw_public
+from mynumber.network import models as m
+from mynumber.network.agency_codes import BlockCipher, make_code, make_codes, open_code
+from mynumber.network.interfaces import (
+    AccessLog,
+    AccessRecord,
+    AgencyKeysMissing,
+    AgencyRecord,
+    AgencyStatus,
+    ExchangeQuery,
+    ExchangeResult,
+    IntermediateServer,
+    LegalTable,
+    NetworkError,
+    NetworkService,
+    NotPermitted,
+    Outcome,
+    Provision,
+    RefusalReason,
+    RoutedQuery,
+    UnknownAgency,
+    UnknownTask,
+    canonical_json,
+)
+from mynumber.registry.interfaces import RegistryService
+
+CONTEXT = "network"
+log = logging.getLogger(__name__)
+
+# A signed query older (or newer) than this is refused: it bounds replays with a fresh nonce.
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+# How long a process trusts its cached copy of the directory (status, keys, endpoints).
+DIRECTORY_TTL_SECONDS = 5.0
+PORTAL_KIND = "portal"
+
+
+_INSERT_EXCHANGE = HotSQL(
+    "INSERT INTO exchanges (serial, occurred_at, requester_id, task_id, provider_id, item_code, "
+    "provision_id, outcome, reason, restricted, disclose_after, subject_key, nonce, "
+    "application_ref, documents) VALUES (:serial, :occurred_at, :requester_id, :task_id, "
+    ":provider_id, :item_code, :provision_id, :outcome, :reason, :restricted, :disclose_after, "
+    ":subject_key, :nonce, :application_ref, :documents)")
+
+
+def new_serial(now: dt.datetime) -> str:
+    """処理通番: 13 digits of milliseconds since the epoch, then 19 random hex digits.
+
+    Time-ordered for readers, unique without a database round trip (76 random bits)."""
+    return f"{int(now.timestamp() * 1000):013d}{secrets.token_hex(10)[:19]}"
+
+
+def _is_unique_violation(exc: Exception) -> bool:
+    """A duplicate key from either driver (the replay guard is a unique index)."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.IntegrityError):
+        return True
+    return getattr(exc, "sqlstate", None) == "23505"
+
+
+def _clip(value: str, length: int = 64) -> str:
+    return value[:length]
+
+
+class NetworkServiceImpl:
+    def __init__(
+        self,
+        databases: Databases,
+        registry: RegistryService,
+        table: LegalTable,
+        cipher: BlockCipher,
+        core_key: ed25519.Ed25519PrivateKey,
+        subject_secret: bytes,
+        access_log: AccessLog,
+        servers: Callable[[AgencyRecord], IntermediateServer],
+        *,
+        restricted_disclosure_days: int = 365,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        # The clock is replaceable so the seeder can lay down a history in the past.
+        self.clock = clock
+        self.databases = databases
+        self.registry = registry
+        self.table = table
+        self.cipher = cipher
+        self.core_key = core_key
+        self._core_public = raw_public(core_key.public_key())
+        self.subject_secret = subject_secret
+        self.log = access_log
+        self.servers = servers
+        self.restricted_deferral = dt.timedelta(days=restricted_disclosure_days)
+        self._tasks = {t.task_id: t for t in table.tasks()}
+        self._items = {i.code: i for i in table.items()}
+        self._hot = HotConnections(databases, CONTEXT)
+        self._directory: dict[str, AgencyRecord] = {}
+        self._directory_loaded = 0.0
+        self._lock = threading.Lock()
+
+    # -- directory ---------------------------------------------------------------------------
+    @staticmethod
+    def _record(row: m.Agency) -> AgencyRecord:
+        return AgencyRecord(
+            agency_id=row.agency_id, number=row.number, name=row.name, kind=row.kind,
+            status=AgencyStatus(row.status), municipality_code=row.municipality_code,
+            signing_key=row.signing_key, encryption_key=row.encryption_key,
+            endpoint=row.endpoint,
+        )
+
+    def _load_directory(self) -> dict[str, AgencyRecord]:
+        now = time.monotonic()
+        if self._directory and now - self._directory_loaded < DIRECTORY_TTL_SECONDS:
+            return self._directory
+        with self._lock:
+            with self.databases.unit_of_work(CONTEXT) as session:
+                rows = session.scalars(select(m.Agency))
+                self._directory = {row.agency_id: self._record(row) for row in rows}
+            self._directory_loaded = time.monotonic()
+            return self._directory
+
+    def _invalidate(self) -> None:
+        self._directory_loaded = 0.0
+
+    def sync_directory(self, specs: Sequence[Any]) -> int:
+        """Add the agencies of ``specs`` (legal_table.AgencySpec) that are missing."""
+        with self.databases.unit_of_work(CONTEXT) as session:
+            known = set(session.scalars(select(m.Agency.agency_id)))
+            rows = [
+                {"agency_id": s.agency_id, "number": s.number, "name": s.name, "kind": s.kind,
+                 "municipality_code": s.municipality_code, "status": AgencyStatus.ACTIVE.value,
+                 "updated_at": utcnow()}
+                for s in specs if s.agency_id not in known
+            ]
+            if rows:
+                session.execute(insert(m.Agency), rows)
+                audit.record(session, m.AuditEvent, "network:directory:sync", actor="system",
+                             subject="agencies", added=len(rows))
+        self._invalidate()
+        return len(rows)
+
+    def legal_table(self) -> LegalTable:
+        return self.table
+
+    def agency(self, agency_id: str) -> AgencyRecord:
+        found = self._load_directory().get(agency_id)
+        if found is None:
+            raise UnknownAgency("no agency with this id", field="agency_id")
+        return found
+
+    def agencies(self, kind: str | None = None) -> list[AgencyRecord]:
+        return sorted(
+            (a for a in self._load_directory().values() if kind is None or a.kind == kind),
+            key=lambda a: a.agency_id,
+        )
+
+    def core_public_key(self) -> bytes:
+        return self._core_public
+
+    def _update_agency(self, agency_id: str, tag: str, actor: str, reason: str | None,
+                       **values: Any) -> AgencyRecord:
+        with self.databases.unit_of_work(CONTEXT) as session:
+            row = session.get(m.Agency, agency_id)
+            if row is None:
+                raise UnknownAgency("no agency with this id", field="agency_id")
+            for key, value in values.items():
+                setattr(row, key, value)
+            audit.record(session, m.AuditEvent, tag, actor=actor, subject=f"agency:{agency_id}",
+                         reason=reason, **{k: (v.hex() if isinstance(v, bytes) else v)
+                                           for k, v in values.items()})
+            session.flush()
+            record = self._record(row)
+        self._invalidate()
+        return record
+
+    def register_agency_keys(
+        self, agency_id: str, signing_key: bytes, encryption_key: bytes
+    ) -> AgencyRecord:
+        if len(signing_key) != 32 or len(encryption_key) != 32:
+            raise NetworkError("keys must be raw 32-byte Ed25519 and X25519 public keys",
+                               field="keys")
+        return self._update_agency(agency_id, "network:agency:keys", f"agency:{agency_id}",
+                                   None, signing_key=signing_key, encryption_key=encryption_key)
+
+    def set_agency_status(
+        self, actor: str, agency_id: str, status: AgencyStatus, reason: str
+    ) -> AgencyRecord:
+        if not reason.strip():
+            raise NetworkError("a reason is required", field="reason")
+        return self._update_agency(agency_id, "network:agency:status", actor, reason[:200],
+                                   status=AgencyStatus(status).value)
+
+    def set_agency_endpoint(self, agency_id: str, endpoint: str | None) -> AgencyRecord:
+        if endpoint is not None and not endpoint.startswith(("https://", "http://")):
+            raise NetworkError("the endpoint must be an http(s) URL", field="endpoint")
+        return self._update_agency(agency_id, "network:agency:endpoint", "operator", None,
+                                   endpoint=endpoint)
+
+    # -- 機関別符号 ----------------------------------------------------------------------------
+    def issue_agency_code(self, agency_id: str, acquisition_number: str) -> str:
+        agency = self.agency(agency_id)
+        if agency.status is not AgencyStatus.ACTIVE:
+            raise NotPermitted("the agency is suspended", field="agency_id")
+        # The registry checks the 取得番号 belongs to this agency and marks it used.
+        resident_code = self.registry.redeem_acquisition_number(agency_id, acquisition_number)
+        code = make_code(self.cipher, agency.number, resident_code)
+        with self.databases.unit_of_work(CONTEXT) as session:
+            audit.record(session, m.AuditEvent, "network:agency_code:issue",
+                         actor=f"agency:{agency_id}", subject=f"agency:{agency_id}")
+        return code
+
+    def issue_agency_codes(
+        self, agency_id: str, acquisition_numbers: Sequence[str]
+    ) -> list[str]:
+        agency = self.agency(agency_id)
+        if agency.status is not AgencyStatus.ACTIVE:
+            raise NotPermitted("the agency is suspended", field="agency_id")
+        residents = self.registry.redeem_acquisition_numbers(agency_id, acquisition_numbers)
+        codes = make_codes(self.cipher, [(agency.number, code) for code in residents])
+        with self.databases.unit_of_work(CONTEXT) as session:
+            audit.record(session, m.AuditEvent, "network:agency_code:issue",
+                         actor=f"agency:{agency_id}", subject=f"agency:{agency_id}",
+                         count=len(codes))
+        return codes
+
+    # -- subject keys ------------------------------------------------------------------------
+    def _subject_key(self, resident_code: str) -> bytes:
+        return hmac.new(self.subject_secret, b"subject\n" + resident_code.encode(),
+                        hashlib.sha256).digest()[:16]
+
+    def _commitment(self, resident_code: str, serial: str) -> str:
+        message = b"commitment\n" + resident_code.encode() + b"\n" + serial.encode()
+        return hmac.new(self.subject_secret, message, hashlib.sha256).hexdigest()[:32]
+
+    # -- the exchange --------------------------------------------------------------------------
+    def exchange(self, query: ExchangeQuery) -> ExchangeResult:
+        now = self.clock()
+        serial = new_serial(now)
+        directory = self._load_directory()
+        requester = directory.get(query.requester_id)
+        provider = directory.get(query.provider_id)
+        resident_code: str | None = None
+        provision: Provision | None = None
+        reason: RefusalReason | None = None
+        answer_sealed: bytes | None = None
+        outcome = Outcome.REFUSED
+        signed = False
+
+        if requester is None:
+            reason = RefusalReason.UNKNOWN_AGENCY
+        else:
+            resident_code = open_code(self.cipher, requester.number, query.subject_code)
+            signed = self._signature_ok(requester, query)
+            if not signed:
+                reason = RefusalReason.BAD_SIGNATURE
+            elif abs(now - query.requested_at) > MAX_CLOCK_SKEW:
+                reason = RefusalReason.STALE_REQUEST
+            elif requester.status is not AgencyStatus.ACTIVE:
+                reason = RefusalReason.REQUESTER_SUSPENDED
+            elif provider is None:
+                reason = RefusalReason.UNKNOWN_AGENCY
+            elif provider.status is not AgencyStatus.ACTIVE:
+                reason = RefusalReason.PROVIDER_SUSPENDED
+            elif query.task_id not in self._tasks:
+                reason = RefusalReason.UNKNOWN_TASK
+            elif query.item_code not in self._items:
+                reason = RefusalReason.UNKNOWN_ITEM
+            elif resident_code is None:
+                reason = RefusalReason.UNKNOWN_AGENCY_CODE
+            else:
+                provision = self.table.find(
+                    requester.kind, query.task_id, provider.kind, query.item_code
+                )
+                if provision is None:
+                    reason = RefusalReason.NOT_IN_LEGAL_TABLE
+                elif provider.encryption_key is None or requester.encryption_key is None:
+                    reason = RefusalReason.PROVIDER_UNAVAILABLE
+        if reason is None and provider is not None and requester is not None and resident_code:
+            routed = self._routed(serial, query, provider, requester, resident_code, now)
+            try:
+                answer = self.servers(provider).answer(routed)
+            except Exception:  # the provider's failure must not lose the record
+                log.warning("intermediate server of %s failed for %s", provider.agency_id,
+                            serial, exc_info=True)
+                reason = RefusalReason.PROVIDER_UNAVAILABLE
+            else:
+                if answer.serial != serial:
+                    reason = RefusalReason.PROVIDER_UNAVAILABLE
+                else:
+                    outcome = Outcome.PROVIDED if answer.held else Outcome.NOT_HELD
+                    answer_sealed = answer.sealed if answer.held else None
+        if reason is not None:
+            outcome = Outcome.REFUSED
+            answer_sealed = None
+        try:
+            self._record_exchange(
+                serial=serial, now=now, requester_id=query.requester_id, task_id=query.task_id,
+                provider_id=query.provider_id, item_code=query.item_code, provision=provision,
+                outcome=outcome, reason=reason, resident_code=resident_code,
+                # Only a verified signature binds the nonce to the requester.
+                nonce=_clip(query.nonce) if signed else None,
+            )
+        except IntegrityError:
+            # The same signed query seen twice: refuse the replay, and record that too.
+            outcome, reason, answer_sealed = Outcome.REFUSED, RefusalReason.REPLAYED, None
+            self._record_exchange(
+                serial=serial, now=now, requester_id=query.requester_id, task_id=query.task_id,
+                provider_id=query.provider_id, item_code=query.item_code, provision=provision,
+                outcome=outcome, reason=reason, resident_code=resident_code, nonce=None,
+            )
+        return ExchangeResult(
+            serial=serial, outcome=outcome, reason=reason, sealed=answer_sealed,
+            provision_id=provision.provision_id if provision else None,
+        )
+
+    @staticmethod
+    def _signature_ok(requester: AgencyRecord, query: ExchangeQuery) -> bool:
+        if requester.signing_key is None:
+            return False
+        try:
+            ed25519.Ed25519PublicKey.from_public_bytes(requester.signing_key).verify(
+                query.signature, query.signed_bytes()
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def _routed(
+        self, serial: str, query: ExchangeQuery, provider: AgencyRecord,
+        requester: AgencyRecord, resident_code: str, now: dt.datetime,
+    ) -> RoutedQuery:
+        assert requester.encryption_key is not None
+        unsigned = RoutedQuery(
+            serial=serial, requester_id=requester.agency_id, task_id=query.task_id,
+            provider_id=provider.agency_id, item_code=query.item_code,
+            subject_code=make_code(self.cipher, provider.number, resident_code),
+            requester_encryption_key=requester.encryption_key, routed_at=now,
+        )
+        return RoutedQuery(**{**unsigned.__dict__,
+                              "signature": self.core_key.sign(unsigned.signed_bytes())})
+
+    def _record_exchange(
+        self, *, serial: str, now: dt.datetime, requester_id: str, task_id: str,
+        provider_id: str | None, item_code: str | None, provision: Provision | None,
+        outcome: Outcome, reason: RefusalReason | None, resident_code: str | None,
+        nonce: str | None, application_ref: str | None = None,
+        documents: Sequence[str] | None = None,
+    ) -> None:
+        restricted = bool(provision and provision.restricted)
+        disclose_after = now + self.restricted_deferral if restricted else None
+        entry: dict[str, Any] = {
+            "v": 1,
+            "serial": serial,
+            "time": now.isoformat(),
+            "requester": _clip(requester_id),
+            "task": _clip(task_id),
+            "provider": _clip(provider_id) if provider_id else None,
+            "item": _clip(item_code) if item_code else None,
+            "provision": provision.provision_id if provision else None,
+            "legal_reference": provision.legal_reference if provision else None,
+            "outcome": outcome.value,
+            "reason": reason.value if reason else None,
+            "restricted": restricted,
+            "disclose_after": disclose_after.isoformat() if disclose_after else None,
+            "subject": self._commitment(resident_code, serial) if resident_code else None,
+        }
+        if documents is not None:
+            entry["application"] = application_ref
+            entry["documents"] = list(documents)
+        params = {
+            "serial": serial, "occurred_at": now, "requester_id": _clip(requester_id),
+            "task_id": _clip(task_id), "provider_id": _clip(provider_id) if provider_id else None,
+            "item_code": _clip(item_code) if item_code else None,
+            "provision_id": provision.provision_id if provision else None,
+            "outcome": outcome.value, "reason": reason.value if reason else None,
+            "restricted": restricted, "disclose_after": disclose_after,
+            "subject_key": self._subject_key(resident_code) if resident_code else None,
+            "nonce": nonce, "application_ref": application_ref,
+            "documents": json.dumps(list(documents), ensure_ascii=False)
+            if documents is not None else None,
+        }
+        # Hot path: one short transaction straight on the driver.
+        with self._hot.connection() as raw:
+            try:
+                self._hot.run(raw, _INSERT_EXCHANGE, params)
+            except Exception as exc:
+                if _is_unique_violation(exc):
+                    raise IntegrityError("INSERT INTO exchanges", None, exc) from exc
+                raise
+            # In the same transaction: the record is durable exactly when the exchange is.
+            self.log.enqueue_hot(self._hot, raw, serial, canonical_json(entry))
+
+    # -- the resident's refusal ------------------------------------------------------------------
+    def record_declined(
+        self, agency_id: str, task_id: str, application_ref: str, documents: Sequence[str],
+    ) -> ExchangeResult:
+        self.agency(agency_id)
+        if task_id not in self._tasks:
+            raise UnknownTask("no task with this id", field="task_id")
+        if not application_ref.strip() or len(application_ref) > 64:
+            raise NetworkError("application_ref: 1 to 64 characters", field="application_ref")
+        cleaned = [d.strip()[:100] for d in documents if d.strip()]
+        if not cleaned:
+            raise NetworkError(
+                "documents: name at least one attached document (the application proceeds "
+                "on documents when no number is given)", field="documents")
+        now = self.clock()
+        serial = new_serial(now)
+        self._record_exchange(
+            serial=serial, now=now, requester_id=agency_id, task_id=task_id, provider_id=None,
+            item_code=None, provision=None, outcome=Outcome.DECLINED, reason=None,
+            resident_code=None, nonce=None, application_ref=application_ref.strip(),
+            documents=cleaned,
+        )
+        return ExchangeResult(serial=serial, outcome=Outcome.DECLINED)
+
+    # -- the resident's view -----------------------------------------------------------------------
+    def access_records(
+        self, agency_id: str, subject_code: str, *, now: dt.datetime | None = None
+    ) -> list[AccessRecord]:
+        agency = self.agency(agency_id)
+        if agency.kind != PORTAL_KIND:
+            raise NotPermitted("only the portal may list a resident's access records",
+                               field="agency_id")
+        resident_code = open_code(self.cipher, agency.number, subject_code)
+        if resident_code is None:
+            raise NotPermitted("unknown agency code", field="subject_code")
+        now = now or self.clock()
+        key = self._subject_key(resident_code)
+        with self.databases.unit_of_work(CONTEXT) as session:
+            rows = list(session.scalars(
+                select(m.Exchange).where(m.Exchange.subject_key == key)
+                .order_by(m.Exchange.occurred_at.desc(), m.Exchange.id.desc())
+            ))
+        directory = self._load_directory()
+        records = []
+        for row in rows:
+            if row.restricted and row.disclose_after and row.disclose_after > now:
+                continue  # deferred, never dropped: it appears once the deferral ends
+            requester = directory.get(row.requester_id)
+            provider = directory.get(row.provider_id or "")
+            task = self._tasks.get(row.task_id)
+            item = self._items.get(row.item_code or "")
+            records.append(AccessRecord(
+                serial=row.serial, occurred_at=row.occurred_at, requester_id=row.requester_id,
+                requester_name=requester.name if requester else row.requester_id,
+                task_id=row.task_id, task_title=task.title if task else row.task_id,
+                provider_id=row.provider_id or "",
+                provider_name=provider.name if provider else (row.provider_id or ""),
+                item_code=row.item_code or "", item_label=item.label if item else "",
+                outcome=Outcome(row.outcome),
+                reason=RefusalReason(row.reason) if row.reason else None,
+                restricted=row.restricted,
+                disclosed_at=row.disclose_after if row.restricted else None,
+                log_index=self.log.index_of(row.serial),
+            ))
+        return records
+
+    def ensure_keys(self, agency_id: str) -> AgencyRecord:
+        agency = self.agency(agency_id)
+        if agency.signing_key is None or agency.encryption_key is None:
+            raise AgencyKeysMissing("the agency has not registered its keys", field="agency_id")
+        return agency
+
+
+_contract: type[NetworkService] = NetworkServiceImpl
