@@ -159,6 +159,9 @@ class Databases:
         admin = create_engine(self.settings.database_url or "", isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
+                # Roles are cluster-wide: two processes preparing databases at once (test
+                # workers, services starting together) would race on CREATE ROLE / GRANT.
+                conn.execute(text("SELECT pg_advisory_lock(7206514)"))
                 user = conn.execute(text("SELECT current_user")).scalar_one()
                 for context in CONTEXTS:
                     role = role_name(context)
@@ -172,6 +175,7 @@ class Databases:
                         text(f'CREATE SCHEMA IF NOT EXISTS "{context}" AUTHORIZATION "{role}"')
                     )
                     conn.execute(text(f'REVOKE ALL ON SCHEMA "{context}" FROM PUBLIC'))
+                conn.execute(text("SELECT pg_advisory_unlock(7206514)"))
         finally:
             admin.dispose()
 
