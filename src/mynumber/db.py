@@ -70,7 +70,6 @@ class Databases:
         self.settings = settings
         self._engines: dict[str, Engine] = {}
         self._sessionmakers: dict[str, sessionmaker[Session]] = {}
-        self._autocommit: dict[str, Engine] = {}
 
     @property
     def is_postgres(self) -> bool:
@@ -122,15 +121,6 @@ class Databases:
             cur.close()
 
         return engine
-
-    def autocommit(self, context: str) -> Engine:
-        """The context's engine in autocommit mode, for single statements on hot paths: no
-        BEGIN/COMMIT round trips (each statement is its own transaction)."""
-        if context not in self._autocommit:
-            self._autocommit[context] = self.engine(context).execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
-        return self._autocommit[context]
 
     def sessionmaker(self, context: str) -> sessionmaker[Session]:
         if context not in self._sessionmakers:
@@ -184,7 +174,6 @@ class Databases:
             engine.dispose()
         self._engines.clear()
         self._sessionmakers.clear()
-        self._autocommit.clear()
 
 
 class HotSQL:

@@ -108,6 +108,11 @@ class FakeNetwork:
         resident_code = self.registry.redeem_acquisition_number(agency_id, acquisition_number)
         return self._code(agency_id, resident_code)
 
+    def issue_agency_codes(self, agency_id: str, acquisition_numbers: Sequence[str]) -> list[str]:
+        self.agency(agency_id)
+        residents = self.registry.redeem_acquisition_numbers(agency_id, acquisition_numbers)
+        return [self._code(agency_id, code) for code in residents]
+
     # -- exchange --------------------------------------------------------------------------
     def _serial(self) -> str:
         return f"S{next(self._serials):012d}"

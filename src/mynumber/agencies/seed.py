@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mynumber.agencies.interfaces import CopyInput
-from mynumber.network.interfaces import AgencyRecord, LegalTable, Outcome
+from mynumber.network.interfaces import AgencyRecord, LegalTable
 from mynumber.registry.interfaces import ResidentRecord
 from mynumber.settings import Mode, Settings
 
@@ -84,7 +84,7 @@ class _Plans:
         return self._cache[key]
 
 
-def _mayors(agencies: Sequence[AgencyRecord]) -> Callable[[str], str | None]:
+def mayor_lookup(agencies: Sequence[AgencyRecord]) -> Callable[[str], str | None]:
     by_code = {a.municipality_code: a.agency_id for a in agencies
                if a.municipality_code and a.kind.endswith("_mayor")}
     # A ward (行政区) of a designated city is no agency: its city's mayor is.
@@ -115,7 +115,7 @@ def seed_exchanges(
     network, agencies = target.network, target.agencies
     directory = network.agencies()
     by_id = {a.agency_id: a for a in directory}
-    mayor = _mayors(directory)
+    mayor = mayor_lookup(directory)
     people = [r for r in residents if r.numbered]
     result = NetworkSeedResult()
 
@@ -260,5 +260,4 @@ def seed_exchanges(
         pass
     result.log_size = target.network_log.latest_head().size
     result.seconds = time.perf_counter() - started
-    assert result.outcomes.get(Outcome.REFUSED.value, 0) >= 1 or not events
     return result

@@ -102,16 +102,6 @@ def _chunks(items: Sequence[Any], size: int = BATCH) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
-_COPIES = cast(Table, m.Copy.__table__)
-_ANSWERED = cast(Table, m.AnsweredQuery.__table__)
-_FIND_COPY = select(_COPIES.c.payload, _COPIES.c.version, _COPIES.c.updated_at).where(
-    _COPIES.c.agency_id == bindparam("agency_id"),
-    _COPIES.c.agency_code == bindparam("agency_code"),
-    _COPIES.c.item_code == bindparam("item_code"),
-)
-_RECORD_ANSWER = insert(_ANSWERED)
-
-
 # --- the agency's own side ------------------------------------------------------------------
 
 
@@ -219,11 +209,7 @@ class AgenciesServiceImpl:
         return code
 
     def _issue_codes(self, agency_id: str, tokens: Sequence[str]) -> list[str]:
-        bulk = getattr(self.network, "issue_agency_codes", None)
-        if callable(bulk):  # a core that can redeem a batch in one transaction
-            codes: list[str] = list(bulk(agency_id, list(tokens)))
-            return codes
-        return [self.network.issue_agency_code(agency_id, token) for token in tokens]
+        return self.network.issue_agency_codes(agency_id, list(tokens))
 
     def enrol_known_residents(
         self, agency_id: str, address_numbers_by_resident: Mapping[int, str]
@@ -351,7 +337,7 @@ class AgenciesServiceImpl:
             changed = [{"a": agency_id, "c": code, "i": item, "p": data, "t": now}
                        for (code, item), data in latest.items() if (code, item) in existing]
             if changed:
-                table = _COPIES
+                table = cast(Table, m.Copy.__table__)
                 session.connection().execute(
                     update(table).where(and_(
                         table.c.agency_id == bindparam("a"), table.c.agency_code == bindparam("c"),

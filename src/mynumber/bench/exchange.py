@@ -53,7 +53,7 @@ def _prepare(settings: Any, residents: int) -> list[tuple[str, str, str, str, st
     a 副本 each; return the work: (requester, address number, task, provider, item)."""
     from mynumber import migrations
     from mynumber.agencies.interfaces import CopyInput
-    from mynumber.agencies.seed import _mayors, address_number
+    from mynumber.agencies.seed import address_number, mayor_lookup
     from mynumber.app import build_container, sync_directory
     from mynumber.db import Databases
     from mynumber.registry.seed import current_residents, seed_population
@@ -68,7 +68,7 @@ def _prepare(settings: Any, residents: int) -> list[tuple[str, str, str, str, st
         sync_directory(container)
         seed_population(container, residents)
         people = current_residents(container.databases)
-        mayor = _mayors(container.network.agencies())
+        mayor = mayor_lookup(container.network.agencies())
         by_city: dict[str, dict[int, str]] = {}
         for r in people:
             city = mayor(r.municipality_code)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from mynumber.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mynumber.errors import Forbidden, InvalidInput, NotFound
 
 
 class AgencyStatus(StrEnum):
@@ -380,11 +380,6 @@ class AcquisitionNumberRejected(Forbidden):
 class AgencySuspended(Forbidden):
     code = "agency_suspended"
     title = "Agency suspended"
-
-
-class AgencyKeysMissing(Conflict):
-    code = "agency_keys_missing"
-    title = "Agency has no registered keys"
 
 
 class NotPermitted(Forbidden):

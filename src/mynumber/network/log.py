@@ -19,7 +19,7 @@ import hashlib
 import hmac
 import logging
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -403,10 +403,6 @@ class MerkleAccessLog:
         caller's transaction."""
         hot.run(raw, _HOT_QUEUE_INSERT, {"serial": serial, "entry": entry,
                                          "enqueued_at": utcnow()})
-
-    def enqueue_many(self, session: Session, items: Iterable[tuple[str, bytes]]) -> None:
-        for serial, entry in items:
-            self.enqueue(session, serial, entry)
 
     def _mac(self, index: int, digest: bytes) -> bytes:
         return hmac.digest(self._mac_key, struct.pack(">Q", index) + digest, "sha256")[:16]

@@ -16,22 +16,13 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from mynumber.network.interfaces import LogIndexOutOfRange
-from mynumber.network.log import MAX_ENTRIES, BadLogParameter, MerkleAccessLog, log_signing_key
+from mynumber.network.log import MAX_ENTRIES, BadLogParameter, MerkleAccessLog
 
 MAX_INDEX = 2**62  # far above any size; keeps every value inside a 64-bit column
 
 
 def get_log(request: Request) -> MerkleAccessLog:
-    """The container's ``network_log``; built the same way (key from the key provider, origin
-    from the settings) and kept on the app when the container has none."""
-    container = request.app.state.container
-    log: MerkleAccessLog | None = getattr(container, "network_log", None)
-    if log is None:
-        log = getattr(request.app.state, "network_log", None)
-        if log is None:
-            log = MerkleAccessLog(container.databases, log_signing_key(container.keys),
-                                  container.settings.checkpoint_origin)
-            request.app.state.network_log = log
+    log: MerkleAccessLog = request.app.state.container.network_log
     return log
 
 

@@ -21,8 +21,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, insert, select
 
 from mynumber import audit
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
@@ -32,7 +31,6 @@ from mynumber.network.agency_codes import BlockCipher, make_code, make_codes, op
 from mynumber.network.interfaces import (
     AccessLog,
     AccessRecord,
-    AgencyKeysMissing,
     AgencyRecord,
     AgencyStatus,
     ExchangeQuery,
@@ -75,6 +73,10 @@ def new_serial(now: dt.datetime) -> str:
 
     Time-ordered for readers, unique without a database round trip (76 random bits)."""
     return f"{int(now.timestamp() * 1000):013d}{secrets.token_hex(10)[:19]}"
+
+
+class _Replayed(Exception):
+    """The exchange's (requester, nonce) is already recorded."""
 
 
 def _is_unique_violation(exc: Exception) -> bool:
@@ -122,6 +124,7 @@ class NetworkServiceImpl:
         self._hot = HotConnections(databases, CONTEXT)
         self._directory: dict[str, AgencyRecord] = {}
         self._directory_loaded = 0.0
+        self._directory_version: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
 
     # -- directory ---------------------------------------------------------------------------
@@ -140,13 +143,20 @@ class NetworkServiceImpl:
             return self._directory
         with self._lock:
             with self.databases.unit_of_work(CONTEXT) as session:
-                rows = session.scalars(select(m.Agency))
-                self._directory = {row.agency_id: self._record(row) for row in rows}
+                # Every change touches updated_at: reload the 3,762 rows only when it moved.
+                version = tuple(session.execute(
+                    select(func.count(), func.max(m.Agency.updated_at))
+                ).one())
+                if version != self._directory_version or not self._directory:
+                    rows = session.scalars(select(m.Agency))
+                    self._directory = {row.agency_id: self._record(row) for row in rows}
+                    self._directory_version = version
             self._directory_loaded = time.monotonic()
             return self._directory
 
     def _invalidate(self) -> None:
         self._directory_loaded = 0.0
+        self._directory_version = None
 
     def sync_directory(self, specs: Sequence[Any]) -> int:
         """Add the agencies of ``specs`` (legal_table.AgencySpec) that are missing."""
@@ -326,7 +336,7 @@ class NetworkServiceImpl:
                 # Only a verified signature binds the nonce to the requester.
                 nonce=_clip(query.nonce) if signed else None,
             )
-        except IntegrityError:
+        except _Replayed:
             # The same signed query seen twice: refuse the replay, and record that too.
             outcome, reason, answer_sealed = Outcome.REFUSED, RefusalReason.REPLAYED, None
             self._record_exchange(
@@ -411,7 +421,7 @@ class NetworkServiceImpl:
                 self._hot.run(raw, _INSERT_EXCHANGE, params)
             except Exception as exc:
                 if _is_unique_violation(exc):
-                    raise IntegrityError("INSERT INTO exchanges", None, exc) from exc
+                    raise _Replayed from exc
                 raise
             # In the same transaction: the record is durable exactly when the exchange is.
             self.log.enqueue_hot(self._hot, raw, serial, canonical_json(entry))
@@ -482,11 +492,6 @@ class NetworkServiceImpl:
             ))
         return records
 
-    def ensure_keys(self, agency_id: str) -> AgencyRecord:
-        agency = self.agency(agency_id)
-        if agency.signing_key is None or agency.encryption_key is None:
-            raise AgencyKeysMissing("the agency has not registered its keys", field="agency_id")
-        return agency
 
 
 _contract: type[NetworkService] = NetworkServiceImpl
