@@ -149,23 +149,24 @@ class Databases:
         admin = create_engine(self.settings.database_url or "", isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
-                # Roles are cluster-wide: two processes preparing databases at once (test
-                # workers, services starting together) would race on CREATE ROLE / GRANT.
-                conn.execute(text("SELECT pg_advisory_lock(7206514)"))
                 user = conn.execute(text("SELECT current_user")).scalar_one()
                 for context in CONTEXTS:
                     role = role_name(context)
-                    exists = conn.execute(
-                        text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
-                    ).first()
-                    if exists is None:
-                        conn.execute(text(f'CREATE ROLE "{role}" NOLOGIN'))
-                    conn.execute(text(f'GRANT "{role}" TO "{user}"'))
+                    # Roles are cluster-wide, so two processes preparing different databases
+                    # at once (test workers, services starting together) can race: let the
+                    # loser of CREATE ROLE / GRANT carry on instead of failing.
+                    conn.execute(text(
+                        f'DO $$ BEGIN CREATE ROLE "{role}" NOLOGIN; '
+                        "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+                    ))
+                    conn.execute(text(
+                        f'DO $$ BEGIN GRANT "{role}" TO "{user}"; '
+                        "EXCEPTION WHEN unique_violation THEN NULL; END $$"
+                    ))
                     conn.execute(
                         text(f'CREATE SCHEMA IF NOT EXISTS "{context}" AUTHORIZATION "{role}"')
                     )
                     conn.execute(text(f'REVOKE ALL ON SCHEMA "{context}" FROM PUBLIC'))
-                conn.execute(text("SELECT pg_advisory_unlock(7206514)"))
         finally:
             admin.dispose()
 
