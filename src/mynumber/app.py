@@ -28,6 +28,8 @@ from mynumber.network.interfaces import AgencyRecord, IntermediateServer
 from mynumber.network.legal_table import build_directory, load_legal_table
 from mynumber.network.log import SIGNING_KEY_PURPOSE, MerkleAccessLog, log_signing_key
 from mynumber.network.services import NetworkServiceImpl
+from mynumber.portal.oauth import ApiClientsImpl, OpenIdProvider
+from mynumber.portal.services import PortalServiceImpl
 from mynumber.registry.numbering import Numbering
 from mynumber.registry.services import (
     RegistryServiceImpl,
@@ -59,6 +61,9 @@ class Container:
     network_log: MerkleAccessLog
     agencies: AgenciesServiceImpl
     agencies_server: IntermediateServerImpl
+    portal: PortalServiceImpl
+    api_clients: ApiClientsImpl
+    oidc: OpenIdProvider
 
     def close(self) -> None:
         self.databases.dispose()
@@ -164,9 +169,16 @@ def build_container(settings: Settings | None = None) -> Container:
     agencies_server = IntermediateServerImpl(databases, keyring, network.core_public_key())
     servers.local = agencies_server
     agencies = AgenciesServiceImpl(databases, network, registry, keyring)
+    portal = PortalServiceImpl(databases, settings, jpki=jpki, agencies=agencies,
+                               network=network, access_log=access_log, card=card)
+    api_clients = ApiClientsImpl(databases)
+    oidc = OpenIdProvider(databases, keys, settings, portal=portal, clients=api_clients,
+                          network=network)
+    portal.releases_of = oidc.releases
     return Container(settings, databases, keys, registry, staff_auth, jpki, card=card,
                      network=network, network_log=access_log, agencies=agencies,
-                     agencies_server=agencies_server)
+                     agencies_server=agencies_server, portal=portal, api_clients=api_clients,
+                     oidc=oidc)
 
 
 def sync_directory(container: Container) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.types import TypeDecorator
 from mynumber.settings import Settings
 
 # Every context registers itself here, in dependency order (migrations run in this order).
-CONTEXTS: tuple[str, ...] = ("registry", "jpki", "card", "network", "agencies")
+CONTEXTS: tuple[str, ...] = ("registry", "jpki", "card", "network", "agencies", "portal")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

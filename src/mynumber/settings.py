@@ -31,6 +31,8 @@ class Settings(BaseSettings):
         default=None, description="where key material lives; defaults to DATA_DIR/keys"
     )
     session_idle_minutes: int = 15
+    portal_idle_minutes: int = 10
+    portal_session_minutes: int = 30
     pkcs11_library: str | None = Field(
         default=None, description="PKCS#11 module for the JPKI CA keys; unset means software keys"
     )
@@ -51,6 +53,13 @@ class Settings(BaseSettings):
         "and the project CA's ca.pem; unset in embedded mode",
     )
     log_level: str = "INFO"
+    oidc_issuer: str | None = Field(
+        default=None, description="issuer of the self-information API's OpenID Provider; "
+        "defaults to public_url",
+    )
+    oidc_require_par: bool = Field(
+        default=False, description="refuse authorization requests not pushed first (RFC 9126)",
+    )
 
     @field_validator("public_url")
     @classmethod
@@ -60,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def keys_path(self) -> Path:
         return self.key_dir if self.key_dir is not None else self.data_dir / "keys"
+
+    @property
+    def issuer(self) -> str:
+        return (self.oidc_issuer or self.public_url).rstrip("/")
 
     @property
     def checkpoint_origin(self) -> str:

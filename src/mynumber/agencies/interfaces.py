@@ -82,6 +82,18 @@ class AgenciesService(Protocol):
         """The agency's code for the person it knows by ``address_number``."""
         ...
 
+    def enrol_with_acquisition_number(
+        self, agency_id: str, address_number: str, acquisition_number: str
+    ) -> str:
+        """Obtain the agency's code with a 取得番号 the agency got without the number (JPKI
+        利用者登録, or the counter). Returns the address number the person is enrolled under:
+        ``address_number``, or the one the agency already knows the person by."""
+        ...
+
+    def address_number_for_code(self, agency_id: str, agency_code: str) -> str:
+        """The agency's address number for one of its own codes (PersonNotEnrolled if none)."""
+        ...
+
     def put_copy(
         self, agency_id: str, address_number: str, item_code: str, payload: Mapping[str, Any]
     ) -> CopyRecord:

@@ -120,6 +120,10 @@ def seed_exchanges(
     result = NetworkSeedResult()
 
     # -- who knows whom, and what they hold ---------------------------------------------------
+    households: dict[int | None, list[ResidentRecord]] = defaultdict(list)
+    for r in people:
+        if r.household_id is not None:
+            households[r.household_id].append(r)
     enrol: dict[str, dict[int, str]] = defaultdict(dict)
     copies: dict[str, list[CopyInput]] = defaultdict(list)
     holdings: dict[int, list[tuple[str, str]]] = defaultdict(list)  # rid -> (provider, item)
@@ -138,7 +142,15 @@ def seed_exchanges(
         know(PORTAL)
         city = mayor(r.municipality_code)
         if city is not None:
+            # 住民票関係情報 as the municipality holds it: the 4 basic items and the household.
             hold(city, "resident_record", {
+                "name": r.name, "name_kana": r.name_kana, "birth_date": r.birth_date.isoformat(),
+                "sex": r.sex.value, "address": r.address,
+                "household": [
+                    {"name": o.name, "birth_date": o.birth_date.isoformat(),
+                     "relationship": o.relationship}
+                    for o in households.get(r.household_id, ()) if o.id != r.id
+                ],
                 "household_relationship": r.relationship, "moved_in": False,
                 "municipality_code": r.municipality_code,
             })
@@ -147,6 +159,15 @@ def seed_exchanges(
                 hold(city, "local_tax", {
                     "fiscal_year": today.year - 1, "taxable_income": income,
                     "municipal_tax": income // 10, "exempt": income < 1_000_000,
+                })
+            children = [o for o in households.get(r.household_id, ())
+                        if o.relationship == "子" and _age(o.birth_date, today) < 18]
+            if r.relationship == "世帯主" and children:
+                # 児童手当 (2024 rules): 10,000 a month per child, 15,000 under 3.
+                hold(city, "child_allowance", {
+                    "status": "receiving", "children": len(children),
+                    "monthly_amount": sum(15_000 if _age(c.birth_date, today) < 3 else 10_000
+                                          for c in children),
                 })
             if 65 <= age:
                 hold(city, "long_term_care", {"certified_level": rng.choice(

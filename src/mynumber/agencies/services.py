@@ -177,6 +177,49 @@ class AgenciesServiceImpl:
                                     field="address_number")
         return code
 
+    def _add_person(self, agency_id: str, address_number: str, code: str, via: str) -> None:
+        with self.databases.unit_of_work(CONTEXT) as session:
+            session.add(m.Person(agency_id=agency_id, address_number=address_number,
+                                 agency_code=code, created_at=self.clock()))
+            audit.record(session, m.AuditEvent, "agencies:person:enrol",
+                         actor=f"agency:{agency_id}", subject=f"agency:{agency_id}",
+                         address_number=address_number, via=via)
+
+    def address_number_for_code(self, agency_id: str, agency_code: str) -> str:
+        check_agency_id(agency_id)
+        if not agency_code or len(agency_code) > 64:
+            raise PersonNotEnrolled("no person has this agency code", field="agency_code")
+        with self.databases.unit_of_work(CONTEXT) as session:
+            number = session.scalar(select(m.Person.address_number).where(
+                m.Person.agency_id == agency_id, m.Person.agency_code == agency_code))
+        if number is None:
+            raise PersonNotEnrolled("no person has this agency code", field="agency_code")
+        return number
+
+    def enrol_with_acquisition_number(
+        self, agency_id: str, address_number: str, acquisition_number: str
+    ) -> str:
+        check_agency_id(agency_id)
+        check_address_number(address_number)
+        code = self.network.issue_agency_code(agency_id, acquisition_number)
+        with self.databases.unit_of_work(CONTEXT) as session:
+            known = session.scalar(select(m.Person.address_number).where(
+                m.Person.agency_id == agency_id, m.Person.agency_code == code))
+            if known is not None:
+                return known
+        try:
+            self._add_person(agency_id, address_number, code, via="acquisition_number")
+        except IntegrityError:
+            with self.databases.unit_of_work(CONTEXT) as session:
+                known = session.scalar(select(m.Person.address_number).where(
+                    m.Person.agency_id == agency_id, m.Person.agency_code == code))
+            if known is not None:  # enrolled concurrently
+                return known
+            raise PersonAlreadyEnrolled(
+                "another person is enrolled under this address number", field="address_number"
+            ) from None
+        return address_number
+
     def enrol_person(self, agency_id: str, address_number: str, individual_number: str) -> str:
         check_agency_id(agency_id)
         check_address_number(address_number)
@@ -189,12 +232,7 @@ class AgenciesServiceImpl:
         del individual_number
         code = self.network.issue_agency_code(agency_id, acquisition)
         try:
-            with self.databases.unit_of_work(CONTEXT) as session:
-                session.add(m.Person(agency_id=agency_id, address_number=address_number,
-                                     agency_code=code, created_at=self.clock()))
-                audit.record(session, m.AuditEvent, "agencies:person:enrol",
-                             actor=f"agency:{agency_id}", subject=f"agency:{agency_id}",
-                             address_number=address_number)
+            self._add_person(agency_id, address_number, code, via="individual_number")
         except IntegrityError:
             with self.databases.unit_of_work(CONTEXT) as session:
                 known = self._code_of(session, agency_id, address_number)

@@ -19,6 +19,7 @@ WORKLOADS = {
     "ocsp": "mynumber.bench.ocsp",
     "log": "mynumber.bench.log",
     "exchange": "mynumber.bench.exchange",
+    "portal-api": "mynumber.bench.portal_api",
 }
 
 

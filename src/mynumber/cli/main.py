@@ -10,10 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from mynumber.cli import api_clients as api_clients_cli
 from mynumber.cli import bench as bench_cli
 from mynumber.cli import card as card_cli
 from mynumber.cli import log as log_cli
 from mynumber.cli import network as network_cli
+from mynumber.cli import portal as portal_cli
 from mynumber.cli import registry as registry_cli
 from mynumber.cli import seed as seed_cli
 from mynumber.cli import tls as tls_cli
@@ -33,6 +35,8 @@ app.add_typer(registry_cli.app, name="registry")
 app.add_typer(card_cli.app, name="card")
 app.add_typer(log_cli.app, name="log")
 app.add_typer(network_cli.app, name="network")
+app.add_typer(portal_cli.app, name="portal")
+app.add_typer(api_clients_cli.app, name="api-clients")
 app.add_typer(tls_cli.app, name="tls")
 app.add_typer(staff_app, name="staff")
 app.add_typer(keys_app, name="keys")
@@ -201,8 +205,12 @@ def keys_init(
     keys = FileKeyProvider(settings.keys_path, create_missing=False,
                            development=not production)
     from mynumber.app import NETWORK_KEYS
+    from mynumber.portal.oauth import PAIRWISE_KEY, SIGNING_KEY_FILE, provision_signing_key
 
-    for purpose in (POOL_KEY, NUMBERING_KEY, INDEX_KEY, *NETWORK_KEYS):
+    for purpose in (POOL_KEY, NUMBERING_KEY, INDEX_KEY, *NETWORK_KEYS, PAIRWISE_KEY):
         if not keys._file(purpose).exists():
             keys.write_key(purpose, secrets.token_bytes(32), development=not production)
             console.print(f"created {purpose}")
+    if not (settings.keys_path / SIGNING_KEY_FILE).exists():
+        provision_signing_key(settings.keys_path, development=not production)
+        console.print(f"created {SIGNING_KEY_FILE}")

@@ -48,6 +48,7 @@ def seed(
         fail("seed is for the embedded (development) mode only; production mode refuses it")
     count = container.settings.seed_residents if residents is None else residents
     network_result = None
+    portal_result = None
     try:
         with Progress(
             TextColumn("seeding residents"), BarColumn(), MofNCompleteColumn(),
@@ -88,10 +89,20 @@ def seed(
                     seed=DEFAULT_SEED if seed_value is None else seed_value,
                     progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
+            from mynumber.portal.seed import seed_portal_demo
+
+            portal_result = seed_portal_demo(container)
+        from mynumber.portal.oauth import seed_demo_client
+
+        demo_client = seed_demo_client(container.api_clients)
     except DomainError as exc:
         fail(str(exc))
     finally:
         container.close()
+    if demo_client is not None:
+        console.print(f"demo API client {demo_client.name}: client_id {demo_client.client_id} "
+                      f"client_secret {demo_client.client_secret} "
+                      f"(redirect {demo_client.redirect_uris[0]})")
     if result.skipped:
         console.print(f"{result.existing:,} residents already registered: nothing seeded")
     else:
@@ -119,6 +130,9 @@ def seed(
             f"{network_result.declined} applications without a number; access log size "
             f"{network_result.log_size:,}, in {network_result.seconds:.1f} s"
         )
+    if portal_result is not None:
+        for line in portal_result.lines():
+            console.print(line)
     if result.staff_created:
         console.print(f"demo staff created: {', '.join(result.staff_created)} "
                       "(password and one-time code: see the README)")

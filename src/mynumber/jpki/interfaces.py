@@ -87,6 +87,17 @@ class AuthVerification:
     pairwise_id: str
 
 
+@dataclass(frozen=True)
+class HolderLink:
+    """For a relying party that is also an agency of the network (the portal): its pairwise id
+    for the holder, a one-time 取得番号 for the agency's 機関別符号, and the municipality the
+    holder lives in. Neither the 個人番号 nor a certificate serial is in it."""
+
+    pairwise_id: str
+    acquisition_number: str
+    municipality_code: str
+
+
 # --- errors ------------------------------------------------------------------------------
 
 
@@ -169,6 +180,21 @@ class JpkiService(Protocol):
 
     def record_user(self, relying_party_id: int, serial: int) -> None:
         """Remember that this relying party has this certificate's holder as a user."""
+        ...
+
+    def link_for_certificate(
+        self, relying_party_id: int, agency_id: str, serial: int
+    ) -> HolderLink:
+        """For an auth verifier that is the network agency ``agency_id``: the holder of a good
+        user-authentication certificate (already verified by the caller) linked to a 取得番号
+        issued by the registry for that agency (利用者登録 at the portal)."""
+        ...
+
+    def link_for_resident(
+        self, relying_party_id: int, agency_id: str, resident_id: int, actor: str
+    ) -> HolderLink:
+        """The same for a resident identified at the counter (``actor`` names the staff), who
+        may hold no card at all (a child, an adult ward): proxies are registered this way."""
         ...
 
     def current_serial(self, relying_party_id: int, old_serial: int) -> int | None:

@@ -45,6 +45,7 @@ from mynumber.jpki.interfaces import (
     CertificateRefused,
     CertificateState,
     Device,
+    HolderLink,
     IssuedCertificate,
     RelyingParty,
     RelyingPartyNotRegistered,
@@ -673,6 +674,33 @@ class JpkiServiceImpl:
                                                holder_key=key))
                 self._audit(session, "jpki:relying_party:record_user",
                             f"relying_party:{relying_party_id}", f"certificate:{row.serial}")
+
+    def link_for_certificate(
+        self, relying_party_id: int, agency_id: str, serial: int
+    ) -> HolderLink:
+        self._verifier(relying_party_id, CertificateKind.AUTH)
+        with self._transaction() as session:
+            row = self._certificate(session, serial)
+            kind, code, resident_id = row.kind, row.resident_code, row.resident_id
+            state = self._state(row, utcnow())
+        if kind != CertificateKind.AUTH.value or state is not CertificateState.GOOD:
+            self._refused("jpki:verification:refused", relying_party_id,
+                          f"certificate:{serial}", "not a good user-authentication certificate")
+            raise VerificationFailed("not a good user-authentication certificate",
+                                     field="serial")
+        grant = self.registry.issue_acquisition_number_for_resident(
+            agency_id, resident_id, f"jpki:relying_party:{relying_party_id}")
+        return HolderLink(self._pairwise(relying_party_id, code), grant.acquisition_number,
+                          grant.municipality_code)
+
+    def link_for_resident(
+        self, relying_party_id: int, agency_id: str, resident_id: int, actor: str
+    ) -> HolderLink:
+        self._verifier(relying_party_id, CertificateKind.AUTH)
+        grant = self.registry.issue_acquisition_number_for_resident(agency_id, resident_id, actor)
+        holder = self.registry.get_resident(SYSTEM, resident_id, reason="portal link")
+        return HolderLink(self._pairwise(relying_party_id, holder.resident_code),
+                          grant.acquisition_number, grant.municipality_code)
 
     def current_serial(self, relying_party_id: int, old_serial: int) -> int | None:
         """The newest serial linked from ``old_serial`` while it is good (``None`` when the

@@ -357,6 +357,12 @@ class NetworkService(Protocol):
         restricted ones only once their deferral has ended. Only the portal may ask."""
         ...
 
+    def portal_code(self, agency_id: str, subject_code: str) -> tuple[str, str]:
+        """For delivering an お知らせ: the portal agency's id and its 機関別符号 for the person
+        an active agency names by its own code (NotPermitted for an unknown code). Each call
+        is audited; the two codes are never stored side by side."""
+        ...
+
 
 class NetworkError(InvalidInput):
     code = "network_error"

@@ -263,6 +263,16 @@ class MunicipalityRecord:
     kind: str  # prefecture, designated_city, ward, city, special_ward, town, village
 
 
+@dataclass(frozen=True)
+class AcquisitionGrant:
+    """A 取得番号 issued for a resident identified by other means than the number (a JPKI
+    certificate, or staff at the counter), with the municipality the resident lives in (so
+    the agency knows which mayor holds the resident's 住民票関係情報)."""
+
+    acquisition_number: str
+    municipality_code: str
+
+
 class AcquisitionNumberInvalid(Forbidden):
     code = "acquisition_number_invalid"
     title = "Acquisition number not valid"
@@ -389,6 +399,14 @@ class RegistryService(Protocol):
     ) -> dict[int, str]:
         """Seeding only (refused in production): 取得番号 for residents of the synthetic
         population that the agency is taken to already know."""
+        ...
+
+    def issue_acquisition_number_for_resident(
+        self, agency_id: str, resident_id: int, actor: str
+    ) -> AcquisitionGrant:
+        """A 取得番号 for a current resident identified without the number: by JPKI from a
+        verified certificate, or by counter staff who verified identity. ``actor`` is recorded
+        (e.g. ``jpki:certificate:123``, ``staff:7``). Non-current residents are refused."""
         ...
 
 

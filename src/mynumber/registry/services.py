@@ -27,6 +27,7 @@ from mynumber.codes.exceptions import ValidationError
 from mynumber.db import Databases, utcnow
 from mynumber.registry import models as m
 from mynumber.registry.interfaces import (
+    AcquisitionGrant,
     AcquisitionNumberInvalid,
     AssuranceLevel,
     ChangeListener,
@@ -746,15 +747,19 @@ class RegistryServiceImpl:
             ):
                 raise ResidentNotFound("no resident has this individual number",
                                        field="individual_number")
-            token = secrets.token_hex(16)
-            now = utcnow()
-            session.add(m.AcquisitionNumber(
-                token_hash=self._token_hash(agency_id, token), resident_id=holder.id,
-                agency_id=agency_id, issued_at=now, expires_at=now + ACQUISITION_TTL,
-            ))
-            audit.record(session, m.AuditEvent, "registry:acquisition_number:issue",
-                         actor=f"agency:{agency_id}", subject=f"resident:{holder.id}")
-            return token
+            return self._new_acquisition(session, agency_id, holder.id, f"agency:{agency_id}")
+
+    def _new_acquisition(self, session: Session, agency_id: str, resident_id: int,
+                         actor: str) -> str:
+        token = secrets.token_hex(16)
+        now = utcnow()
+        session.add(m.AcquisitionNumber(
+            token_hash=self._token_hash(agency_id, token), resident_id=resident_id,
+            agency_id=agency_id, issued_at=now, expires_at=now + ACQUISITION_TTL,
+        ))
+        audit.record(session, m.AuditEvent, "registry:acquisition_number:issue",
+                     actor=actor[:80], subject=f"resident:{resident_id}", agency=agency_id)
+        return token
 
     def redeem_acquisition_number(self, agency_id: str, acquisition_number: str) -> str:
         agency_id = self._check_agency_id(agency_id)
@@ -850,6 +855,17 @@ class RegistryServiceImpl:
             audit.record(session, m.AuditEvent, "registry:acquisition_number:seed",
                          actor="seed", subject=f"agency:{agency_id}", count=len(rows))
         return tokens
+
+    def issue_acquisition_number_for_resident(
+        self, agency_id: str, resident_id: int, actor: str
+    ) -> AcquisitionGrant:
+        agency_id = self._check_agency_id(agency_id)
+        with self._transaction() as (session, _):
+            holder = session.get(m.Resident, resident_id)
+            if holder is None or holder.status != ResidentStatus.RESIDENT.value:
+                raise ResidentNotFound("no current resident with this id", field="resident_id")
+            token = self._new_acquisition(session, agency_id, holder.id, actor)
+            return AcquisitionGrant(token, holder.municipality_code)
 
     # -- notification letters ---------------------------------------------------------------
     def letters(self, actor: StaffPrincipal, resident_id: int) -> list[LetterRecord]:

@@ -19,6 +19,9 @@ from mynumber.jpki import api as jpki_api
 from mynumber.network import api as network_api
 from mynumber.network import log_api as network_log_api
 from mynumber.network.sequencer import LogSequencer
+from mynumber.portal import api as portal_api
+from mynumber.portal import oauth_api as portal_oauth_api
+from mynumber.portal import views as portal_views
 from mynumber.registry import api as registry_api
 from mynumber.registry import views as registry_views
 from mynumber.registry.services import load_municipality_rows
@@ -86,6 +89,9 @@ def assemble(container: Container, role: str = "all") -> FastAPI:
         app.include_router(card_views.public)
         app.include_router(network_log_api.router)
         app.include_router(network_api.router)
+        app.include_router(portal_api.router)
+        app.include_router(portal_oauth_api.router)
+        app.include_router(portal_views.router)
     if role != "core":
         app.include_router(agencies_api.router)
     if role == "intermediate":  # the health check only; the home page is the core's

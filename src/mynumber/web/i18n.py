@@ -437,6 +437,16 @@ MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
+# Each part of the UI keeps its strings in its own module; they are merged here.
+from mynumber.web import messages_oauth, messages_portal  # noqa: E402
+
+for _part in (messages_portal.MESSAGES, messages_oauth.MESSAGES):
+    _clash = MESSAGES.keys() & _part.keys()
+    if _clash:
+        raise RuntimeError(f"UI string keys defined twice: {sorted(_clash)}")
+    MESSAGES.update(_part)
+
+
 def translator(lang: str) -> Callable[[str], str]:
     def t(key: str) -> str:
         entry = MESSAGES.get(key)

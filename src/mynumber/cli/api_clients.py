@@ -1,0 +1,142 @@
+"""`mynumber api-clients …`: register, vet and watch the self-information API's clients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mynumber.cli.common import console, container_from_env, fail
+
+app = typer.Typer(help="自己情報取得API: API clients (register, approve, suspend, retire, "
+                  "monitoring) and the OIDC signing key.", no_args_is_help=True)
+
+Reason = Annotated[str, typer.Option("--reason", help="why (recorded with the change)")]
+Actor = Annotated[str, typer.Option("--actor", help="who decides (recorded)")]
+
+
+def _print(record: object) -> None:
+    for key, value in vars(record).items():
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ", ".join(value)
+        console.print(f"{key}: {value}")
+
+
+@app.command("register")
+def register(
+    name: Annotated[str, typer.Option(help="the service's name shown to residents")],
+    redirect_uri: Annotated[list[str], typer.Option(
+        "--redirect-uri", help="exact redirect URI (repeat; https, or http on loopback)")],
+    scope: Annotated[list[str], typer.Option("--scope", help="item scope (repeat)")],
+    organisation: Annotated[str, typer.Option(help="operator")] = "",
+    contact: Annotated[str, typer.Option(help="contact address")] = "",
+) -> None:
+    """Apply for a client (state applied); prints the client secret once."""
+    from mynumber.errors import DomainError
+
+    container = container_from_env()
+    try:
+        record = container.api_clients.register(name, organisation or name, contact or "-",
+                                                redirect_uri, scope)
+    except DomainError as exc:
+        fail(str(exc))
+    finally:
+        container.close()
+    _print(record)
+    console.print("[yellow]the client secret is shown only now[/yellow]")
+
+
+def _set_state(client_id: str, state: str, reason: str, actor: str) -> None:
+    from mynumber.errors import DomainError
+    from mynumber.portal.interfaces import ClientState
+
+    container = container_from_env()
+    try:
+        record = container.api_clients.set_state(actor, client_id, ClientState(state), reason)
+    except DomainError as exc:
+        fail(str(exc))
+    finally:
+        container.close()
+    console.print(f"{record.client_id}: {record.state.value} ({record.state_reason})")
+
+
+@app.command("approve")
+def approve(client: str, reason: Reason, actor: Actor = "cli") -> None:
+    """applied|suspended -> approved."""
+    _set_state(client, "approved", reason, actor)
+
+
+@app.command("suspend")
+def suspend(client: str, reason: Reason, actor: Actor = "cli") -> None:
+    """approved -> suspended: its tokens stop working at once."""
+    _set_state(client, "suspended", reason, actor)
+
+
+@app.command("retire")
+def retire(client: str, reason: Reason, actor: Actor = "cli") -> None:
+    """Retire for good."""
+    _set_state(client, "retired", reason, actor)
+
+
+@app.command("rate-limit")
+def rate_limit(client: str, per_minute: int, actor: Actor = "cli") -> None:
+    """Set the client's requests a minute."""
+    from mynumber.errors import DomainError
+
+    container = container_from_env()
+    try:
+        record = container.api_clients.set_rate_limit(actor, client, per_minute)
+    except DomainError as exc:
+        fail(str(exc))
+    finally:
+        container.close()
+    console.print(f"{record.client_id}: {record.rate_limit_per_minute}/min")
+
+
+@app.command("list")
+def list_clients(state: Annotated[str | None, typer.Option(
+        help="applied | approved | suspended | retired")] = None) -> None:
+    """List clients."""
+    from mynumber.portal.interfaces import ClientState
+
+    container = container_from_env()
+    try:
+        records = container.api_clients.clients(ClientState(state) if state else None)
+    except ValueError:
+        fail(f"unknown state {state!r}", code=2)
+    finally:
+        container.close()
+    for r in records:
+        console.print(f"{r.client_id}  {r.state.value:<9}  {r.rate_limit_per_minute:>7}/min  "
+                      f"{r.name} ({r.organisation})  scopes: {' '.join(r.scopes)}")
+
+
+@app.command("monitoring")
+def monitoring(client: str) -> None:
+    """Requests, releases, refusals, rate-limited calls, anomalies of one client."""
+    from mynumber.errors import DomainError
+
+    container = container_from_env()
+    try:
+        watch = container.api_clients.monitoring(client)
+    except DomainError as exc:
+        fail(str(exc))
+    finally:
+        container.close()
+    _print(watch)
+
+
+@app.command("signing-key")
+def signing_key(production: Annotated[bool, typer.Option(
+        help="mark the key as a production key")] = False) -> None:
+    """Create the RSA key ID tokens are signed with (production mode never creates it)."""
+    from mynumber.portal.oauth import SIGNING_KEY_FILE, provision_signing_key
+    from mynumber.settings import get_settings
+
+    settings = get_settings()
+    if (settings.keys_path / SIGNING_KEY_FILE).exists():
+        fail(f"{settings.keys_path / SIGNING_KEY_FILE} exists already")
+    path = provision_signing_key(settings.keys_path, development=not production)
+    console.print(f"created {path}")

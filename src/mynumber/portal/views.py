@@ -1,0 +1,736 @@
+"""The portal's HTML pages (マイナポータル) for residents, and the counter page where staff
+register proxies (代理人).
+
+Security decisions, in one place:
+
+- Login is by the card only: the portal shows a one-use challenge; the card signs it with its
+  user-authentication key after the 4-digit PIN (the embedded mode's virtual reader, or the CLI
+  and a paste). A new login always starts a NEW session and ends the one the terminal's cookie
+  still names (``previous_token``): on a shared terminal nothing of the previous person
+  survives. The cookie (``SESSION_COOKIE``) is HttpOnly, SameSite=Lax, path /, Secure on https.
+- Every POST carries a CSRF token, checked in :class:`PortalRoute` before any handler runs:
+  the session's own ``csrf_token`` on logged-in pages; a random token bound to an HttpOnly
+  SameSite=Strict cookie on the login and reader forms.
+- A page with no live session redirects (303) to the login page (saying the session ended when
+  a cookie was there, and deleting it). ``next`` is honoured only as a same-site path.
+- Pages are ``Cache-Control: no-store`` (a shared terminal's back button shows nothing of the
+  previous person); errors are HTML pages with the problem code, never a stack trace; the PIN
+  is never echoed back; no 個人番号 is ever shown.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.datastructures import FormData
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from mynumber.errors import DomainError, InvalidInput, NotAuthenticated
+from mynumber.portal.interfaces import (
+    SESSION_COOKIE,
+    ChildAllowanceForm,
+    GrantNotFound,
+    LoginFailed,
+    NoticeNotFound,
+    NoticeState,
+    PortalService,
+    PortalSession,
+    ProxyKind,
+    ProxyNotFound,
+    RecordNotFound,
+    SessionExpired,
+)
+from mynumber.portal.reader import PortalCardReader, ReaderPinLocked, ReaderWrongPin
+from mynumber.registry.views import CounterRoute, CounterStaff, FormDep, _kept_values
+from mynumber.registry.views import _date as _form_date
+from mynumber.registry.views import _error as _counter_error
+from mynumber.registry.views import _page as _counter_page
+from mynumber.settings import Mode
+from mynumber.web.i18n import MESSAGES
+from mynumber.web.templating import language, render
+
+HOME_PATH = "/portal"
+LOGIN_PATH = "/portal/login"
+READER_PATH = "/portal/reader"
+LOGOUT_PATH = "/portal/logout"
+LOGIN_CSRF_COOKIE = "mn_portal_login_csrf"
+CSRF_FIELD = "csrf_token"
+PUBLIC_POSTS = frozenset({LOGIN_PATH, READER_PATH})
+# Documents a resident attaches instead of letting the portal fetch the data (現況届).
+DOCUMENTS = ("tax_certificate", "health_insurance_copy", "child_resident_record")
+OPTIONAL_DOCUMENTS = ("other",)
+CHILD_ROWS = 4  # rows for children on a blank 現況届
+HIDDEN_KEYS = ("individual_number", "my_number", "number")  # never shown, whatever a provider sends
+SERIAL = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
+
+
+class SessionEnded(Exception):
+    """No live portal session: the route answers with a redirect to the login page."""
+
+    def __init__(self, expired: bool) -> None:
+        super().__init__("login required")
+        self.expired = expired
+
+
+class PortalRoute(APIRoute):
+    """Every portal route: CSRF on POST, login redirect, errors as HTML, no caching."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        original = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            response: Response
+            try:
+                if request.method == "POST" and not _csrf_ok(request, await request.form()):
+                    response = _error_page(request, InvalidInput(
+                        "the form is out of date or did not come from this site; reload and "
+                        "retry", field=CSRF_FIELD), status=403, code="csrf_failed")
+                else:
+                    response = await original(request)
+            except SessionEnded as exc:
+                response = _login_redirect(request, exc.expired)
+            except SessionExpired:  # the session ended while the page was being made
+                response = _login_redirect(request, True)
+            except DomainError as exc:
+                response = _error_page(request, exc)
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Referrer-Policy"] = "same-origin"
+            return response
+
+        return handler
+
+
+router = APIRouter(include_in_schema=False, route_class=PortalRoute)
+counter = APIRouter(include_in_schema=False, route_class=CounterRoute)
+
+
+# --- plumbing ------------------------------------------------------------------------------
+
+
+def _portal(request: Request) -> PortalService:
+    portal: PortalService = request.app.state.container.portal
+    return portal
+
+
+PortalDep = Annotated[PortalService, Depends(_portal)]
+
+
+def _secure(request: Request) -> bool:
+    return str(request.app.state.settings.public_url).startswith("https://")
+
+
+def _resolve_session(request: Request, *, required: bool = True) -> PortalSession | None:
+    """The live session of the cookie (looked up once per request)."""
+    if hasattr(request.state, "portal_session"):
+        cached: PortalSession | None = request.state.portal_session
+        if cached is None and required:
+            raise SessionEnded(expired=False)
+        return cached
+    token = request.cookies.get(SESSION_COOKIE, "")
+    session: PortalSession | None = None
+    if token:
+        try:
+            session = _portal(request).session(token)
+        except NotAuthenticated:
+            raise SessionEnded(expired=True) from None
+    request.state.portal_session = session
+    if session is None and required:
+        raise SessionEnded(expired=False)
+    return session
+
+
+def current_session(request: Request) -> PortalSession:
+    session = _resolve_session(request)
+    assert session is not None
+    return session
+
+
+def optional_session(request: Request) -> PortalSession | None:
+    return _resolve_session(request, required=False)
+
+
+SessionDep = Annotated[PortalSession, Depends(current_session)]
+OptionalSessionDep = Annotated[PortalSession | None, Depends(optional_session)]
+
+
+def _csrf_ok(request: Request, form: FormData) -> bool:
+    submitted = form.get(CSRF_FIELD)
+    if not isinstance(submitted, str) or not submitted:
+        return False
+    if request.url.path in PUBLIC_POSTS:
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    else:
+        session = _resolve_session(request)
+        assert session is not None
+        expected = session.csrf_token
+    if not expected:
+        return False
+    return secrets.compare_digest(expected.encode(), submitted.encode())
+
+
+def _safe_next(value: object) -> str:
+    """A same-site path to go to after login, else ""."""
+    if not isinstance(value, str) or len(value) > 2000:
+        return ""
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return ""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return ""
+    return value
+
+
+def _login_redirect(request: Request, expired: bool) -> Response:
+    params = []
+    if expired:
+        params.append("expired=1")
+    if request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if _safe_next(target) and request.url.path != HOME_PATH:
+            params.append("next=" + quote(target, safe=""))
+    response = RedirectResponse(LOGIN_PATH + ("?" + "&".join(params) if params else ""),
+                                status_code=303)
+    if expired or request.cookies.get(SESSION_COOKIE):
+        response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def _text(key: str, lang: str) -> str:
+    entry = MESSAGES.get(key)
+    return "" if entry is None else entry.get(lang) or entry["ja"]
+
+
+def _error(request: Request, exc: DomainError, code: str | None = None) -> dict[str, Any]:
+    lang = language(request)
+    code = code or exc.code
+    title = (_text(f"portal.error.{code}", lang) or _text(f"error.{code}", lang)
+             or (exc.title if lang == "en" else "") or _text("portal.error.generic", lang))
+    field = exc.field
+    field_label = (_text(f"portal.field.{field}", lang) or field) if field else ""
+    return {"code": code, "title": title, "field": field, "field_label": field_label,
+            "detail": exc.detail, "status": exc.status,
+            "reason": str(exc.extra.get("reason", "")) if exc.extra else ""}
+
+
+def _who(request: Request, session: PortalSession | None) -> dict[str, Any] | None:
+    """The bar at the top: who is logged in, and for whom they act."""
+    if session is None:
+        return None
+    portal = _portal(request)
+    me = portal.account(session.account_id)
+    who: dict[str, Any] = {"name": me.display_name, "proxy": None}
+    if session.acting_for != session.account_id:
+        principal = portal.account(session.acting_for)
+        who["proxy"] = {"name": principal.display_name,
+                        "kind": session.proxy_kind.value if session.proxy_kind else ""}
+    return who
+
+
+def _page(request: Request, template: str, *, status: int = 200,
+          session: PortalSession | None = None, **context: Any) -> HTMLResponse:
+    fresh = False
+    if session is not None:
+        token = session.csrf_token
+    else:
+        token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        fresh = len(token) < 32
+        if fresh:
+            token = secrets.token_urlsafe(32)
+    response = render(request, template, status_code=status, csrf_token=token,
+                      csrf_field=CSRF_FIELD, session=session, who=_who(request, session),
+                      embedded=request.app.state.settings.mode is Mode.EMBEDDED, **context)
+    if fresh:
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
+                            secure=_secure(request), path=HOME_PATH)
+    return response
+
+
+def _error_page(request: Request, exc: DomainError, status: int | None = None,
+                code: str | None = None) -> HTMLResponse:
+    session: PortalSession | None = getattr(request.state, "portal_session", None)
+    try:
+        return _page(request, "portal/error.html", status=status or exc.status,
+                     session=session, error=_error(request, exc, code))
+    except DomainError:  # the bar could not be drawn (e.g. the session ended meanwhile)
+        return _page(request, "portal/error.html", status=status or exc.status,
+                     error=_error(request, exc, code))
+
+
+async def form_data(request: Request) -> FormData:
+    return await request.form()  # parsed once; PortalRoute already read it for CSRF
+
+
+PortalForm = Annotated[FormData, Depends(form_data)]
+
+
+def _value(form: FormData | Mapping[str, Any], name: str, limit: int = 200) -> str:
+    value = form.get(name)
+    if not isinstance(value, str):
+        return ""
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidInput(f"{name} is too long", field=name)
+    return value
+
+
+def _positive_int(text: str, error: Callable[[str], DomainError]) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
+        raise error("no such record")
+    return int(text)
+
+
+def _set_session_cookie(request: Request, response: Response, session: PortalSession) -> None:
+    response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="lax", path="/",
+                        secure=_secure(request))
+
+
+def _logged_in(request: Request, session: PortalSession, next_path: str) -> Response:
+    response = RedirectResponse(next_path or HOME_PATH, status_code=303)
+    _set_session_cookie(request, response, session)
+    return response
+
+
+def _shown(data: Any) -> Any:
+    """Provider data as shown to the resident: never a number-like identifier."""
+    if isinstance(data, Mapping):
+        return {k: _shown(v) for k, v in data.items() if str(k) not in HIDDEN_KEYS}
+    if isinstance(data, list | tuple):
+        return [_shown(v) for v in data]
+    return data
+
+
+# --- home, login, logout -------------------------------------------------------------------
+
+
+@router.get(HOME_PATH, response_class=HTMLResponse)
+def home(request: Request, portal: PortalDep, session: OptionalSessionDep,
+         done: str = "") -> HTMLResponse:
+    if session is None:
+        return _page(request, "portal/landing.html")
+    notices = portal.notices(session)
+    unread = sum(1 for n in notices if n.state is NoticeState.UNREAD)
+    principals = portal.principals(session)
+    grants = request.app.state.container.oidc.grants(session.acting_for)
+    return _page(request, "portal/home.html", session=session, unread=unread,
+                 principals=principals, grants=grants,
+                 done=done if done in ("grant_revoked", "acting_for", "self") else "")
+
+
+def _login_page(request: Request, portal: PortalService, next_path: str, *,
+                status: int = 200, error: dict[str, Any] | None = None,
+                expired: bool = False) -> HTMLResponse:
+    challenge = portal.begin_login()
+    return _page(request, "portal/login.html", status=status, challenge=challenge,
+                 challenge_hex=challenge.challenge.hex(), next_path=next_path, error=error,
+                 expired=expired)
+
+
+@router.get(LOGIN_PATH, response_class=HTMLResponse)
+def login_form(request: Request, portal: PortalDep, expired: str = "",
+               next: str = "") -> HTMLResponse:
+    return _login_page(request, portal, _safe_next(next), expired=expired == "1")
+
+
+@router.post(LOGIN_PATH, response_class=HTMLResponse)
+def login(request: Request, portal: PortalDep, form: PortalForm) -> Response:
+    next_path = _safe_next(form.get("next"))
+    try:
+        challenge_id = _value(form, "challenge_id", 100)
+        signature_hex = re.sub(r"\s+", "", _value(form, "signature", 4096))
+        certificate = _value(form, "certificate", 10000)
+        if not challenge_id:
+            raise LoginFailed("the challenge is missing; start again", field="challenge_id")
+        try:
+            signature = bytes.fromhex(signature_hex)
+        except ValueError:
+            raise InvalidInput("the signature must be hexadecimal", field="signature") from None
+        if not signature:
+            raise InvalidInput("paste the signature", field="signature")
+        if "BEGIN CERTIFICATE" not in certificate:
+            raise InvalidInput("paste the authentication certificate (PEM)",
+                               field="certificate")
+        session = portal.complete_login(challenge_id, signature, certificate,
+                                        previous_token=request.cookies.get(SESSION_COOKIE))
+    except DomainError as exc:
+        return _login_page(request, portal, next_path, status=exc.status,
+                           error=_error(request, exc))
+    return _logged_in(request, session, next_path)
+
+
+def _reader_page(request: Request, portal: PortalService, reader: PortalCardReader,
+                 next_path: str, *, challenge_id: str = "", challenge_hex: str = "",
+                 card_id: str = "", status: int = 200,
+                 error: dict[str, Any] | None = None) -> HTMLResponse:
+    if not challenge_id or not _hex_challenge(challenge_hex):
+        challenge = portal.begin_login()
+        challenge_id, challenge_hex = challenge.challenge_id, challenge.challenge.hex()
+    return _page(request, "portal/reader.html", status=status, cards=reader.cards(),
+                 card_id=card_id, challenge_id=challenge_id, challenge_hex=challenge_hex,
+                 next_path=next_path, error=error)
+
+
+def _hex_challenge(text: str) -> bytes | None:
+    if not text or len(text) > 128:
+        return None
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
+@router.get(READER_PATH, response_class=HTMLResponse)
+def reader_form(request: Request, portal: PortalDep, challenge_id: str = "",
+                challenge: str = "", next: str = "") -> HTMLResponse:
+    reader = PortalCardReader(request.app.state.container)
+    reader.cards()  # outside the embedded mode: CardReaderUnavailable, before any challenge
+    return _reader_page(request, portal, reader, _safe_next(next),
+                        challenge_id=challenge_id[:100], challenge_hex=challenge)
+
+
+@router.post(READER_PATH, response_class=HTMLResponse)
+def reader_sign(request: Request, portal: PortalDep, form: PortalForm) -> Response:
+    reader = PortalCardReader(request.app.state.container)
+    reader.check_available()
+    next_path = _safe_next(form.get("next"))
+    card_id = _value(form, "card_id", 32)
+    challenge_id = _value(form, "challenge_id", 100)
+    challenge_hex = _value(form, "challenge", 128)
+    pin = form.get("pin")
+    try:
+        challenge = _hex_challenge(challenge_hex)
+        if not challenge_id or challenge is None:
+            raise LoginFailed("the challenge is missing; start again", field="challenge_id")
+        if not card_id:
+            raise InvalidInput("choose your card", field="card_id")
+        if not isinstance(pin, str) or not pin:
+            raise InvalidInput("enter the PIN", field="pin")
+        signature, certificate = reader.sign_challenge(card_id, pin, challenge)
+        session = portal.complete_login(challenge_id, signature, certificate,
+                                        previous_token=request.cookies.get(SESSION_COOKIE))
+    except (ReaderWrongPin, ReaderPinLocked, InvalidInput) as exc:
+        error = _error(request, exc)
+        if isinstance(exc, ReaderWrongPin):
+            error["remaining"] = exc.remaining
+        # The challenge was not used: the same one can be signed again.
+        return _reader_page(request, portal, reader, next_path, challenge_id=challenge_id,
+                            challenge_hex=challenge_hex, card_id=card_id, status=exc.status,
+                            error=error)
+    except DomainError as exc:  # the challenge is spent or the card did not verify
+        return _reader_page(request, portal, reader, next_path, card_id=card_id,
+                            status=exc.status, error=_error(request, exc))
+    return _logged_in(request, session, next_path)
+
+
+@router.get(LOGOUT_PATH)
+@router.get("/portal/proxies/act-for")
+def back_home(request: Request) -> Response:
+    """A GET on a POST-only page (e.g. the language link on a POST's answer): go home; a GET
+    never logs out or switches anything."""
+    return RedirectResponse(HOME_PATH + _lang_query(request), status_code=303)
+
+
+@router.get("/portal/history/{serial}/verify")
+def back_to_history(request: Request, serial: str) -> Response:
+    return RedirectResponse("/portal/history" + _lang_query(request), status_code=303)
+
+
+def _lang_query(request: Request) -> str:
+    lang = request.query_params.get("lang")
+    return f"?lang={lang}" if lang in ("ja", "en") else ""
+
+
+@router.post(LOGOUT_PATH, response_class=HTMLResponse)
+def logout(request: Request, portal: PortalDep, session: SessionDep) -> Response:
+    portal.logout(session.token if session.token else request.cookies.get(SESSION_COOKIE, ""))
+    request.state.portal_session = None
+    response = _page(request, "portal/logged_out.html")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- わたしの情報, やりとり履歴, 操作履歴 -----------------------------------------------------
+
+
+def _agency_names(request: Request) -> Callable[[str], str]:
+    """An agency's name from the network's directory (its id if unknown)."""
+    network = request.app.state.container.network
+    names: dict[str, str] = {}
+
+    def name(agency_id: str) -> str:
+        if agency_id not in names:
+            try:
+                names[agency_id] = str(network.agency(agency_id).name)
+            except DomainError:
+                names[agency_id] = agency_id
+        return names[agency_id]
+
+    return name
+
+
+
+@router.get("/portal/info", response_class=HTMLResponse)
+def information(request: Request, portal: PortalDep, session: SessionDep) -> HTMLResponse:
+    return _page(request, "portal/info.html", session=session, sources=portal.sources(),
+                 result=None, agency_name=_agency_names(request))
+
+
+@router.post("/portal/info", response_class=HTMLResponse)
+def fetch_information(request: Request, portal: PortalDep, session: SessionDep,
+                      form: PortalForm) -> HTMLResponse:
+    scope = _value(form, "scope", 60)
+    sources = portal.sources()
+    try:
+        result = portal.my_information(session, scope)
+    except DomainError as exc:
+        if isinstance(exc, NotAuthenticated):
+            raise
+        return _page(request, "portal/info.html", status=exc.status, session=session,
+                     sources=sources, result=None, error=_error(request, exc),
+                     agency_name=_agency_names(request))
+    source = next((s for s in sources if s.scope == result.scope), None)
+    return _page(request, "portal/info.html", session=session, sources=sources, result=result,
+                 source=source, data=_shown(result.data) if result.data is not None else None,
+                 agency_name=_agency_names(request))
+
+
+@router.get("/portal/history", response_class=HTMLResponse)
+def history(request: Request, portal: PortalDep, session: SessionDep) -> HTMLResponse:
+    return _page(request, "portal/history.html", session=session,
+                 entries=portal.history(session))
+
+
+@router.post("/portal/history/{serial}/verify", response_class=HTMLResponse)
+def verify(request: Request, portal: PortalDep, session: SessionDep,
+           serial: str) -> HTMLResponse:
+    if not SERIAL.fullmatch(serial):
+        raise RecordNotFound("no such record in your history")
+    verification = portal.verify_record(session, serial)
+    return _page(request, "portal/verify.html", session=session, v=verification)
+
+
+@router.get("/portal/activities", response_class=HTMLResponse)
+def activities(request: Request, portal: PortalDep, session: SessionDep) -> HTMLResponse:
+    return _page(request, "portal/activities.html", session=session,
+                 activities=portal.activities(session))
+
+
+# --- お知らせ and the 現況届 -------------------------------------------------------------
+
+
+@router.get("/portal/notices", response_class=HTMLResponse)
+def notices(request: Request, portal: PortalDep, session: SessionDep) -> HTMLResponse:
+    return _page(request, "portal/notices.html", session=session,
+                 notices=portal.notices(session))
+
+
+@router.get("/portal/notices/{notice_id}", response_class=HTMLResponse)
+def notice(request: Request, portal: PortalDep, session: SessionDep,
+           notice_id: str) -> HTMLResponse:
+    number = _positive_int(notice_id, NoticeNotFound)
+    return _page(request, "portal/notice.html", session=session,
+                 notice=portal.read_notice(session, number))
+
+
+CHILD_ALLOWANCE_PATH = "/portal/applications/child-allowance"
+
+
+def _notice_id(value: object) -> int:
+    return _positive_int(value if isinstance(value, str) else "", NoticeNotFound)
+
+
+def _form_values(form: ChildAllowanceForm) -> dict[str, Any]:
+    children = [dict(c) for c in form.children]
+    rows = max(CHILD_ROWS, len(children) + 1)  # always room for one more child
+    children += [{"name": "", "birth_date": ""} for _ in range(rows - len(children))]
+    return {
+        "applicant_name": form.applicant_name, "address": form.address,
+        "taxable_income": "" if form.taxable_income is None else str(form.taxable_income),
+        "insurance_status": form.insurance_status or "", "children": children,
+        "prefilled_serials": " ".join(form.prefilled_serials), "documents": [],
+    }
+
+
+@router.get(CHILD_ALLOWANCE_PATH, response_class=HTMLResponse)
+def child_allowance(request: Request, portal: PortalDep, session: SessionDep,
+                    notice_id: str = "", use_number: str = "") -> HTMLResponse:
+    number = _notice_id(notice_id)
+    if use_number not in ("yes", "no"):
+        notice = portal.read_notice(session, number)
+        return _page(request, "portal/child_allowance_choice.html", session=session,
+                     notice=notice)
+    uses = use_number == "yes"
+    form = portal.child_allowance_form(session, number, uses)
+    return _page(request, "portal/child_allowance_form.html", session=session,
+                 notice_id=number, use_number=uses, values=_form_values(form),
+                 documents=DOCUMENTS, optional_documents=OPTIONAL_DOCUMENTS)
+
+
+def _submitted_form(form: FormData) -> tuple[ChildAllowanceForm, dict[str, Any]]:
+    children: list[dict[str, str]] = []
+    rows: list[dict[str, str]] = []
+    for i in range(20):
+        name = _value(form, f"child_name_{i}", 80)
+        birth = _value(form, f"child_birth_date_{i}", 10)
+        if f"child_name_{i}" not in form:
+            break
+        rows.append({"name": name, "birth_date": birth})
+        if name or birth:
+            if not name:
+                raise InvalidInput("enter the child's name", field=f"child_name_{i}")
+            try:
+                dt.date.fromisoformat(birth)
+            except ValueError:
+                raise InvalidInput("enter the child's date of birth (YYYY-MM-DD)",
+                                   field=f"child_birth_date_{i}") from None
+            children.append({"name": name, "birth_date": birth})
+    income_text = _value(form, "taxable_income", 12)
+    values: dict[str, Any] = {
+        "applicant_name": _value(form, "applicant_name", 80),
+        "address": _value(form, "address", 200), "taxable_income": income_text,
+        "insurance_status": _value(form, "insurance_status", 80), "children": rows,
+        "prefilled_serials": _value(form, "prefilled_serials", 2000),
+        "documents": [d for d in form.getlist("documents") if isinstance(d, str)],
+    }
+    if income_text and not (income_text.isascii() and income_text.isdigit()):
+        raise InvalidInput("the taxable income must be a number (yen)", field="taxable_income")
+    if not values["applicant_name"]:
+        raise InvalidInput("enter the applicant's name", field="applicant_name")
+    if not values["address"]:
+        raise InvalidInput("enter the address", field="address")
+    parsed = ChildAllowanceForm(
+        applicant_name=values["applicant_name"], address=values["address"],
+        taxable_income=int(income_text) if income_text else None,
+        insurance_status=values["insurance_status"] or None, children=tuple(children),
+        prefilled_serials=tuple(s for s in values["prefilled_serials"].split() if SERIAL.
+                                fullmatch(s)),
+    )
+    return parsed, values
+
+
+@router.post(CHILD_ALLOWANCE_PATH, response_class=HTMLResponse)
+def submit_child_allowance(request: Request, portal: PortalDep, session: SessionDep,
+                           form: PortalForm) -> HTMLResponse:
+    number = _notice_id(form.get("notice_id"))
+    uses = _value(form, "use_number", 3) == "yes"
+    documents = [d for d in form.getlist("documents")
+                 if isinstance(d, str) and d in DOCUMENTS + OPTIONAL_DOCUMENTS]
+    values: dict[str, Any] = _kept_values(form)
+    try:
+        parsed, values = _submitted_form(form)
+        if not uses:
+            missing = [d for d in DOCUMENTS if d not in documents]
+            if missing:
+                raise InvalidInput("attach every required document", field="documents")
+        record = portal.submit_child_allowance(session, number, uses, parsed,
+                                               documents if not uses else [])
+    except DomainError as exc:
+        if isinstance(exc, NotAuthenticated):
+            raise
+        values.setdefault("children", [])
+        values["documents"] = documents
+        return _page(request, "portal/child_allowance_form.html", status=exc.status,
+                     session=session, notice_id=number, use_number=uses, values=values,
+                     documents=DOCUMENTS, optional_documents=OPTIONAL_DOCUMENTS,
+                     error=_error(request, exc))
+    return _page(request, "portal/child_allowance_done.html", session=session,
+                 application=record)
+
+
+# --- proxies and grants --------------------------------------------------------------------
+
+
+@router.get("/portal/proxies", response_class=HTMLResponse)
+def proxies(request: Request, portal: PortalDep, session: SessionDep) -> HTMLResponse:
+    return _page(request, "portal/proxies.html", session=session,
+                 principals=portal.principals(session))
+
+
+@router.post("/portal/proxies/act-for")
+def act_for(request: Request, portal: PortalDep, session: SessionDep,
+            form: PortalForm) -> Response:
+    text = _value(form, "principal_account_id", 20)
+    principal = None if not text else _positive_int(text, ProxyNotFound)
+    changed = portal.act_for(session.token or request.cookies.get(SESSION_COOKIE, ""), principal)
+    response = RedirectResponse(
+        f"{HOME_PATH}?done={'acting_for' if principal else 'self'}", status_code=303)
+    if changed.token and changed.token != request.cookies.get(SESSION_COOKIE):
+        _set_session_cookie(request, response, changed)
+    return response
+
+
+@router.post("/portal/grants/{grant_id}/revoke")
+def revoke_grant(request: Request, session: SessionDep, grant_id: str) -> Response:
+    number = _positive_int(grant_id, GrantNotFound)
+    request.app.state.container.oidc.revoke_grant(session.acting_for, number, session.account_id)
+    return RedirectResponse(f"{HOME_PATH}?done=grant_revoked", status_code=303)
+
+
+# --- the counter: registering proxies (staff) ----------------------------------------------
+
+COUNTER_PROXIES = "/counter/portal/proxies"
+PROXY_KINDS = tuple(k.value for k in ProxyKind)
+
+
+def _resident_id(form: FormData, name: str) -> int:
+    text = _value(form, name, 20)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
+        raise InvalidInput(f"{name} must be a resident id (a number)", field=name)
+    return int(text)
+
+
+@counter.get(COUNTER_PROXIES, response_class=HTMLResponse)
+def counter_proxies(request: Request, staff: CounterStaff) -> HTMLResponse:
+    return _counter_page(request, "portal/counter_proxies.html", staff=staff, values={},
+                         kinds=PROXY_KINDS, done=None)
+
+
+@counter.post(COUNTER_PROXIES, response_class=HTMLResponse)
+def counter_register_proxy(request: Request, staff: CounterStaff, form: FormDep
+                           ) -> HTMLResponse:
+    portal: PortalService = request.app.state.container.portal
+    try:
+        principal = _resident_id(form, "principal_resident_id")
+        proxy = _resident_id(form, "proxy_resident_id")
+        try:
+            kind = ProxyKind(_value(form, "kind", 40))
+        except ValueError:
+            raise InvalidInput("choose the kind of proxy", field="kind") from None
+        valid_until = _form_date(form, "valid_until") if _value(form, "valid_until") else None
+        record = portal.register_proxy(staff.actor, principal, proxy, kind, valid_until)
+    except DomainError as exc:
+        return _counter_page(request, "portal/counter_proxies.html", status=exc.status,
+                             staff=staff, values=_kept_values(form, exc.field), kinds=PROXY_KINDS,
+                             error=_counter_error(request, exc), done=None)
+    return _counter_page(request, "portal/counter_proxies.html", staff=staff, values={},
+                         kinds=PROXY_KINDS, done=record, done_action="registered")
+
+
+@counter.get(COUNTER_PROXIES + "/revoke")
+def counter_revoke_form() -> Response:
+    return RedirectResponse(COUNTER_PROXIES, status_code=303)
+
+
+@counter.post(COUNTER_PROXIES + "/revoke", response_class=HTMLResponse)
+def counter_revoke_proxy(request: Request, staff: CounterStaff, form: FormDep
+                         ) -> HTMLResponse:
+    portal: PortalService = request.app.state.container.portal
+    try:
+        text = _value(form, "proxy_id", 20)
+        proxy_id = _positive_int(text, ProxyNotFound)
+        record = portal.revoke_proxy(staff.actor, proxy_id)
+    except DomainError as exc:
+        return _counter_page(request, "portal/counter_proxies.html", status=exc.status,
+                             staff=staff, values={}, kinds=PROXY_KINDS,
+                             revoke_error=_counter_error(request, exc), done=None)
+    return _counter_page(request, "portal/counter_proxies.html", staff=staff, values={},
+                         kinds=PROXY_KINDS, done=record, done_action="revoked")
+
+
+router.include_router(counter)
