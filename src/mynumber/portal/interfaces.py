@@ -369,9 +369,11 @@ class PortalService(Protocol):
 
     # for the self-information API (the OIDC side calls this with a valid access token)
     def fetch_for_client(self, account_id: int, scope: str, client_id: str,
-                         client_name: str) -> InformationResult:
-        """Fetch one item for a client the resident consented to (recorded as an activity;
-        the OIDC side records the :class:`Release`)."""
+                         client_name: str, *, grant_id: int | None = None
+                         ) -> InformationResult:
+        """Fetch one item for a client the resident consented to under ``grant_id``; the
+        activity and, when data was provided, the :class:`Release` are recorded in one
+        transaction."""
         ...
 
 

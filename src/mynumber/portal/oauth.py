@@ -792,10 +792,6 @@ class OpenIdProvider:
         "FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id "
         "JOIN oidc_clients c ON c.client_id = t.client_id WHERE t.token_hash = :h"
     )
-    _RELEASE = HotSQL(
-        "INSERT INTO oidc_releases (account_id, grant_id, client_id, client_name, scope, "
-        "serial, released_at) VALUES (:a, :g, :c, :n, :s, :serial, :at)"
-    )
 
     def __init__(self, databases: Databases, keys: Any, settings: Settings, *, portal: Any,
                  clients: ApiClientsImpl, network: Any = None) -> None:
@@ -1188,14 +1184,10 @@ class OpenIdProvider:
         return _TokenInfo(account_id, grant_id, granted, client_id, name)
 
     def _release(self, info: _TokenInfo, scope: str) -> SelfInformation:
+        # The portal records the activity and the release (when data was provided) in one
+        # transaction.
         result = self.portal.fetch_for_client(info.account_id, scope, info.client_id,
-                                              info.client_name)
-        if result.data is not None:
-            with self._hot.connection() as raw:
-                self._hot.run(raw, self._RELEASE, {
-                    "a": info.account_id, "g": info.grant_id, "c": info.client_id,
-                    "n": info.client_name, "s": scope, "serial": result.serial,
-                    "at": utcnow()})
+                                              info.client_name, grant_id=info.grant_id)
         return SelfInformation(result.scope, result.provider_id, result.provider_name,
                                result.outcome, result.data, result.serial, result.fetched_at)
 

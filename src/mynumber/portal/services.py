@@ -121,6 +121,12 @@ _INSERT_ACTIVITY = HotSQL(
     ":serial, :client_id)")
 
 
+# The self-information API's release record (table of oauth_models, same context).
+_INSERT_RELEASE = HotSQL(
+    "INSERT INTO oidc_releases (account_id, grant_id, client_id, client_name, scope, "
+    "serial, released_at) VALUES (:a, :g, :c, :n, :s, :serial, :at)")
+
+
 class AccountNotFound(NotFound):
     code = "portal_account_not_found"
     title = "No such portal account"
@@ -588,17 +594,22 @@ class PortalServiceImpl:
         return result
 
     def fetch_for_client(self, account_id: int, scope: str, client_id: str,
-                         client_name: str) -> InformationResult:
+                         client_name: str, *, grant_id: int | None = None
+                         ) -> InformationResult:
         source = self._source(scope)
         ref = self._account_ref(account_id)
         result = self._fetch(ref, source)
-        with self._hot.connection() as raw:
+        with self._hot.connection() as raw:  # one transaction: the activity and the release
             self._hot.run(raw, _INSERT_ACTIVITY, {
                 "at": result.fetched_at, "action": "release", "actor": account_id,
                 "subject": account_id, "proxy_kind": None,
                 "detail": f"{scope} -> {client_name}"[:500], "serial": result.serial,
                 "client_id": client_id[:64],
             })
+            if grant_id is not None and result.data is not None:
+                self._hot.run(raw, _INSERT_RELEASE, {
+                    "a": account_id, "g": grant_id, "c": client_id, "n": client_name,
+                    "s": scope, "serial": result.serial, "at": result.fetched_at})
         return result
 
     # -- やりとり履歴 ------------------------------------------------------------------------------
