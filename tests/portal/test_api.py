@@ -220,3 +220,23 @@ def test_the_openapi_document_declares_the_portal_routes(client: TestClient) -> 
             "portal_register_proxy", "portal_revoke_proxy"} <= ids
     verify = document["paths"]["/api/v1/portal/me/history/{serial}/verify"]["post"]
     assert {"401", "404", "422"} <= set(verify["responses"])
+
+
+def test_a_replayed_signed_notice_is_refused(client: TestClient, container: Container,
+                                             card_holder: CardHolder) -> None:
+    hold(container, card_holder.number, CITY, "resident_record",
+         resident_record(card_holder), "C-1")
+    code = container.agencies.agency_code(CITY, "C-1")
+    signed = _signed_notice(container, code)
+    first = client.post(f"{API}/notices", json=signed)
+    assert first.status_code == 200, first.text
+    assert problem(client.post(f"{API}/notices", json=signed), 409)["code"] == \
+        "notice_replayed"
+    # A fresh nonce is a new notice; a bad signature never uses a nonce up.
+    fresh = _signed_notice(container, code)
+    forged = {**fresh, "title": "別の題名"}
+    problem(client.post(f"{API}/notices", json=forged), 403)
+    assert client.post(f"{API}/notices", json=fresh).status_code == 200
+    session = http_login(client, card_holder)
+    notices = client.get(f"{API}/me/notices", headers=auth(session["token"])).json()
+    assert len(notices) == 2

@@ -153,17 +153,16 @@ def test_admin_api_apply_vet_and_monitor(api: TestClient, container: Container) 
     clerk = _staff(container, "c1", StaffRole.CLERK)
     assert api.post(f"{base}/state", json={"state": "approved", "reason": "ok"},
                     headers=clerk).json()["code"] == "forbidden"
-    supervisor = _staff(container, "s1", StaffRole.SUPERVISOR)
-    listed = api.get("/api/v1/portal/clients?state=applied", headers=supervisor).json()
+    admin = _staff(container, "a1", StaffRole.ADMIN)
+    listed = api.get("/api/v1/portal/clients?state=applied", headers=admin).json()
     assert [c["client_id"] for c in listed["items"]] == [client_id]
     assert "client_secret" not in listed["items"][0]
     approved = api.post(f"{base}/state", json={"state": "approved", "reason": "vetted"},
-                        headers=supervisor)
+                        headers=admin)
     assert approved.status_code == 200 and approved.json()["state"] == "approved"
     conflict = api.post(f"{base}/state", json={"state": "approved", "reason": "again"},
-                        headers=supervisor)
+                        headers=admin)
     assert conflict.status_code == 409 and conflict.json()["code"] == "client_state_conflict"
-    admin = _staff(container, "a1", StaffRole.ADMIN)
     limited = api.post(f"{base}/rate-limit", json={"per_minute": 30}, headers=admin)
     assert limited.json()["rate_limit_per_minute"] == 30
     watch = api.get(f"{base}/monitoring", headers=admin).json()
@@ -184,3 +183,29 @@ def test_the_signing_key_is_never_created_silently_in_production(tmp_path: Path)
     production = tmp_path / "prod"
     provision_signing_key(production, development=False)
     assert load_signing_key(production, development=False).kid
+
+
+def test_a_municipal_supervisor_may_not_vet_api_clients(api: TestClient,
+                                                        container: Container) -> None:
+    """Vetting is for デジタル庁 operators (admin): a city's supervisor gets 403 everywhere and
+    changes nothing."""
+    record = _register(container)
+    base = f"/api/v1/portal/clients/{record.client_id}"
+    supervisor = _staff(container, "s1", StaffRole.SUPERVISOR)
+    attempts = [
+        api.get("/api/v1/portal/clients", headers=supervisor),
+        api.get(base, headers=supervisor),
+        api.post(f"{base}/state", json={"state": "approved", "reason": "looks fine"},
+                 headers=supervisor),
+        api.post(f"{base}/rate-limit", json={"per_minute": 5}, headers=supervisor),
+        api.get(f"{base}/monitoring", headers=supervisor),
+    ]
+    for refused in attempts:
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        assert "admin" in refused.json()["detail"]
+    unchanged = container.api_clients.client(record.client_id)
+    assert unchanged.state is ClientState.APPLIED
+    assert unchanged.rate_limit_per_minute == 600
+    admin = _staff(container, "a1", StaffRole.ADMIN)
+    assert api.post(f"{base}/state", json={"state": "approved", "reason": "vetted"},
+                    headers=admin).json()["state"] == "approved"

@@ -9,6 +9,8 @@ mismatch, unapproved or suspended clients, implicit and hybrid flows) and the ra
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import secrets
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
+from sqlalchemy import text
 
 from mynumber.app import Container, create_app
 from mynumber.portal.interfaces import (
@@ -31,9 +34,14 @@ from mynumber.portal.interfaces import (
     ClientRecord,
     ClientState,
     GrantNotFound,
+    NotAProxy,
     PortalSession,
+    ProxyKind,
+    ProxyRecord,
 )
+from mynumber.portal.oauth import AuthorizationProblem
 from mynumber.registry.interfaces import StaffPrincipal
+from tests.conftest import new_resident
 from tests.portal.conftest import (
     CITY,
     CardHolder,
@@ -535,3 +543,230 @@ def test_consent_form_needs_the_sessions_csrf_token_and_is_one_use(
                           follow_redirects=False)
     assert again.status_code == 400
     assert len(container.oidc.grants(session.acting_for)) == 1
+
+
+# --- a proxy consenting for the principal ---------------------------------------------------------
+
+WARD_INCOME: dict[str, object] = {"fiscal_year": 2025, "taxable_income": 1_100_000,
+                                  "municipal_tax": 0, "exempt": True}
+
+
+def _ward_of(container: Container, clerk: StaffPrincipal, guardian: CardHolder,
+             valid_until: dt.date | None = None) -> ProxyRecord:
+    """An adult ward without a card, with records at the city, and ``guardian`` registered at
+    the counter as the ward's 成年後見人."""
+    details = new_resident(given_name="花子", given_name_kana="ハナコ",
+                           birth_date=dt.date(1940, 5, 5))
+    ward = container.registry.register_birth(clerk, details, details.birth_date)
+    number = container.registry.reveal_number(clerk, ward.id, "test")
+    hold(container, number, CITY, "resident_record", {"name": "山田 花子", "household": []},
+         "C-W")
+    hold(container, number, CITY, "local_tax", WARD_INCOME, "C-W")
+    return container.portal.register_proxy(clerk.actor, ward.id, guardian.resident.id,
+                                           ProxyKind.ADULT_GUARDIAN, valid_until)
+
+
+def _audit(container: Container, tag: str) -> list[dict[str, Any]]:
+    with container.databases.unit_of_work("portal") as session:
+        rows = session.execute(text("SELECT actor, subject, details FROM audit_events "
+                                    "WHERE tag = :t ORDER BY id"), {"t": tag}).all()
+    return [{"actor": r.actor, "subject": r.subject,
+             **(r.details if isinstance(r.details, dict) else json.loads(r.details))}
+            for r in rows]
+
+
+def _grant_row(container: Container, grant_id: int) -> dict[str, Any]:
+    with container.databases.unit_of_work("portal") as session:
+        return dict(session.execute(text(
+            "SELECT account_id, actor_account_id, proxy_kind, revoked_at FROM oidc_grants "
+            "WHERE id = :g"), {"g": grant_id}).mappings().one())
+
+
+def test_a_guardians_consent_grant_and_revocation_are_attributable(
+    app: TestClient, container: Container, holder: CardHolder, clerk: StaffPrincipal,
+) -> None:
+    proxy = _ward_of(container, clerk, holder)
+    ward = proxy.principal_account_id
+    session = login(container, holder)
+    acting = container.portal.act_for(session.token, ward)
+    client = approved_client(container)
+    guardian = browser(container, acting)
+    rp = rp_for(app, client)
+    # Denied first: nothing is granted, and the ward's activities say the guardian denied.
+    denied = start(rp)
+    page = guardian.get(denied.authorize_url)
+    assert 'id="consent-as-proxy"' in page.text
+    answer(guardian, denied.authorize_url, decision="deny")
+    assert container.oidc.grants(ward) == []
+    # Then approved: the grant is the ward's, given by the guardian as adult guardian.
+    flow = start(rp)
+    exchange(rp, answer(guardian, flow.authorize_url), flow)
+    [grant] = container.oidc.grants(ward)
+    assert container.oidc.grants(session.account_id) == []
+    row = _grant_row(container, grant.grant_id)
+    assert (row["account_id"], row["actor_account_id"], row["proxy_kind"]) == (
+        ward, session.account_id, "adult_guardian")
+    [created] = _audit(container, "portal:grant:create")
+    assert created["actor"] == f"account:{session.account_id}"
+    assert created["subject"] == f"account:{ward}"
+    assert created["proxy_kind"] == "adult_guardian" and created["grant_id"] == grant.grant_id
+    # A release under the grant is the ward's data, traceable to the guardian's grant.
+    got = rp.get("/api/v1/portal/self-information/income")
+    assert got.status_code == 200 and got.json()["data"]["taxable_income"] == 1_100_000
+    [release] = container.oidc.releases(ward)
+    assert release.serial == got.json()["serial"]
+    with container.databases.unit_of_work("portal") as db:
+        released_under = db.execute(text(
+            "SELECT g.actor_account_id, g.proxy_kind FROM oidc_releases r "
+            "JOIN oidc_grants g ON g.id = r.grant_id WHERE r.serial = :s"),
+            {"s": release.serial}).one()
+    assert tuple(released_under) == (session.account_id, "adult_guardian")
+    # The guardian revokes it: audit and activity name the guardian and the proxy kind.
+    revoked = container.oidc.revoke_grant(ward, grant.grant_id, session.account_id)
+    assert revoked.revoked_at is not None
+    [revocation] = _audit(container, "portal:grant:revoke")
+    assert revocation["actor"] == f"account:{session.account_id}"
+    assert revocation["proxy_kind"] == "adult_guardian"
+    assert rp.get("/api/v1/portal/self-information/income").status_code == 401
+    by_action = {a.action: a for a in container.portal.activities(acting)}
+    for action in ("api_consent_denied", "api_consent", "api_grant_revoked"):
+        done = by_action[action]
+        assert (done.actor_account_id, done.subject_account_id, done.proxy_kind) == (
+            session.account_id, ward, ProxyKind.ADULT_GUARDIAN), action
+        assert "家計簿アプリ" in done.detail
+    assert "income" in by_action["api_consent"].detail
+
+
+def test_only_the_resident_or_a_live_proxy_may_revoke_a_grant(
+    app: TestClient, container: Container, holder: CardHolder, clerk: StaffPrincipal,
+) -> None:
+    client = approved_client(container)
+    session = login(container, holder)
+    rp = rp_for(app, client)
+    flow = start(rp)
+    exchange(rp, answer(browser(container, session), flow.authorize_url), flow)
+    [grant] = container.oidc.grants(session.account_id)
+    stranger = login(container, issue_card_holder(container, clerk, given_name="次郎",
+                                                  given_name_kana="ジロウ"))
+    with pytest.raises(NotAProxy):  # not the resident's proxy: cannot revoke in their name
+        container.oidc.revoke_grant(session.account_id, grant.grant_id, stranger.account_id)
+    assert container.oidc.grants(session.account_id)[0].revoked_at is None
+    assert rp.get("/api/v1/portal/self-information/income").status_code == 200
+    container.oidc.revoke_grant(session.account_id, grant.grant_id, session.account_id)
+    [mine] = [a for a in container.portal.activities(session) if a.action == "api_grant_revoked"]
+    assert mine.actor_account_id == mine.subject_account_id == session.account_id
+    assert mine.proxy_kind is None
+
+
+def test_a_proxy_whose_relation_expired_cannot_consent_for_the_principal(
+    app: TestClient, container: Container, holder: CardHolder, clerk: StaffPrincipal,
+) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    proxy = _ward_of(container, clerk, holder, valid_until=today)
+    ward = proxy.principal_account_id
+    session = login(container, holder)
+    acting = container.portal.act_for(session.token, ward)
+    client = approved_client(container)
+    guardian = browser(container, acting)
+    flow = start(rp_for(app, client))
+    form: dict[str, Any] = consent_form(guardian.get(flow.authorize_url).text)
+    # The court's appointment ends while the session still acts for the ward.
+    with container.databases.unit_of_work("portal") as db:
+        db.execute(text("UPDATE proxies SET valid_until = :d WHERE id = :p"),
+                   {"d": today - dt.timedelta(days=1), "p": proxy.proxy_id})
+    assert container.portal.session(acting.token).acting_for == ward  # not switched back
+    done = guardian.post("/oauth/authorize", data={**form, "decision": "approve",
+                                                   "scope": ["income"]},
+                         follow_redirects=False)
+    assert done.status_code == 403 and "location" not in done.headers
+    assert "access_denied" in done.text and done.headers["x-frame-options"] == "DENY"
+    again = guardian.get(start(rp_for(app, client)).authorize_url, follow_redirects=False)
+    assert again.status_code == 403 and "location" not in again.headers
+    assert 'name="consent_id"' not in again.text
+    assert container.oidc.grants(ward) == []
+    assert container.oidc.releases(ward) == []
+
+
+def test_a_stale_proxy_session_cannot_consent_after_the_relation_is_revoked(
+    app: TestClient, container: Container, holder: CardHolder, clerk: StaffPrincipal,
+) -> None:
+    proxy = _ward_of(container, clerk, holder)
+    ward = proxy.principal_account_id
+    session = login(container, holder)
+    acting = container.portal.act_for(session.token, ward)
+    client = approved_client(container)
+    flow = start(rp_for(app, client))
+    form = consent_form(browser(container, acting).get(flow.authorize_url).text)
+    container.portal.revoke_proxy(clerk.actor, proxy.proxy_id)
+    # The session value the consent page was shown with still says "acting for the ward".
+    outcome = container.oidc.decide(acting, form["consent_id"], form["csrf_token"], True,
+                                    ["income"])
+    assert isinstance(outcome, AuthorizationProblem)
+    assert (outcome.error, outcome.status) == ("access_denied", 403)
+    assert container.oidc.grants(ward) == []
+    assert container.oidc.grants(session.account_id) == []
+
+
+def test_a_consent_page_shown_for_one_person_cannot_grant_for_another(
+    app: TestClient, container: Container, holder: CardHolder, clerk: StaffPrincipal,
+) -> None:
+    proxy = _ward_of(container, clerk, holder)
+    session = login(container, holder)
+    acting = container.portal.act_for(session.token, proxy.principal_account_id)
+    client = approved_client(container)
+    flow = start(rp_for(app, client))
+    guardian = browser(container, acting)
+    form: dict[str, Any] = consent_form(guardian.get(flow.authorize_url).text)
+    container.portal.act_for(session.token, None)  # another tab switches back to self
+    done = guardian.post("/oauth/authorize", data={**form, "decision": "approve",
+                                                   "scope": ["income"]},
+                         follow_redirects=False)
+    assert done.status_code == 400 and "location" not in done.headers
+    assert container.oidc.grants(session.account_id) == []
+    assert container.oidc.grants(proxy.principal_account_id) == []
+
+
+def test_revoking_the_proxy_relation_stops_the_clients_access_to_the_ward(
+    app: TestClient, container: Container, holder: CardHolder, clerk: StaffPrincipal,
+) -> None:
+    proxy = _ward_of(container, clerk, holder)
+    ward = proxy.principal_account_id
+    session = login(container, holder)
+    acting = container.portal.act_for(session.token, ward)
+    client = approved_client(container)
+    rp = rp_for(app, client)
+    flow = start(rp)
+    exchange(rp, answer(browser(container, acting), flow.authorize_url), flow)
+    first = rp.get("/api/v1/portal/self-information/income")
+    assert first.status_code == 200, first.text
+    assert len(container.oidc.releases(ward)) == 1
+    container.portal.revoke_proxy(clerk.actor, proxy.proxy_id)
+    refused = rp.get("/api/v1/portal/self-information/income")
+    assert refused.status_code in (401, 403), refused.text
+    assert rp.get("/oauth/userinfo").status_code in (401, 403)
+    assert len(container.oidc.releases(ward)) == 1  # nothing more was released
+    [grant] = container.oidc.grants(ward)
+    assert grant.revoked_at is not None
+
+
+def test_a_proxy_grant_stops_when_the_registration_lapses_without_any_revocation(
+    app: TestClient, container: Container, holder: CardHolder, clerk: StaffPrincipal,
+) -> None:
+    proxy = _ward_of(container, clerk, holder)
+    ward = proxy.principal_account_id
+    acting = container.portal.act_for(login(container, holder).token, ward)
+    client = approved_client(container)
+    rp = rp_for(app, client)
+    flow = start(rp)
+    exchange(rp, answer(browser(container, acting), flow.authorize_url), flow)
+    assert rp.get("/api/v1/portal/self-information/income").status_code == 200
+    [grant] = container.oidc.grants(ward)
+    assert grant.proxy_kind is not None and grant.actor_account_id == acting.account_id
+    # The registration's end date passes; nobody acts, nothing is revoked.
+    with container.databases.unit_of_work("portal") as session:
+        session.execute(text("UPDATE proxies SET valid_until = :d WHERE id = :i"),
+                        {"d": dt.date.today() - dt.timedelta(days=1), "i": proxy.proxy_id})
+    refused = rp.get("/api/v1/portal/self-information/income")
+    assert refused.status_code == 401, refused.text
+    assert "no longer registered" in refused.json()["detail"]
+    assert len(container.oidc.releases(ward)) == 1

@@ -11,10 +11,11 @@ import json
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from mynumber.app import Container
 from mynumber.card.chip import WrongPin
-from mynumber.network.interfaces import Outcome
+from mynumber.network.interfaces import NotPermitted, Outcome
 from mynumber.portal import merkle
 from mynumber.portal.interfaces import (
     PORTAL_AGENCY,
@@ -472,9 +473,9 @@ def test_a_notice_waits_for_the_account_and_is_read_and_answered(
     other = issue_card_holder(container, clerk)
     with pytest.raises(NoticeNotFound):  # someone else's notice
         container.portal.read_notice(login(container, other), notice_id)
-    with pytest.raises(Exception) as unknown:  # an agency code nobody has
+    with pytest.raises(NotPermitted) as unknown:  # an agency code nobody has
         container.portal.send_notice(CITY, "X" * 26, "information", "t", "b")
-    assert getattr(unknown.value, "status", 0) in (403, 404)
+    assert unknown.value.status == 403 and unknown.value.field == "subject_code"
     with pytest.raises(PortalError):
         container.portal.send_notice(CITY, "abc", "Bad Kind!", "t", "b")
 
@@ -688,3 +689,244 @@ def test_the_demo_seed_gives_cards_a_notice_a_guardian_and_history(
     again = seed_portal_demo(container)
     assert again.skipped and [c.card_id for c in again.cards] == \
         [c.card_id for c in result.cards]
+
+
+# --- review fixes ---------------------------------------------------------------------------------
+
+
+def _grant(container: Container, principal: int, actor: int, kind: str | None,
+           client_id: str = "client-1") -> int:
+    """A consent row as the OIDC side writes it (a proxy consenting for the principal when
+    ``actor`` differs), with one live access token under it."""
+    from mynumber.portal.oauth_models import AccessToken, Grant
+
+    with container.databases.unit_of_work("portal") as session:
+        grant = Grant(account_id=principal, actor_account_id=actor, proxy_kind=kind,
+                      client_id=client_id, scopes="basic_four")
+        session.add(grant)
+        session.flush()
+        now = dt.datetime.now(dt.UTC)
+        session.add(AccessToken(token_hash=f"{grant.id:064d}", grant_id=grant.id,
+                                client_id=client_id, account_id=principal, scope="basic_four",
+                                code_hash="c" * 64, issued_at=now,
+                                expires_at=now + dt.timedelta(minutes=10)))
+        return grant.id
+
+
+def _grant_revoked(container: Container, grant_id: int) -> tuple[bool, bool]:
+    with container.databases.unit_of_work("portal") as session:
+        grant = session.execute(text("SELECT revoked_at FROM oidc_grants WHERE id = :i"),
+                                {"i": grant_id}).scalar()
+        token = session.execute(text(
+            "SELECT revoked_at FROM oidc_access_tokens WHERE grant_id = :i"),
+            {"i": grant_id}).scalar()
+    return grant is not None, token is not None
+
+
+def test_revoking_a_proxy_revokes_the_grants_it_gave_for_the_principal(
+    container: Container, clerk: StaffPrincipal, card_holder: CardHolder,
+) -> None:
+    portal = container.portal
+    ward_id = _ward(container, clerk)
+    proxy = portal.register_proxy(clerk.actor, ward_id, card_holder.resident.id,
+                                  ProxyKind.ADULT_GUARDIAN)
+    principal, guardian = proxy.principal_account_id, proxy.proxy_account_id
+    by_proxy = _grant(container, principal, guardian, "adult_guardian")
+    own = _grant(container, principal, principal, None)  # the principal's own consent
+    guardians_own = _grant(container, guardian, guardian, None)
+    portal.revoke_proxy(clerk.actor, proxy.proxy_id)
+    assert _grant_revoked(container, by_proxy) == (True, True)
+    assert _grant_revoked(container, own) == (False, False)
+    assert _grant_revoked(container, guardians_own) == (False, False)
+
+
+def test_an_expired_proxy_relation_ends_its_grants_at_the_recheck(
+    container: Container, clerk: StaffPrincipal, card_holder: CardHolder,
+) -> None:
+    portal = container.portal
+    ward_id = _ward(container, clerk)
+    today = dt.datetime.now(dt.UTC)
+    proxy = portal.register_proxy(clerk.actor, ward_id, card_holder.resident.id,
+                                  ProxyKind.ADULT_GUARDIAN, valid_until=today.date())
+    session = portal.act_for(login(container, card_holder).token, proxy.principal_account_id)
+    assert portal.acting_subject(session) == (proxy.principal_account_id,
+                                              ProxyKind.ADULT_GUARDIAN)
+    first = _grant(container, proxy.principal_account_id, proxy.proxy_account_id,
+                   "adult_guardian")
+    second = _grant(container, proxy.principal_account_id, proxy.proxy_account_id,
+                    "adult_guardian", client_id="client-2")
+    later = today + dt.timedelta(days=1)
+    portal.clock = lambda: later
+    with pytest.raises(NotAProxy):  # the re-check on the next action (the session aside)
+        portal.history(session)
+    assert _grant_revoked(container, first) == (True, True)
+    assert _grant_revoked(container, second) == (True, True)
+    # The sweep applies the same rule without anyone acting.
+    third = _grant(container, proxy.principal_account_id, proxy.proxy_account_id,
+                   "adult_guardian", client_id="client-3")
+    assert portal.expire_proxies() == 1
+    assert _grant_revoked(container, third) == (True, True)
+    assert portal.expire_proxies() == 0
+
+
+def test_acting_subject_and_record_activity_recheck_the_session(
+    container: Container, clerk: StaffPrincipal, card_holder: CardHolder,
+) -> None:
+    portal = container.portal
+    ward_id = _ward(container, clerk)
+    proxy = portal.register_proxy(clerk.actor, ward_id, card_holder.resident.id,
+                                  ProxyKind.LEGAL_REPRESENTATIVE)
+    own = login(container, card_holder)
+    assert portal.acting_subject(own) == (own.account_id, None)
+    acting = portal.act_for(own.token, proxy.principal_account_id)
+    assert portal.acting_subject(acting) == (proxy.principal_account_id,
+                                             ProxyKind.LEGAL_REPRESENTATIVE)
+    portal.record_activity(acting, "consent", "家計簿アプリ: basic_four")
+    [consent] = [a for a in portal.activities(acting) if a.action == "consent"]
+    assert consent.actor_account_id == own.account_id
+    assert consent.subject_account_id == proxy.principal_account_id
+    assert consent.proxy_kind is ProxyKind.LEGAL_REPRESENTATIVE
+    assert consent.detail == "家計簿アプリ: basic_four"
+    with pytest.raises(PortalError):
+        portal.record_activity(acting, "Not An Action!")
+    portal.revoke_proxy(clerk.actor, proxy.proxy_id)
+    with pytest.raises(NotAProxy):
+        portal.acting_subject(acting)
+    with pytest.raises(NotAProxy):
+        portal.record_activity(acting, "consent")
+    portal.logout(own.token)
+    with pytest.raises(SessionExpired):
+        portal.acting_subject(own)
+
+
+def test_a_double_submission_records_one_application_and_one_declined_linkage(
+    container: Container, clerk: StaffPrincipal, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parent, _ = _household(container, clerk)
+    notice_id = _notice(container)
+    session = login(container, parent)
+    portal = container.portal
+    form = dataclasses.replace(portal.child_allowance_form(session, notice_id, False),
+                               applicant_name="鈴木 一郎")
+    real = container.agencies.record_declined
+    recorded: list[str] = []
+    second: list[BaseException] = []
+    raced: list[bool] = []
+
+    def racing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not raced:  # the other tab submits while this one is in flight
+            raced.append(True)
+            try:
+                portal.submit_child_allowance(session, notice_id, False, form, ["課税証明書"])
+            except NoticeAlreadyAnswered as exc:
+                second.append(exc)
+        result = real(*args, **kwargs)
+        recorded.append(result.serial)
+        return result
+
+    monkeypatch.setattr(container.agencies, "record_declined", racing)
+    application = portal.submit_child_allowance(session, notice_id, False, form,
+                                                ["課税証明書"])
+    assert len(second) == 1
+    assert recorded == [application.declined_serial]
+    assert [a.application_id for a in portal.applications(session)] == \
+        [application.application_id]
+    # The database refuses a second application for the notice as well.
+    with pytest.raises(IntegrityError):
+        with container.databases.unit_of_work("portal") as tx:
+            tx.execute(text(
+                "INSERT INTO applications (account_id, actor_account_id, notice_id, kind, "
+                "agency_id, state, application_ref, uses_number, documents, data, "
+                "submitted_at) VALUES (1, 1, :n, 'k', 'a', 'submitted', 'MP-x', false, "
+                "'[]', '{}', :at)"), {"n": notice_id, "at": dt.datetime.now(dt.UTC)})
+
+
+def test_a_failed_declined_record_leaves_the_notice_open(
+    container: Container, clerk: StaffPrincipal, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parent, _ = _household(container, clerk)
+    notice_id = _notice(container)
+    session = login(container, parent)
+    portal = container.portal
+    form = ChildAllowanceForm("鈴木 一郎", "東京都新宿区", None, None, (), ())
+    real = container.agencies.record_declined
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the network is down")
+
+    monkeypatch.setattr(container.agencies, "record_declined", failing)
+    with pytest.raises(RuntimeError):
+        portal.submit_child_allowance(session, notice_id, False, form, ["課税証明書"])
+    [notice] = portal.notices(session)
+    assert notice.state is not NoticeState.ANSWERED and notice.answered_at is None
+    assert portal.applications(session) == []
+    monkeypatch.setattr(container.agencies, "record_declined", real)
+    application = portal.submit_child_allowance(session, notice_id, False, form, ["課税証明書"])
+    assert portal.notices(session)[0].application_id == application.application_id
+
+
+def test_a_bad_proxy_resident_creates_no_account(
+    container: Container, clerk: StaffPrincipal,
+) -> None:
+    from mynumber.registry.interfaces import ResidentNotFound
+
+    ward_id = _ward(container, clerk)
+    with pytest.raises(ResidentNotFound):
+        container.portal.register_proxy(clerk.actor, ward_id, 987654321,
+                                        ProxyKind.ADULT_GUARDIAN)
+    with container.databases.unit_of_work("portal") as session:
+        assert session.execute(text("SELECT count(*) FROM accounts")).scalar() == 0
+        assert session.execute(text("SELECT count(*) FROM proxies")).scalar() == 0
+
+
+def test_a_log_without_a_public_key_verifies_nothing(container: Container,
+                                                      card_holder: CardHolder) -> None:
+    hold(container, card_holder.number, CITY, "resident_record",
+         resident_record(card_holder), "C-1")
+    session = login(container, card_holder)
+    serial = container.portal.my_information(session, "basic_four").serial
+    container.network_log.integrate()
+    real = container.network_log
+
+    class Keyless:
+        def latest_head(self):  # type: ignore[no-untyped-def]
+            return real.latest_head()
+
+        def inclusion_proof(self, index, tree_size=None):  # type: ignore[no-untyped-def]
+            return real.inclusion_proof(index, tree_size)
+
+        def entries(self, start, end):  # type: ignore[no-untyped-def]
+            return real.entries(start, end)
+
+    container.portal.access_log = Keyless()
+    verdict = container.portal.verify_record(session, serial)
+    assert not verdict.verified
+    assert verdict.reason == "no log key to check the signed tree head"
+    container.portal.access_log = real
+    assert container.portal.verify_record(session, serial).verified
+
+
+def test_a_counter_registration_refreshes_a_moved_accounts_municipality(
+    container: Container, clerk: StaffPrincipal, card_holder: CardHolder,
+) -> None:
+    from mynumber.registry.interfaces import StaffRole
+    from tests.conftest import SHIBUYA, make_staff
+
+    portal = container.portal
+    ward = container.registry.get_resident(clerk, _ward(container, clerk), "test")
+    proxy = portal.register_proxy(clerk.actor, ward.id, card_holder.resident.id,
+                                  ProxyKind.ADULT_GUARDIAN)
+    assert portal.account(proxy.principal_account_id).municipality_code == "131041"
+    shibuya = make_staff(container, "shibuya-clerk", SHIBUYA, StaffRole.CLERK)
+    moved_on = dt.date.today()
+    container.registry.register_move_out(clerk, ward.id, SHIBUYA, moved_on)
+    moved = container.registry.register_move_in(
+        shibuya, new_resident(given_name="花子", given_name_kana="ハナコ",
+                              birth_date=ward.birth_date, municipality_code=SHIBUYA,
+                              address="東京都渋谷区宇田川町1番1号", postal_code="1508010"),
+        moved_on, resident_code=ward.resident_code)
+    other = issue_card_holder(container, clerk, given_name="次郎", given_name_kana="ジロウ")
+    again = portal.register_proxy(shibuya.actor, moved.id, other.resident.id,
+                                  ProxyKind.ADULT_GUARDIAN)
+    assert again.principal_account_id == proxy.principal_account_id
+    assert portal.account(proxy.principal_account_id).municipality_code == SHIBUYA

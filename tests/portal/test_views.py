@@ -5,6 +5,7 @@ staff register proxies."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from collections.abc import Iterator
@@ -12,13 +13,22 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from mynumber.agencies.seed import mayor_lookup
 from mynumber.app import Container, create_app
 from mynumber.card.chip import PinKind
 from mynumber.errors import NotAuthenticated
-from mynumber.portal.interfaces import CHILD_ALLOWANCE_TASK, SESSION_COOKIE
+from mynumber.portal import models as portal_models
+from mynumber.portal.interfaces import (
+    CHILD_ALLOWANCE_TASK,
+    PORTAL_AGENCY,
+    SESSION_COOKIE,
+    NoticeState,
+    ProxyKind,
+)
 from mynumber.registry.interfaces import StaffPrincipal
+from tests.conftest import SHIBUYA
 from tests.portal.conftest import AUTH_PIN, CardHolder, issue_card_holder
 from tests.web.test_counter import logged_in
 
@@ -212,13 +222,17 @@ def test_history_lists_the_exchange_and_verify_checks_it_against_the_signed_log(
     container.network_log.integrate()
 
     history = browser.get("/portal/history")
-    assert f'data-serial="{serial}"' in history.text
-    assert "マイナポータル" in history.text or "mynaportal" in history.text
+    row = re.search(rf'<tr data-serial="{re.escape(serial)}".*?</tr>', history.text, re.S)
+    assert row, history.text
+    cells = [html.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+             for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.S)]
+    assert cells[1] == container.network.agency(PORTAL_AGENCY).name  # the requester
     verified = browser.post(f"/portal/history/{serial}/verify")
     assert verified.status_code == 200, verified.text
     assert 'data-verified="true"' in verified.text and "検証成功" in verified.text
     head = container.network_log.latest_head()
-    assert head.root_hash.hex() in verified.text or str(head.size) in verified.text
+    assert f'id="tree-size">{head.size}<' in verified.text
+    assert f'<dd class="code hash">{head.root_hash.hex()}</dd>' in verified.text
 
     unknown = browser.post("/portal/history/NOPE-0000/verify")
     assert unknown.status_code == 404 and "access_record_not_found" in unknown.text
@@ -251,10 +265,15 @@ def test_the_child_allowance_report_is_completed_with_or_without_the_number(
     assert "マイナンバーを利用して情報を取得する（添付書類不要）" in choice.text
     assert "マイナンバーを利用しない（書類を添付）" in choice.text
     assert "拒否" in choice.text  # declining is said never to be a reason for refusal
+    assert 'action="/portal/applications/child-allowance/start"' in choice.text
+    assert 'method="get"' not in choice.text  # the choice is POSTed, with the CSRF token
 
-    form = browser.get(f"/portal/applications/child-allowance?notice_id={notice_id}"
-                       f"&use_number={'yes' if use_number else 'no'}")
+    start = {"notice_id": str(notice_id), "use_number": "yes" if use_number else "no"}
+    assert browser.post("/portal/applications/child-allowance/start", start,
+                        csrf=False).status_code == 403
+    form = browser.post("/portal/applications/child-allowance/start", start)
     assert form.status_code == 200, form.text
+    assert 'id="mark-read"' not in browser.get(f"/portal/notices/{notice_id}").text  # read now
     fields: dict[str, Any] = {
         name: html.unescape(value) for name, value in re.findall(
             r'<input (?:id="[^"]*" )?name="([a-z_0-9]+)" type="(?:text|hidden|date)"'
@@ -288,6 +307,45 @@ def test_the_child_allowance_report_is_completed_with_or_without_the_number(
     assert CHILD_ALLOWANCE_TASK  # the municipality's task the answer goes to
     again = browser.get(f"/portal/notices/{notice_id}")
     assert "回答済み" in again.text and 'id="answer"' not in again.text
+
+
+def test_a_get_neither_marks_a_notice_read_nor_fetches_through_the_network(
+    container: Container, browser: Browser, card_holder: CardHolder
+) -> None:
+    notice_id = _notice(container, card_holder)
+    browser.follow(browser.reader_login(card_holder))
+    session = container.portal.session(browser.session_token())
+
+    def state() -> NoticeState:
+        (found,) = [n for n in container.portal.notices(session) if n.notice_id == notice_id]
+        return found.state
+
+    page = browser.get(f"/portal/notices/{notice_id}")
+    assert page.status_code == 200 and 'id="mark-read"' in page.text
+    assert state() is NoticeState.UNREAD
+    # The old link with the choice in the query: only the choice page again, nothing fetched.
+    for choice in ("yes", "no"):
+        again = browser.get(f"/portal/applications/child-allowance?notice_id={notice_id}"
+                            f"&use_number={choice}")
+        assert again.status_code == 200, again.text
+        assert 'id="use-number"' in again.text and 'name="applicant_name"' not in again.text
+    assert container.portal.history(session) == []
+    assert state() is NoticeState.UNREAD
+    assert 'id="unread">1<' in browser.get("/portal").text
+    # A GET on the start page (the language link) goes back to the notices.
+    back = browser.get("/portal/applications/child-allowance/start?lang=en")
+    assert back.status_code == 303 and back.headers["location"] == "/portal/notices?lang=en"
+
+    browser.get(f"/portal/notices/{notice_id}")
+    forged = browser.post(f"/portal/notices/{notice_id}/read", csrf=False)
+    assert forged.status_code == 403 and state() is NoticeState.UNREAD
+    marked = browser.post(f"/portal/notices/{notice_id}/read")
+    assert marked.status_code == 303
+    assert marked.headers["location"] == f"/portal/notices/{notice_id}"
+    assert state() is NoticeState.READ
+    shown = browser.follow(marked)
+    assert "既読" in shown.text and 'id="mark-read"' not in shown.text
+    assert browser.post("/portal/notices/999999/read").status_code == 404
 
 
 def test_english_is_one_switch_away(browser: Browser, card_holder: CardHolder) -> None:
@@ -466,3 +524,80 @@ def test_the_language_link_on_a_posts_answer_never_repeats_the_action(
     assert switched.status_code == 303 and switched.headers["location"] == "/portal?lang=en"
     assert container.portal.session(token)
     assert "Log out" in browser.follow(switched).text
+
+
+def _proxies(container: Container) -> list[Any]:
+    with container.databases.unit_of_work("portal") as session:
+        return list(session.scalars(select(portal_models.ProxyRow)).all())
+
+
+def test_the_counter_refuses_a_proxy_for_a_person_of_another_municipality(
+    container: Container, client: TestClient, clerk: StaffPrincipal
+) -> None:
+    principal = issue_card_holder(container, clerk, family_name="高橋", given_name="一",
+                                  family_name_kana="タカハシ", given_name_kana="ハジメ")
+    guardian = issue_card_holder(container, clerk, family_name="伊藤", given_name="二郎",
+                                 family_name_kana="イトウ", given_name_kana="ジロウ")
+    form = {"principal_resident_id": str(principal.resident.id),
+            "proxy_resident_id": str(guardian.resident.id), "kind": "adult_guardian",
+            "valid_until": ""}
+    shibuya, _ = logged_in(client, container, "shibuya-counter", SHIBUYA)
+    refused = shibuya.post("/counter/portal/proxies", form)
+    assert refused.status_code == 403, refused.text
+    assert "outside_jurisdiction" in refused.text and 'id="proxy-done"' not in refused.text
+    assert _proxies(container) == []  # nothing created (no account either)
+    with container.databases.unit_of_work("portal") as session:
+        assert session.scalars(select(portal_models.Account)).all() == []
+
+    shinjuku, _ = logged_in(client, container, "shinjuku-counter")
+    registered = shinjuku.post("/counter/portal/proxies", form)
+    assert registered.status_code == 200, registered.text
+    assert "高橋 一" in registered.text  # the principal's name, read through the registry
+    (row,) = _proxies(container)
+
+    shibuya, _ = logged_in(client, container, "shibuya-counter-2", SHIBUYA)
+    shibuya.get("/counter/portal/proxies")
+    not_theirs = shibuya.post("/counter/portal/proxies/revoke", {"proxy_id": str(row.id)})
+    assert not_theirs.status_code == 403, not_theirs.text
+    assert "outside_jurisdiction" in not_theirs.text and "取り消しました" not in not_theirs.text
+    assert container.portal.proxy(row.id).revoked_at is None
+
+
+def test_a_proxy_whose_registration_lapsed_cannot_revoke_the_principals_grants(
+    container: Container, client: TestClient, clerk: StaffPrincipal
+) -> None:
+    from sqlalchemy import update
+
+    from tests.portal.test_oidc import answer, approved_client, exchange, rp_for, start
+
+    principal = issue_card_holder(container, clerk, family_name="高橋", given_name="一",
+                                  family_name_kana="タカハシ", given_name_kana="ハジメ")
+    guardian = issue_card_holder(container, clerk, family_name="伊藤", given_name="二郎",
+                                 family_name_kana="イトウ", given_name_kana="ジロウ")
+    holder_data(container, principal)
+    record = container.portal.register_proxy(clerk.actor, principal.resident.id,
+                                             guardian.resident.id, ProxyKind.ADULT_GUARDIAN)
+    terminal = Browser(client)
+    terminal.follow(terminal.reader_login(principal))
+    rp = rp_for(client, approved_client(container, name="家計簿アプリ"))
+    flow = start(rp)
+    exchange(rp, answer(client, flow.authorize_url), flow)  # the principal consents
+    (grant,) = container.oidc.grants(record.principal_account_id)
+
+    terminal.follow(terminal.reader_login(guardian))
+    terminal.follow(terminal.post("/portal/proxies/act-for",
+                                  {"principal_account_id": str(record.principal_account_id)}))
+    assert "家計簿アプリ" in terminal.get("/portal").text  # the principal's grants, while valid
+    # The registration lapses (its end date passed); the session still names the principal.
+    with container.databases.unit_of_work("portal") as session:
+        session.execute(update(portal_models.ProxyRow)
+                        .where(portal_models.ProxyRow.id == record.proxy_id)
+                        .values(valid_until=dt.date(2000, 1, 1)))
+    assert container.portal.session(terminal.session_token()).acting_for == \
+        record.principal_account_id
+    refused = terminal.post(f"/portal/grants/{grant.grant_id}/revoke")
+    assert refused.status_code == 403 and "portal_not_a_proxy" in refused.text
+    (still,) = container.oidc.grants(record.principal_account_id)
+    assert still.revoked_at is None
+    home = terminal.get("/portal")
+    assert "家計簿アプリ" not in home.text

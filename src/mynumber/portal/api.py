@@ -35,11 +35,11 @@ from mynumber.portal.interfaces import (
     PortalSession,
     SessionExpired,
 )
-from mynumber.portal.services import PortalServiceImpl
+from mynumber.portal.services import NOTICE_CLOCK_SKEW, PortalServiceImpl
 from mynumber.registry.api import MAX_ID, CurrentStaff
 from mynumber.registry.interfaces import RegistryService
 
-MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+MAX_CLOCK_SKEW = NOTICE_CLOCK_SKEW
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 bearer = HTTPBearer(auto_error=False,
@@ -229,10 +229,13 @@ def signed_request_bytes(kind: str, fields: dict[str, Any]) -> bytes:
 @router.post("/notices", operation_id="portal_send_notice", response_model=s.NoticeAccepted,
              responses={403: _problem("`bad_signature` (not signed by the agency's registered "
                                       "key) or `not_permitted` (unknown code, suspended)"),
-                        404: _problem("`unknown_agency`")})
+                        404: _problem("`unknown_agency`"),
+                        409: _problem("`notice_replayed`: a request with this nonce was "
+                                      "already received")})
 def send_notice(body: s.NoticeIn, portal: PortalDep) -> s.NoticeAccepted:
     """お知らせ from an agency, to a person it names by its own 機関別符号; the core routes
-    it to the portal's code. The agency learns nothing about the person's portal account."""
+    it to the portal's code. The agency learns nothing about the person's portal account.
+    Each signed request is accepted once: its ``nonce`` again is `notice_replayed`."""
     if body.requested_at.tzinfo is None:
         raise PortalError("requested_at: needs a timezone", field="requested_at")
     if abs(utcnow() - body.requested_at) > MAX_CLOCK_SKEW:
@@ -248,7 +251,7 @@ def send_notice(body: s.NoticeIn, portal: PortalDep) -> s.NoticeAccepted:
         raise BadSignature("the request's signature does not verify with the agency's "
                            "registered key", field="signature") from None
     notice = portal.send_notice(body.agency_id, body.agency_code, body.kind, body.title,
-                                body.body)
+                                body.body, nonce=body.nonce)
     return s.NoticeAccepted(notice_id=notice.notice_id, accepted_at=notice.created_at)
 
 

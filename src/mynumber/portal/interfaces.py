@@ -250,6 +250,8 @@ class GrantRecord:
     scopes: tuple[str, ...]
     granted_at: dt.datetime
     revoked_at: dt.datetime | None
+    actor_account_id: int | None = None  # who consented: the resident, or their proxy
+    proxy_kind: ProxyKind | None = None  # set when a proxy consented
 
 
 @dataclass(frozen=True)
@@ -365,6 +367,17 @@ class PortalService(Protocol):
 
     def principals(self, session: PortalSession) -> list[ProxyRecord]:
         """Whom the logged-in account may act for."""
+        ...
+
+    # for the OIDC side, with a resident's portal session
+    def acting_subject(self, session: PortalSession) -> tuple[int, ProxyKind | None]:
+        """Whom the session acts for, re-checked now: (account id, proxy kind or None).
+        SessionExpired when the session has ended; NotAProxy when the relation is gone."""
+        ...
+
+    def record_activity(self, session: PortalSession, action: str, detail: str = "") -> None:
+        """Record an :class:`Activity` (actor: the logged-in account; subject: whom it acts
+        for, with the re-checked proxy kind)."""
         ...
 
     # for the self-information API (the OIDC side calls this with a valid access token)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -138,10 +139,25 @@ class NoticeRow(Base):
     application_id: Mapped[int | None] = mapped_column(BigId)
 
 
+class NoticeNonce(Base):
+    """The nonce of each signed お知らせ an agency sent: a repeat is a replay. Rows older than
+    the allowed clock skew are purged (a request that old is refused for its time anyway)."""
+
+    __tablename__ = "notice_nonces"
+    __table_args__ = (UniqueConstraint("agency_id", "nonce", name="uq_notice_nonces_agency"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(AGENCY_ID_LENGTH))
+    nonce: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class ApplicationRow(Base):
     """An application submitted through the portal (児童手当 現況届)."""
 
     __tablename__ = "applications"
+    # One application answers a notice (the second guard after the conditional claim).
+    __table_args__ = (UniqueConstraint("notice_id", name="uq_applications_notice_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     account_id: Mapped[int] = mapped_column(BigId, index=True)  # whose application

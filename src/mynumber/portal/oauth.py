@@ -66,11 +66,14 @@ from mynumber.portal.interfaces import (
     GrantRecord,
     InformationSource,
     InvalidClient,
+    NotAProxy,
     PortalSession,
+    ProxyKind,
     RateLimited,
     Release,
+    SessionExpired,
 )
-from mynumber.portal.models import AuditEvent
+from mynumber.portal.models import ActivityRow, AuditEvent, ProxyRow
 from mynumber.portal.oauth_models import (
     AccessToken,
     ApiClient,
@@ -112,6 +115,17 @@ TRANSITIONS: dict[ClientState, frozenset[ClientState]] = {
 
 def _hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _detail(text: str) -> str:
+    """An activity's detail: one line, no control characters, at most 500 characters."""
+    return "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 else c for c in text)[:500]
+
+
+# Portal activity names of the self-information API (the activities page shows them).
+ACTIVITY_CONSENT = "api_consent"
+ACTIVITY_CONSENT_DENIED = "api_consent_denied"
+ACTIVITY_GRANT_REVOKED = "api_grant_revoked"
 
 
 # --- errors of the resource side (bearer tokens, RFC 6750) ---------------------------------------
@@ -734,6 +748,14 @@ class AuthorizationProblem:
     status: int = 400
 
 
+SESSION_ENDED = AuthorizationProblem(
+    "login_required", "Your portal session ended. Go back to the service and start again.",
+    status=401)
+NO_LONGER_A_PROXY = AuthorizationProblem(
+    "access_denied", "You are no longer a registered proxy of the person you were acting "
+    "for, so you cannot consent for them. Go back to the portal.", status=403)
+
+
 @dataclass(frozen=True)
 class LoginRequired:
     next_url: str  # relative authorize URL to come back to
@@ -780,6 +802,12 @@ class _TokenInfo:
 # --- the provider -----------------------------------------------------------------------------
 
 
+
+def _grant_record(grant: Grant, client_name: str) -> GrantRecord:
+    return GrantRecord(grant.id, grant.client_id, client_name, tuple(grant.scopes.split()),
+                       grant.granted_at, grant.revoked_at, grant.actor_account_id,
+                       ProxyKind(grant.proxy_kind) if grant.proxy_kind else None)
+
 class OpenIdProvider:
     """The OpenID Provider of the self-information API and the resident's side of it
     (:class:`~mynumber.portal.interfaces.SelfInformationApi`)."""
@@ -788,7 +816,12 @@ class OpenIdProvider:
         "SELECT t.account_id, t.grant_id, t.scope, c.client_id, c.name, c.state, "
         "c.rate_limit_per_minute, "
         "CASE WHEN t.expires_at > :now THEN 1 ELSE 0 END, "
-        "CASE WHEN t.revoked_at IS NULL AND g.revoked_at IS NULL THEN 1 ELSE 0 END "
+        "CASE WHEN t.revoked_at IS NULL AND g.revoked_at IS NULL THEN 1 ELSE 0 END, "
+        # A grant a proxy gave lives only as long as a registration of that proxy does.
+        "CASE WHEN g.actor_account_id IS NULL OR g.actor_account_id = g.account_id THEN 1 "
+        "WHEN EXISTS (SELECT 1 FROM proxies p WHERE p.principal_account_id = g.account_id "
+        "AND p.proxy_account_id = g.actor_account_id AND p.revoked_at IS NULL "
+        "AND (p.valid_until IS NULL OR p.valid_until >= :today)) THEN 1 ELSE 0 END "
         "FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id "
         "JOIN oidc_clients c ON c.client_id = t.client_id WHERE t.token_hash = :h"
     )
@@ -965,13 +998,22 @@ class OpenIdProvider:
         elif self.settings.oidc_require_par:
             return AuthorizationProblem("invalid_request",
                                         "This provider requires pushed authorization requests.")
-        user = None if session is None else self._user(session, ())
+        acting: tuple[int, ProxyKind | None] | None = None
+        if session is not None:
+            checked = self._acting(session)
+            if isinstance(checked, AuthorizationProblem):
+                if checked.status != 401:
+                    return checked
+                session = None  # the session ended meanwhile: log in again
+            else:
+                acting = checked
+        user = None if session is None or acting is None else self._user(session, acting, ())
         try:
             grant = self.server.get_consent_grant(HttpRequest.of("GET", http.path, params),
                                                   end_user=user)
         except OAuth2Error as error:
             return self._error(error)
-        if session is None:
+        if session is None or acting is None:
             return LoginRequired(f"/oauth/authorize?{urlencode(http.query)}")
         if via_par:
             consumed = self._pushed(query.get("client_id"), query["request_uri"], consume=True)
@@ -983,12 +1025,25 @@ class OpenIdProvider:
         with self.databases.unit_of_work("portal") as db:
             db.add(ConsentRequest(
                 request_id=_hash(consent_id), session_id=session.session_id,
-                client_id=client.client_id, params={"pairs": params},
+                client_id=client.client_id, params={"pairs": params, "subject": acting[0]},
                 expires_at=utcnow() + dt.timedelta(seconds=CONSENT_SECONDS)))
-        items = tuple(self._consent_item(s, session.acting_for)
-                      for s in requested if s != "openid")
+        items = tuple(self._consent_item(s, acting[0]) for s in requested if s != "openid")
+        # The page shows whom the consent is for as re-checked now, not as the session said.
+        shown = dataclasses.replace(session, acting_for=acting[0], proxy_kind=acting[1])
         return ConsentPage(consent_id, self.clients.client(client.client_id), items,
-                           "openid" in requested, session)
+                           "openid" in requested, shown)
+
+    def _acting(self, session: PortalSession
+                ) -> tuple[int, ProxyKind | None] | AuthorizationProblem:
+        """Whom ``session`` may consent for, re-checked with the portal now (a proxy relation
+        may have been revoked or have expired since the session switched to the principal)."""
+        try:
+            account_id, kind = self.portal.acting_subject(session)
+        except SessionExpired:
+            return SESSION_ENDED
+        except NotAProxy:
+            return NO_LONGER_A_PROXY
+        return int(account_id), None if kind is None else ProxyKind(kind)
 
     def _consent_item(self, scope: str, account_id: int) -> ConsentItem:
         source = self.sources()[scope]
@@ -1022,6 +1077,9 @@ class OpenIdProvider:
             return AuthorizationProblem("invalid_request",
                                         "The form expired. Go back to the service and start "
                                         "again.", status=403)
+        acting = self._acting(session)
+        if isinstance(acting, AuthorizationProblem):
+            return acting
         now = utcnow()
         with self.databases.unit_of_work("portal") as db:
             row = db.get(ConsentRequest, _hash(consent_id))
@@ -1035,25 +1093,43 @@ class OpenIdProvider:
                                              ConsentRequest.used_at.is_(None))
                 .values(used_at=now)).rowcount  # type: ignore[attr-defined]
             params = [(str(k), str(v)) for k, v in row.params["pairs"]]
+            shown_for = row.params.get("subject")
         if claimed != 1:
             return AuthorizationProblem("invalid_request", "Already answered.")
+        if shown_for != acting[0]:  # the session switched whom it acts for since the page
+            return AuthorizationProblem(
+                "invalid_request", "The person this consent was asked for is not the one you "
+                "act for now. Go back to the service and start again.")
         try:
             grant = self.server.get_consent_grant(
                 HttpRequest.of("GET", "/oauth/authorize", params),
-                end_user=self._user(session, ()))
+                end_user=self._user(session, acting, ()))
         except OAuth2Error as error:
             return self._error(error)
         requested = [s for s in scope_to_list(grant.request.scope) or [] if s != "openid"]
         chosen = tuple(s for s in dict.fromkeys(scopes) if s in requested)
         wants_openid = "openid" in (scope_to_list(grant.request.scope) or [])
-        user = self._user(session, chosen) if approve and (chosen or wants_openid) else None
+        user = (self._user(session, acting, chosen) if approve and (chosen or wants_openid)
+                else None)
+        if user is None:  # a grant records its own activity with it (``_save_code``)
+            client: _Client = grant.request.client
+            try:
+                self.portal.record_activity(session, ACTIVITY_CONSENT_DENIED,
+                                            _detail(client.name))
+            except SessionExpired:
+                return SESSION_ENDED
+            except NotAProxy:
+                return NO_LONGER_A_PROXY
         response: Response = self.server.create_authorization_response(
             grant.request, grant_user=user, grant=grant)
         return response
 
-    def _user(self, session: PortalSession, scopes: tuple[str, ...]) -> _User:
-        proxy = session.proxy_kind.value if session.proxy_kind is not None else None
-        return _User(session.acting_for, session.account_id, proxy, session.started_at, scopes)
+    @staticmethod
+    def _user(session: PortalSession, acting: tuple[int, ProxyKind | None],
+              scopes: tuple[str, ...]) -> _User:
+        account_id, kind = acting
+        proxy = kind.value if kind is not None and account_id != session.account_id else None
+        return _User(account_id, session.account_id, proxy, session.started_at, scopes)
 
     def _error(self, error: OAuth2Error) -> Response | AuthorizationProblem:
         if error.redirect_uri:
@@ -1084,6 +1160,12 @@ class OpenIdProvider:
                   actor=f"account:{user.actor_account_id}", subject=f"account:{user.account_id}",
                   client_id=client.client_id, scopes=list(user.scopes), grant_id=grant.id,
                   proxy_kind=user.proxy_kind)
+            # The resident's activities show the consent in the same transaction as the grant.
+            session.add(ActivityRow(
+                at=now, action=ACTIVITY_CONSENT, actor_account_id=user.actor_account_id,
+                subject_account_id=user.account_id, proxy_kind=user.proxy_kind,
+                detail=_detail(f"{client.name}: {' '.join(user.scopes)}"),
+                client_id=client.client_id))
 
     def _nonce_used(self, client_id: str | None, nonce: str) -> bool:
         with self.databases.unit_of_work("portal") as session:
@@ -1155,10 +1237,17 @@ class OpenIdProvider:
         if not token or len(token) > 200:
             raise InvalidToken("send the access token as 'Authorization: Bearer <token>'")
         with self._hot.connection() as raw:
-            rows = self._hot.run(raw, self._LOOKUP, {"h": _hash(token), "now": utcnow()})
+            now = utcnow()
+            today = now.date() if self.databases.is_postgres else now.date().isoformat()
+            rows = self._hot.run(raw, self._LOOKUP, {"h": _hash(token), "now": now,
+                                                     "today": today})
         if not rows:
             raise InvalidToken("the access token is not valid")
-        account_id, grant_id, scopes, client_id, name, state, per_minute, live, valid = rows[0]
+        (account_id, grant_id, scopes, client_id, name, state, per_minute, live, valid,
+         proxy_live) = rows[0]
+        if valid and not proxy_live:
+            self.clients.counters.count(client_id, refused=True)
+            raise InvalidToken("the proxy who consented is no longer registered for the resident")
         if not valid:
             self.clients.counters.count(client_id, refused=True)
             self.clients.record_anomaly(client_id, "token_after_revocation")
@@ -1218,25 +1307,54 @@ class OpenIdProvider:
                 select(Grant, ApiClient.name).join(ApiClient,
                                                    ApiClient.client_id == Grant.client_id)
                 .where(Grant.account_id == account_id).order_by(Grant.id.desc())).all()
-            return [GrantRecord(g.id, g.client_id, name, tuple(g.scopes.split()), g.granted_at,
-                                g.revoked_at) for g, name in rows]
+            return [_grant_record(g, name) for g, name in rows]
+
+    def _proxy_kind(self, session: Any, proxy_account: int, principal: int,
+                    now: dt.datetime) -> ProxyKind | None:
+        """The live proxy relation of ``proxy_account`` for ``principal`` (not revoked, not
+        past ``valid_until``; the portal's own rule), else None."""
+        rows = session.scalars(select(ProxyRow).where(
+            ProxyRow.proxy_account_id == proxy_account,
+            ProxyRow.principal_account_id == principal,
+            ProxyRow.revoked_at.is_(None)).order_by(ProxyRow.id))
+        for row in rows:
+            if row.valid_until is None or row.valid_until >= now.date():
+                return ProxyKind(row.kind)
+        return None
 
     def revoke_grant(self, account_id: int, grant_id: int,
                      actor_account_id: int) -> GrantRecord:
+        """Revoke a grant of ``account_id``. An actor other than the resident must be a live
+        proxy of theirs (NotAProxy otherwise); the revocation is an audit event and a portal
+        activity naming the actor and the proxy kind."""
+        clock = getattr(self.portal, "clock", None)
+        now = clock() if callable(clock) else utcnow()
         with self.databases.unit_of_work("portal") as session:
+            kind: ProxyKind | None = None
+            if actor_account_id != account_id:
+                kind = self._proxy_kind(session, actor_account_id, account_id, now)
+                if kind is None:
+                    raise NotAProxy("you are not a registered proxy of this person")
             grant = session.get(Grant, grant_id)
             if grant is None or grant.account_id != account_id:
                 raise GrantNotFound("no such grant of yours", field="grant_id")
-            if grant.revoked_at is None:
-                grant.revoked_at = utcnow()
-                grant.revoked_by = actor_account_id
-                audit(session, AuditEvent, "portal:grant:revoke",
-                      actor=f"account:{actor_account_id}", subject=f"account:{account_id}",
-                      grant_id=grant_id, client_id=grant.client_id)
             name = session.scalar(select(ApiClient.name)
                                   .where(ApiClient.client_id == grant.client_id)) or ""
-            return GrantRecord(grant.id, grant.client_id, name, tuple(grant.scopes.split()),
-                               grant.granted_at, grant.revoked_at)
+            if grant.revoked_at is None:
+                grant.revoked_at = now
+                grant.revoked_by = actor_account_id
+                session.execute(update(AccessToken).where(AccessToken.grant_id == grant.id,
+                                                          AccessToken.revoked_at.is_(None))
+                                .values(revoked_at=now))
+                proxy = kind.value if kind is not None else None
+                audit(session, AuditEvent, "portal:grant:revoke",
+                      actor=f"account:{actor_account_id}", subject=f"account:{account_id}",
+                      grant_id=grant_id, client_id=grant.client_id, proxy_kind=proxy)
+                session.add(ActivityRow(
+                    at=now, action=ACTIVITY_GRANT_REVOKED, actor_account_id=actor_account_id,
+                    subject_account_id=account_id, proxy_kind=proxy,
+                    detail=_detail(f"{name}: {grant.scopes}"), client_id=grant.client_id))
+            return _grant_record(grant, name)
 
     def releases(self, account_id: int) -> list[Release]:
         with self.databases.unit_of_work("portal") as session:
@@ -1248,7 +1366,8 @@ class OpenIdProvider:
 
 
 __all__ = [
-    "ApiClientsImpl", "AuthorizationProblem", "ClientNotApproved", "ConsentItem", "ConsentPage",
+    "NO_LONGER_A_PROXY", "SESSION_ENDED", "ApiClientsImpl", "AuthorizationProblem",
+    "ClientNotApproved", "ConsentItem", "ConsentPage",
     "HttpRequest", "InsufficientScope", "InvalidToken", "LoginRequired", "OpenIdProvider",
     "SelfInformation", "load_signing_key", "provision_signing_key", "validate_redirect_uri",
 ]

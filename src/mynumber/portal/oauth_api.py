@@ -21,6 +21,7 @@ from mynumber.errors import DomainError, Forbidden
 from mynumber.portal import oauth_schemas as s
 from mynumber.portal.interfaces import SESSION_COOKIE, ClientRecord, ClientState, PortalSession
 from mynumber.portal.oauth import (
+    SESSION_ENDED,
     ApiClientsImpl,
     AuthorizationProblem,
     ConsentPage,
@@ -169,9 +170,7 @@ def _decide_sync(request: Request, form: dict[str, Any], scopes: list[str],
                  oidc: OpenIdProvider) -> Response:
     session = _portal_session(request, oidc)
     if session is None:
-        return _problem_page(request, AuthorizationProblem(
-            "login_required", "Your portal session ended. Go back to the service and start "
-            "again.", status=401))
+        return _problem_page(request, SESSION_ENDED)
     outcome = oidc.decide(session, str(form.get("consent_id", "")),
                           str(form.get("csrf_token", "")), form.get("decision") == "approve",
                           scopes)
@@ -226,8 +225,10 @@ def self_information(
 
 
 def _vetting_staff(staff: CurrentStaff) -> str:
-    if staff.role not in (StaffRole.ADMIN, StaffRole.SUPERVISOR):
-        raise Forbidden("vetting API clients needs the admin or supervisor role")
+    """API clients are vetted by デジタル庁 operators (role ``admin``) only: a municipal
+    supervisor's authority is their municipality, not who may fetch residents' data."""
+    if staff.role is not StaffRole.ADMIN:
+        raise Forbidden("vetting API clients needs the admin role (デジタル庁)")
     return staff.actor
 
 

@@ -76,6 +76,7 @@ from mynumber.portal.interfaces import (
     SessionExpired,
     UnknownScope,
 )
+from mynumber.portal.oauth_models import AccessToken, Grant
 from mynumber.settings import Settings
 
 CONTEXT = "portal"
@@ -95,6 +96,11 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 BASIC_FOUR = ("name", "name_kana", "birth_date", "sex", "address")
 FORM_FILL_SCOPES = ("basic_four", "resident_record", "income", "medical_insurance")
 ACTIVITY_LIMIT = 500
+ACTION = re.compile(r"^[a-z][a-z0-9_:.-]{0,39}$")
+# Signed お知らせ: how far ``requested_at`` may be from the portal's clock, and how long a
+# nonce is remembered (a request is accepted up to one skew either side, so twice that).
+NOTICE_CLOCK_SKEW = dt.timedelta(minutes=5)
+NOTICE_NONCE_TTL = 2 * NOTICE_CLOCK_SKEW + dt.timedelta(minutes=1)
 
 SOURCES: tuple[InformationSource, ...] = (
     InformationSource("basic_four", "resident_record", "基本4情報", "Basic four items",
@@ -135,6 +141,11 @@ class AccountNotFound(NotFound):
 class ProxyAlreadyRegistered(Conflict):
     code = "proxy_already_registered"
     title = "This proxy is already registered"
+
+
+class NoticeReplayed(Conflict):
+    code = "notice_replayed"
+    title = "This signed notice was already received"
 
 
 @dataclass(frozen=True)
@@ -378,10 +389,32 @@ class PortalServiceImpl:
                 raise
             return found
 
+    def _resident_link(self, resident_id: int, actor: str) -> HolderLink:
+        """The holder link of a current resident (raises the registry's ResidentNotFound).
+        JPKI offers no resident-keyed pairwise id without a 取得番号, so one is issued even when
+        the account exists; it is simply not used then."""
+        link: HolderLink = self.jpki.link_for_resident(self.relying_party_id(), PORTAL_AGENCY,
+                                                       resident_id, actor)
+        return link
+
+    def _account_for_link(self, link: HolderLink) -> _AccountRef:
+        """The account of a linked holder (created when new; its municipality refreshed
+        when the registry now names another one)."""
+        found = self._account_by_subject(link.pairwise_id)
+        if found is None:
+            return self._link(link)
+        if link.municipality_code and found.municipality_code != link.municipality_code:
+            with self._transaction() as session:
+                row = session.get(m.Account, found.account_id)
+                assert row is not None
+                row.municipality_code = link.municipality_code
+                audit.record(session, m.AuditEvent, "portal:account:moved", actor="system",
+                             subject=f"account:{row.id}")
+                found = self._ref(row)
+        return found
+
     def _account_for_resident(self, resident_id: int, actor: str) -> _AccountRef:
-        link = self.jpki.link_for_resident(self.relying_party_id(), PORTAL_AGENCY, resident_id,
-                                           actor)
-        return self._account_by_subject(link.pairwise_id) or self._link(link)
+        return self._account_for_link(self._resident_link(resident_id, actor))
 
     def account(self, account_id: int) -> Account:
         with self._transaction() as session:
@@ -545,15 +578,49 @@ class PortalServiceImpl:
 
     def _subject(self, portal_session: PortalSession) -> tuple[_AccountRef, ProxyKind | None]:
         """Whose data the session acts on; a proxy relation is re-checked on every action (it
-        may have been revoked since the switch)."""
+        may have been revoked or have expired since the switch). When it is gone, the API
+        grants the proxy gave under it are revoked too."""
         if portal_session.acting_for == portal_session.account_id:
             return self._account_ref(portal_session.account_id), None
+        now = self.clock()
         with self._transaction() as session:
             kind = self._live_proxy_kind(session, portal_session.account_id,
-                                         portal_session.acting_for, self.clock())
+                                         portal_session.acting_for, now)
+            if kind is None:
+                self._end_proxy_grants(session, portal_session.account_id,
+                                       portal_session.acting_for, now)
         if kind is None:
             raise NotAProxy("you are no longer a registered proxy of this person")
         return self._account_ref(portal_session.acting_for), kind
+
+    def acting_subject(self, session: PortalSession) -> tuple[int, ProxyKind | None]:
+        """Whom the session acts for now, re-checked: (account id, proxy kind or None).
+        SessionExpired when the session has ended; NotAProxy when the proxy relation is gone."""
+        if not isinstance(session, PortalSession):
+            raise SessionExpired("log in again")
+        now = self.clock()
+        with self._transaction() as tx:
+            row = tx.scalar(select(m.PortalSessionRow).where(
+                m.PortalSessionRow.session_id == session.session_id))
+            live = (row is not None and row.ended_at is None and now < row.expires_at
+                    and now < row.last_seen + self.idle_timeout
+                    and row.account_id == session.account_id)
+        if not live:
+            raise SessionExpired("the session has ended; log in again", reason="ended")
+        ref, kind = self._subject(session)
+        return ref.account_id, kind
+
+    def record_activity(self, session: PortalSession, action: str, detail: str = "") -> None:
+        """Record an action done in the session (by ``account_id`` for ``acting_for``, with the
+        re-checked proxy kind)."""
+        if not isinstance(action, str) or not ACTION.match(action):
+            raise PortalError("action: a short lower-case name", field="action")
+        if not isinstance(detail, str):
+            raise PortalError("detail: must be text", field="detail")
+        ref, kind = self._subject(session)
+        with self._transaction() as tx:
+            self._activity(tx, self.clock(), action, session.account_id, ref.account_id, kind,
+                           CONTROL.sub(" ", detail))
 
     # -- わたしの情報 ------------------------------------------------------------------------------
     def sources(self) -> Sequence[InformationSource]:
@@ -689,9 +756,11 @@ class PortalServiceImpl:
                           "the inclusion proof does not lead to the signed root hash")
         public_key = getattr(self.access_log, "public_key", None)
         key_name = getattr(self.access_log, "key_name", None)
-        if isinstance(public_key, bytes) and isinstance(key_name, str) and not \
-                merkle.checkpoint_matches(head.checkpoint, key_name, public_key, head.size,
-                                          head.root_hash):
+        if not isinstance(public_key, bytes) or not public_key or \
+                not isinstance(key_name, str) or not key_name:
+            return answer(False, hex_path, "no log key to check the signed tree head")
+        if not merkle.checkpoint_matches(head.checkpoint, key_name, public_key, head.size,
+                                         head.root_hash):
             return answer(False, hex_path, "the checkpoint's signature or body does not match")
         return answer(True, hex_path)
 
@@ -706,8 +775,13 @@ class PortalServiceImpl:
 
     # -- お知らせ ----------------------------------------------------------------------------------
     def send_notice(
-        self, agency_id: str, agency_code: str, kind: str, title: str, body: str
+        self, agency_id: str, agency_code: str, kind: str, title: str, body: str, *,
+        nonce: str | None = None,
     ) -> Notice:
+        """With ``nonce`` (a signed request's), the nonce is stored with the notice in one
+        transaction: a second request with it is NoticeReplayed."""
+        if nonce is not None:
+            nonce = _clean(nonce, "nonce", 64)
         agency_id = _clean(agency_id, "agency_id", 64)
         agency_code = _clean(agency_code, "agency_code", 64)
         if not isinstance(kind, str) or not NOTICE_KIND.match(kind):
@@ -719,14 +793,32 @@ class PortalServiceImpl:
             raise PortalError("the network routes notices to another portal",
                               field="agency_id")
         sender = self._agency_name(agency_id)
+        now = self.clock()
         with self._transaction() as session:
+            if nonce is not None:
+                self._claim_nonce(session, agency_id, nonce, now)
             row = m.NoticeRow(recipient_code=code, sender_id=agency_id, sender_name=sender,
-                              kind=kind, title=title, body=body, created_at=self.clock())
+                              kind=kind, title=title, body=body, created_at=now)
             session.add(row)
             session.flush()
             audit.record(session, m.AuditEvent, "portal:notice:receive",
                          actor=f"agency:{agency_id}", subject=f"notice:{row.id}", kind=kind)
             return _to_notice(row)
+
+    @staticmethod
+    def _claim_nonce(session: Session, agency_id: str, nonce: str, now: dt.datetime) -> None:
+        session.execute(delete(m.NoticeNonce).where(
+            m.NoticeNonce.created_at < now - NOTICE_NONCE_TTL))
+        seen = session.scalar(select(m.NoticeNonce.id).where(
+            m.NoticeNonce.agency_id == agency_id, m.NoticeNonce.nonce == nonce))
+        if seen is not None:
+            raise NoticeReplayed("this signed notice was already received", field="nonce")
+        session.add(m.NoticeNonce(agency_id=agency_id, nonce=nonce, created_at=now))
+        try:
+            session.flush()
+        except IntegrityError:  # the same request, concurrently: the whole send rolls back
+            raise NoticeReplayed("this signed notice was already received",
+                                 field="nonce") from None
 
     def notices(self, session: PortalSession) -> list[Notice]:
         ref, _ = self._subject(session)
@@ -839,38 +931,58 @@ class PortalServiceImpl:
         if len(attached) > 20:
             raise PortalError("documents: at most 20", field="documents")
         mayor = self._mayor(ref.municipality_code)
+        if not use_number and not attached:
+            raise PortalError("documents: without the number, name the documents you "
+                              "attach (the application proceeds on them)", field="documents")
         application_ref = f"MP-{secrets.token_hex(12)}"
-        declined_serial = None
-        if not use_number:
-            if not attached:
-                raise PortalError("documents: without the number, name the documents you "
-                                  "attach (the application proceeds on them)",
-                                  field="documents")
-            declined = self.agencies.record_declined(mayor, CHILD_ALLOWANCE_TASK,
-                                                     application_ref, attached)
-            declined_serial = declined.serial
         now = self.clock()
+        # Claim the notice first: of two submissions only one gets past here, so the core
+        # records at most one declined linkage for it.
         with self._transaction() as tx:
             notice = self._notice_row(tx, ref, notice_id)
-            if notice.answered_at is not None:  # answered meanwhile
-                raise NoticeAlreadyAnswered("this notice is already answered",
-                                            field="notice_id")
-            row = m.ApplicationRow(
-                account_id=ref.account_id, actor_account_id=session.account_id,
-                notice_id=notice.id, kind=CHILD_ALLOWANCE_APPLICATION, agency_id=mayor,
-                state=ApplicationState.SUBMITTED.value, application_ref=application_ref,
-                uses_number=bool(use_number), documents=attached, data=data,
-                submitted_at=now, by_proxy=kind.value if kind else None,
-                declined_serial=declined_serial)
-            tx.add(row)
-            tx.flush()
-            notice.answered_at = now
-            notice.read_at = notice.read_at or now
-            notice.application_id = row.id
-            self._activity(tx, now, "submit_application", session.account_id, ref.account_id,
-                           kind, f"{CHILD_ALLOWANCE_APPLICATION} #{row.id} to {mayor} "
-                           f"({'with the number' if use_number else 'documents, no number'})")
-            return _to_application(row)
+            taken = tx.execute(  # type: ignore[attr-defined]
+                update(m.NoticeRow)
+                .where(m.NoticeRow.id == notice.id, m.NoticeRow.answered_at.is_(None))
+                .values(answered_at=now)
+            ).rowcount
+        if taken != 1:
+            raise NoticeAlreadyAnswered("this notice is already answered", field="notice_id")
+        try:
+            declined_serial = None
+            if not use_number:
+                declined = self.agencies.record_declined(mayor, CHILD_ALLOWANCE_TASK,
+                                                         application_ref, attached)
+                declined_serial = declined.serial
+            with self._transaction() as tx:
+                notice = self._notice_row(tx, ref, notice_id)
+                row = m.ApplicationRow(
+                    account_id=ref.account_id, actor_account_id=session.account_id,
+                    notice_id=notice.id, kind=CHILD_ALLOWANCE_APPLICATION, agency_id=mayor,
+                    state=ApplicationState.SUBMITTED.value, application_ref=application_ref,
+                    uses_number=bool(use_number), documents=attached, data=data,
+                    submitted_at=now, by_proxy=kind.value if kind else None,
+                    declined_serial=declined_serial)
+                tx.add(row)
+                try:
+                    tx.flush()
+                except IntegrityError:  # another application already answers it
+                    raise NoticeAlreadyAnswered("this notice is already answered",
+                                                field="notice_id") from None
+                notice.answered_at = now
+                notice.read_at = notice.read_at or now
+                notice.application_id = row.id
+                self._activity(tx, now, "submit_application", session.account_id,
+                               ref.account_id, kind,
+                               f"{CHILD_ALLOWANCE_APPLICATION} #{row.id} to {mayor} "
+                               f"({'with the number' if use_number else 'documents, no number'})")
+                return _to_application(row)
+        except BaseException:
+            # Nothing half-written: the claim is given back unless an application answers it.
+            with self._transaction() as tx:
+                tx.execute(update(m.NoticeRow).where(
+                    m.NoticeRow.id == notice_id, m.NoticeRow.application_id.is_(None),
+                    m.NoticeRow.answered_at.is_not(None)).values(answered_at=None))
+            raise
 
     def applications(self, session: PortalSession) -> list[ApplicationRecord]:
         ref, _ = self._subject(session)
@@ -897,8 +1009,21 @@ class PortalServiceImpl:
         now = self.clock()
         if valid_until is not None and valid_until < now.date():
             raise PortalError("valid_until: already past", field="valid_until")
-        principal = self._account_for_resident(principal_resident_id, actor)
-        proxy = self._account_for_resident(proxy_resident_id, actor)
+        # Both people are checked (current residents) before anything is created.
+        principal_link = self._resident_link(principal_resident_id, actor)
+        proxy_link = self._resident_link(proxy_resident_id, actor)
+        if principal_link.pairwise_id == proxy_link.pairwise_id:
+            raise PortalError("a person cannot be their own proxy", field="proxy_resident_id")
+        known_principal = self._account_by_subject(principal_link.pairwise_id)
+        known_proxy = self._account_by_subject(proxy_link.pairwise_id)
+        if known_principal is not None and known_proxy is not None:
+            with self._transaction() as tx:
+                if self._live_proxy_kind(tx, known_proxy.account_id,
+                                         known_principal.account_id, now) is kind:
+                    raise ProxyAlreadyRegistered(
+                        "this proxy is already registered for the person")
+        principal = self._account_for_link(principal_link)
+        proxy = self._account_for_link(proxy_link)
         with self._transaction() as tx:
             if self._live_proxy_kind(tx, proxy.account_id, principal.account_id, now) is kind:
                 raise ProxyAlreadyRegistered("this proxy is already registered for the person")
@@ -940,10 +1065,55 @@ class PortalServiceImpl:
                     m.PortalSessionRow.acting_for == row.principal_account_id,
                     m.PortalSessionRow.ended_at.is_(None),
                 ).values(acting_for=row.proxy_account_id, proxy_kind=None))
+                tx.flush()
+                # API grants the proxy gave under the relation end with it.
+                grants = self._end_proxy_grants(tx, row.proxy_account_id,
+                                                row.principal_account_id, now)
                 audit.record(tx, m.AuditEvent, "portal:proxy:revoke", actor=actor,
-                             subject=f"proxy:{row.id}")
+                             subject=f"proxy:{row.id}", grants_revoked=grants)
             account = tx.get(m.Account, row.principal_account_id)
             return _to_proxy(row, account.display_name if account else "")
+
+    def _end_proxy_grants(self, tx: Session, proxy_account: int, principal: int,
+                          now: dt.datetime) -> int:
+        """Revoke the live API grants ``proxy_account`` gave for ``principal`` under a proxy
+        relation that no longer holds (revoked, or past ``valid_until``), with their tokens.
+        Grants under another still-live relation of the pair (another kind) stay."""
+        live = {ProxyKind(r.kind).value for r in tx.scalars(select(m.ProxyRow).where(
+            m.ProxyRow.proxy_account_id == proxy_account,
+            m.ProxyRow.principal_account_id == principal,
+            m.ProxyRow.revoked_at.is_(None)))
+            if r.valid_until is None or r.valid_until >= now.date()}
+        ended = [g for g in tx.scalars(select(Grant).where(
+            Grant.account_id == principal, Grant.actor_account_id == proxy_account,
+            Grant.actor_account_id != Grant.account_id, Grant.revoked_at.is_(None)))
+            if g.proxy_kind is None or g.proxy_kind not in live]
+        if not ended:
+            return 0
+        ids = [g.id for g in ended]
+        # ``revoked_by`` names an account; counter staff are none, so it stays empty here.
+        tx.execute(update(Grant).where(Grant.id.in_(ids), Grant.revoked_at.is_(None))
+                   .values(revoked_at=now))
+        tx.execute(update(AccessToken).where(AccessToken.grant_id.in_(ids),
+                                             AccessToken.revoked_at.is_(None))
+                   .values(revoked_at=now))
+        for grant in ended:
+            audit.record(tx, m.AuditEvent, "portal:grant:revoke", actor="system",
+                         subject=f"account:{principal}", grant_id=grant.id,
+                         client_id=grant.client_id, reason="proxy_relation_ended")
+        return len(ended)
+
+    def expire_proxies(self) -> int:
+        """Revoke the API grants given under proxy relations past their ``valid_until`` (the
+        same rule the re-check on every action applies); the number of grants revoked."""
+        now = self.clock()
+        with self._transaction() as tx:
+            pairs = {(int(proxy), int(principal)) for proxy, principal in tx.execute(
+                select(m.ProxyRow.proxy_account_id, m.ProxyRow.principal_account_id).where(
+                    m.ProxyRow.revoked_at.is_(None), m.ProxyRow.valid_until.is_not(None),
+                    m.ProxyRow.valid_until < now.date()))}
+            return sum(self._end_proxy_grants(tx, proxy, principal, now)
+                       for proxy, principal in sorted(pairs))
 
     def principals(self, session: PortalSession) -> list[ProxyRecord]:
         today = self.clock().date()

@@ -38,6 +38,7 @@ from mynumber.portal.interfaces import (
     ChildAllowanceForm,
     GrantNotFound,
     LoginFailed,
+    Notice,
     NoticeNotFound,
     NoticeState,
     PortalService,
@@ -48,6 +49,9 @@ from mynumber.portal.interfaces import (
     SessionExpired,
 )
 from mynumber.portal.reader import PortalCardReader, ReaderPinLocked, ReaderWrongPin
+from mynumber.portal.services import PortalServiceImpl
+from mynumber.registry.api import RegistryDep
+from mynumber.registry.interfaces import OutsideJurisdiction, StaffPrincipal
 from mynumber.registry.views import CounterRoute, CounterStaff, FormDep, _kept_values
 from mynumber.registry.views import _date as _form_date
 from mynumber.registry.views import _error as _counter_error
@@ -317,7 +321,8 @@ def home(request: Request, portal: PortalDep, session: OptionalSessionDep,
     notices = portal.notices(session)
     unread = sum(1 for n in notices if n.state is NoticeState.UNREAD)
     principals = portal.principals(session)
-    grants = request.app.state.container.oidc.grants(session.acting_for)
+    subject, _ = portal.acting_subject(session)  # re-checked, never the session's word alone
+    grants = request.app.state.container.oidc.grants(subject)
     return _page(request, "portal/home.html", session=session, unread=unread,
                  principals=principals, grants=grants,
                  done=done if done in ("grant_revoked", "acting_for", "self") else "")
@@ -530,15 +535,39 @@ def notices(request: Request, portal: PortalDep, session: SessionDep) -> HTMLRes
                  notices=portal.notices(session))
 
 
+def _find_notice(portal: PortalService, session: PortalSession, number: int) -> Notice:
+    """The notice, looked up without changing it (a GET never marks anything read)."""
+    found = next((n for n in portal.notices(session) if n.notice_id == number), None)
+    if found is None:
+        raise NoticeNotFound("no such notice", field="notice_id")
+    return found
+
+
 @router.get("/portal/notices/{notice_id}", response_class=HTMLResponse)
 def notice(request: Request, portal: PortalDep, session: SessionDep,
            notice_id: str) -> HTMLResponse:
     number = _positive_int(notice_id, NoticeNotFound)
     return _page(request, "portal/notice.html", session=session,
-                 notice=portal.read_notice(session, number))
+                 notice=_find_notice(portal, session, number))
+
+
+@router.get("/portal/notices/{notice_id}/read")
+def notice_read_form(request: Request, notice_id: str) -> Response:
+    number = _positive_int(notice_id, NoticeNotFound)
+    return RedirectResponse(f"/portal/notices/{number}" + _lang_query(request), status_code=303)
+
+
+@router.post("/portal/notices/{notice_id}/read")
+def mark_notice_read(request: Request, portal: PortalDep, session: SessionDep,
+                     notice_id: str) -> Response:
+    """既読にする: only a POST (with the session's CSRF token) marks a notice read."""
+    number = _positive_int(notice_id, NoticeNotFound)
+    portal.read_notice(session, number)
+    return RedirectResponse(f"/portal/notices/{number}", status_code=303)
 
 
 CHILD_ALLOWANCE_PATH = "/portal/applications/child-allowance"
+CHILD_ALLOWANCE_START = CHILD_ALLOWANCE_PATH + "/start"
 
 
 def _notice_id(value: object) -> int:
@@ -559,16 +588,34 @@ def _form_values(form: ChildAllowanceForm) -> dict[str, Any]:
 
 @router.get(CHILD_ALLOWANCE_PATH, response_class=HTMLResponse)
 def child_allowance(request: Request, portal: PortalDep, session: SessionDep,
-                    notice_id: str = "", use_number: str = "") -> HTMLResponse:
+                    notice_id: str = "") -> HTMLResponse:
+    """The choice (with or without the number). A GET changes nothing and fetches nothing:
+    whatever its query says, it shows the choice; the choice is POSTed."""
     number = _notice_id(notice_id)
-    if use_number not in ("yes", "no"):
-        notice = portal.read_notice(session, number)
-        return _page(request, "portal/child_allowance_choice.html", session=session,
-                     notice=notice)
-    uses = use_number == "yes"
-    form = portal.child_allowance_form(session, number, uses)
+    return _page(request, "portal/child_allowance_choice.html", session=session,
+                 notice=_find_notice(portal, session, number))
+
+
+@router.get(CHILD_ALLOWANCE_START)
+def back_to_notices(request: Request) -> Response:
+    """A GET on the POST-only start (e.g. the language link): back to the notices."""
+    return RedirectResponse("/portal/notices" + _lang_query(request), status_code=303)
+
+
+@router.post(CHILD_ALLOWANCE_START, response_class=HTMLResponse)
+def start_child_allowance(request: Request, portal: PortalDep, session: SessionDep,
+                          form: PortalForm) -> HTMLResponse:
+    """The chosen way: with the number the portal fetches the data through the network (a
+    POST, with the session's CSRF token); opening the 現況届 marks its notice read."""
+    number = _notice_id(form.get("notice_id"))
+    choice = _value(form, "use_number", 3)
+    if choice not in ("yes", "no"):
+        raise InvalidInput("choose whether the portal may use the number", field="use_number")
+    uses = choice == "yes"
+    portal.read_notice(session, number)
+    filled = portal.child_allowance_form(session, number, uses)
     return _page(request, "portal/child_allowance_form.html", session=session,
-                 notice_id=number, use_number=uses, values=_form_values(form),
+                 notice_id=number, use_number=uses, values=_form_values(filled),
                  documents=DOCUMENTS, optional_documents=OPTIONAL_DOCUMENTS)
 
 
@@ -666,9 +713,11 @@ def act_for(request: Request, portal: PortalDep, session: SessionDep,
 
 
 @router.post("/portal/grants/{grant_id}/revoke")
-def revoke_grant(request: Request, session: SessionDep, grant_id: str) -> Response:
+def revoke_grant(request: Request, portal: PortalDep, session: SessionDep,
+                 grant_id: str) -> Response:
     number = _positive_int(grant_id, GrantNotFound)
-    request.app.state.container.oidc.revoke_grant(session.acting_for, number, session.account_id)
+    subject, _ = portal.acting_subject(session)  # the proxy relation is re-checked now
+    request.app.state.container.oidc.revoke_grant(subject, number, session.account_id)
     return RedirectResponse(f"{HOME_PATH}?done=grant_revoked", status_code=303)
 
 
@@ -685,6 +734,16 @@ def _resident_id(form: FormData, name: str) -> int:
     return int(text)
 
 
+def _check_proxy_jurisdiction(portal: PortalServiceImpl, staff: StaffPrincipal,
+                              proxy_id: int) -> None:
+    """As the JSON API (api.revoke_proxy): only staff of the principal's municipality (or a
+    system action) may touch a registration (403, the registry's own error)."""
+    record = portal.proxy(proxy_id)
+    municipality = portal.account(record.principal_account_id).municipality_code
+    if staff.id != 0 and staff.municipality_code != municipality:
+        raise OutsideJurisdiction("this person is registered in another municipality")
+
+
 @counter.get(COUNTER_PROXIES, response_class=HTMLResponse)
 def counter_proxies(request: Request, staff: CounterStaff) -> HTMLResponse:
     return _counter_page(request, "portal/counter_proxies.html", staff=staff, values={},
@@ -692,9 +751,9 @@ def counter_proxies(request: Request, staff: CounterStaff) -> HTMLResponse:
 
 
 @counter.post(COUNTER_PROXIES, response_class=HTMLResponse)
-def counter_register_proxy(request: Request, staff: CounterStaff, form: FormDep
-                           ) -> HTMLResponse:
-    portal: PortalService = request.app.state.container.portal
+def counter_register_proxy(request: Request, staff: CounterStaff, registry: RegistryDep,
+                           form: FormDep) -> HTMLResponse:
+    portal: PortalServiceImpl = request.app.state.container.portal
     try:
         principal = _resident_id(form, "principal_resident_id")
         proxy = _resident_id(form, "proxy_resident_id")
@@ -703,7 +762,11 @@ def counter_register_proxy(request: Request, staff: CounterStaff, form: FormDep
         except ValueError:
             raise InvalidInput("choose the kind of proxy", field="kind") from None
         valid_until = _form_date(form, "valid_until") if _value(form, "valid_until") else None
-        record = portal.register_proxy(staff.actor, principal, proxy, kind, valid_until)
+        # The principal is read through the registry first: it enforces the staff member's
+        # jurisdiction and role (403 outside their municipality) and audits the read.
+        resident = registry.get_resident(staff, principal, "代理人登録")
+        record = portal.register_proxy(staff.actor, principal, proxy, kind, valid_until,
+                                       principal_name=resident.name)
     except DomainError as exc:
         return _counter_page(request, "portal/counter_proxies.html", status=exc.status,
                              staff=staff, values=_kept_values(form, exc.field), kinds=PROXY_KINDS,
@@ -720,10 +783,11 @@ def counter_revoke_form() -> Response:
 @counter.post(COUNTER_PROXIES + "/revoke", response_class=HTMLResponse)
 def counter_revoke_proxy(request: Request, staff: CounterStaff, form: FormDep
                          ) -> HTMLResponse:
-    portal: PortalService = request.app.state.container.portal
+    portal: PortalServiceImpl = request.app.state.container.portal
     try:
         text = _value(form, "proxy_id", 20)
         proxy_id = _positive_int(text, ProxyNotFound)
+        _check_proxy_jurisdiction(portal, staff, proxy_id)
         record = portal.revoke_proxy(staff.actor, proxy_id)
     except DomainError as exc:
         return _counter_page(request, "portal/counter_proxies.html", status=exc.status,

@@ -317,6 +317,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.action.answer_notice": {"ja": "お知らせへの回答", "en": "Answered a notice"},
     "portal.action.submit_application": {"ja": "申請", "en": "Submitted an application"},
     "portal.action.act_for": {"ja": "代理人として操作開始", "en": "Started acting as proxy"},
+    "portal.action.release": {"ja": "連携サービスへの提供", "en": "Released to a linked service"},
+    "portal.action.api_consent": {"ja": "連携サービスへの同意",
+                                  "en": "Consented to a linked service"},
+    "portal.action.api_consent_denied": {"ja": "連携サービスへの同意を拒否",
+                                         "en": "Refused consent to a linked service"},
+    "portal.action.api_grant_revoked": {"ja": "連携サービスへの同意の取消",
+                                        "en": "Revoked consent to a linked service"},
     # --- お知らせ and the 現況届 ---
     "portal.notice.state": {"ja": "状態", "en": "State"},
     "portal.notice.state.unread": {"ja": "未読", "en": "Unread"},
@@ -329,6 +336,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.notice.answer": {"ja": "このお知らせに回答（申請）する", "en": "Answer (apply)"},
     "portal.notice.answered": {"ja": "回答済みです。", "en": "Answered."},
     "portal.notice.back": {"ja": "お知らせ一覧に戻る", "en": "Back to the notices"},
+    "portal.notice.mark_read": {"ja": "既読にする", "en": "Mark as read"},
     "portal.ca.title": {"ja": "児童手当 現況届", "en": "Child allowance status report"},
     "portal.ca.choice_lead": {
         "ja": "申請の方法を選んでください。どちらの方法でも同じように受け付けられます。",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 17:01:36.199943
+Create Date: 2026-11-23 18:07:39.451369
 """
 
 from collections.abc import Sequence
@@ -81,6 +81,7 @@ def upgrade() -> None:
         sa.Column("declined_serial", sa.String(length=32), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_applications")),
         sa.UniqueConstraint("application_ref", name=op.f("uq_applications_application_ref")),
+        sa.UniqueConstraint("notice_id", name="uq_applications_notice_id"),
     )
     with op.batch_alter_table("applications", schema=None) as batch_op:
         batch_op.create_index(
@@ -116,6 +117,20 @@ def upgrade() -> None:
     with op.batch_alter_table("login_challenges", schema=None) as batch_op:
         batch_op.create_index(
             batch_op.f("ix_login_challenges_expires_at"), ["expires_at"], unique=False
+        )
+
+    op.create_table(
+        "notice_nonces",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("agency_id", sa.String(length=64), nullable=False),
+        sa.Column("nonce", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notice_nonces")),
+        sa.UniqueConstraint("agency_id", "nonce", name="uq_notice_nonces_agency"),
+    )
+    with op.batch_alter_table("notice_nonces", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_notice_nonces_created_at"), ["created_at"], unique=False
         )
 
     op.create_table(
@@ -382,6 +397,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_notices_recipient_code"))
 
     op.drop_table("notices")
+    with op.batch_alter_table("notice_nonces", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notice_nonces_created_at"))
+
+    op.drop_table("notice_nonces")
     with op.batch_alter_table("login_challenges", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_login_challenges_expires_at"))
 
