@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mynumber.app import Container, create_app
-from mynumber.portal.api import signed_request_bytes
+from mynumber.network.interfaces import signed_request_bytes
 from mynumber.registry.interfaces import StaffPrincipal, StaffRole
 from tests.conftest import SHIBUYA, SHINJUKU, new_resident
 from tests.portal.conftest import AUTH_PIN, CITY, CardHolder, hold, resident_record

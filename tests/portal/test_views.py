@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from mynumber.agencies.seed import mayor_lookup
 from mynumber.app import Container, create_app
 from mynumber.card.chip import PinKind
 from mynumber.errors import NotAuthenticated
+from mynumber.network.interfaces import mayor_lookup
 from mynumber.portal import models as portal_models
 from mynumber.portal.interfaces import (
     CHILD_ALLOWANCE_TASK,

@@ -15,12 +15,12 @@ import hashlib
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mynumber.agencies.interfaces import CopyInput
-from mynumber.network.interfaces import AgencyRecord, LegalTable
+from mynumber.network.interfaces import LegalTable, mayor_lookup
 from mynumber.registry.interfaces import ResidentRecord
 from mynumber.settings import Mode, Settings
 
@@ -61,6 +61,23 @@ def address_number(seed: int, agency_id: str, resident_id: int) -> str:
     return f"A{int.from_bytes(digest.digest(), 'big') % 10**12:012d}"
 
 
+def resident_record_copy(r: ResidentRecord, household: Iterable[ResidentRecord]
+                         ) -> dict[str, Any]:
+    """住民票関係情報 as the municipality holds it: the 4 basic items and the household (the
+    other members of ``household``)."""
+    return {
+        "name": r.name, "name_kana": r.name_kana, "birth_date": r.birth_date.isoformat(),
+        "sex": r.sex.value, "address": r.address,
+        "household": [
+            {"name": o.name, "birth_date": o.birth_date.isoformat(),
+             "relationship": o.relationship}
+            for o in household if o.id != r.id
+        ],
+        "household_relationship": r.relationship, "moved_in": False,
+        "municipality_code": r.municipality_code,
+    }
+
+
 def _age(birth: dt.date, on: dt.date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
@@ -82,19 +99,6 @@ class _Plans:
                 and self.table.find(requester_kind, t, provider_kind, item) is not None
             ]
         return self._cache[key]
-
-
-def mayor_lookup(agencies: Sequence[AgencyRecord]) -> Callable[[str], str | None]:
-    by_code = {a.municipality_code: a.agency_id for a in agencies
-               if a.municipality_code and a.kind.endswith("_mayor")}
-    # A ward (行政区) of a designated city is no agency: its city's mayor is.
-    by_prefix = {a.municipality_code[:4]: a.agency_id for a in agencies
-                 if a.municipality_code and a.kind == "designated_city_mayor"}
-
-    def mayor(code: str) -> str | None:
-        return by_code.get(code) or by_prefix.get(code[:4])
-
-    return mayor
 
 
 def seed_exchanges(
@@ -142,18 +146,8 @@ def seed_exchanges(
         know(PORTAL)
         city = mayor(r.municipality_code)
         if city is not None:
-            # 住民票関係情報 as the municipality holds it: the 4 basic items and the household.
-            hold(city, "resident_record", {
-                "name": r.name, "name_kana": r.name_kana, "birth_date": r.birth_date.isoformat(),
-                "sex": r.sex.value, "address": r.address,
-                "household": [
-                    {"name": o.name, "birth_date": o.birth_date.isoformat(),
-                     "relationship": o.relationship}
-                    for o in households.get(r.household_id, ()) if o.id != r.id
-                ],
-                "household_relationship": r.relationship, "moved_in": False,
-                "municipality_code": r.municipality_code,
-            })
+            hold(city, "resident_record",
+                 resident_record_copy(r, households.get(r.household_id, ())))
             if age >= 18:
                 income = rng.randrange(0, 9_000_000, 10_000)
                 hold(city, "local_tax", {

@@ -167,6 +167,13 @@ class AgenciesServiceImpl:
                                                m.Person.address_number == address_number)
         )
 
+    @staticmethod
+    def _number_of(session: Session, agency_id: str, agency_code: str) -> str | None:
+        return session.scalar(
+            select(m.Person.address_number).where(m.Person.agency_id == agency_id,
+                                                  m.Person.agency_code == agency_code)
+        )
+
     def agency_code(self, agency_id: str, address_number: str) -> str:
         check_agency_id(agency_id)
         check_address_number(address_number)
@@ -190,8 +197,7 @@ class AgenciesServiceImpl:
         if not agency_code or len(agency_code) > 64:
             raise PersonNotEnrolled("no person has this agency code", field="agency_code")
         with self.databases.unit_of_work(CONTEXT) as session:
-            number = session.scalar(select(m.Person.address_number).where(
-                m.Person.agency_id == agency_id, m.Person.agency_code == agency_code))
+            number = self._number_of(session, agency_id, agency_code)
         if number is None:
             raise PersonNotEnrolled("no person has this agency code", field="agency_code")
         return number
@@ -203,16 +209,14 @@ class AgenciesServiceImpl:
         check_address_number(address_number)
         code = self.network.issue_agency_code(agency_id, acquisition_number)
         with self.databases.unit_of_work(CONTEXT) as session:
-            known = session.scalar(select(m.Person.address_number).where(
-                m.Person.agency_id == agency_id, m.Person.agency_code == code))
+            known = self._number_of(session, agency_id, code)
             if known is not None:
                 return known
         try:
             self._add_person(agency_id, address_number, code, via="acquisition_number")
         except IntegrityError:
             with self.databases.unit_of_work(CONTEXT) as session:
-                known = session.scalar(select(m.Person.address_number).where(
-                    m.Person.agency_id == agency_id, m.Person.agency_code == code))
+                known = self._number_of(session, agency_id, code)
             if known is not None:  # enrolled concurrently
                 return known
             raise PersonAlreadyEnrolled(

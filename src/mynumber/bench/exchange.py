@@ -53,9 +53,10 @@ def _prepare(settings: Any, residents: int) -> list[tuple[str, str, str, str, st
     a 副本 each; return the work: (requester, address number, task, provider, item)."""
     from mynumber import migrations
     from mynumber.agencies.interfaces import CopyInput
-    from mynumber.agencies.seed import address_number, mayor_lookup
+    from mynumber.agencies.seed import address_number
     from mynumber.app import build_container, sync_directory
     from mynumber.db import Databases
+    from mynumber.network.interfaces import mayor_lookup
     from mynumber.registry.seed import current_residents, seed_population
     from mynumber.registry.services import load_municipalities
 

@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from mynumber.cli.common import console, container_from_env, fail
+
+if TYPE_CHECKING:
+    from mynumber.portal.oauth import ApiClientsImpl
 
 app = typer.Typer(help="自己情報取得API: API clients (register, approve, suspend, retire, "
                   "monitoring) and the OIDC signing key.", no_args_is_help=True)
 
 Reason = Annotated[str, typer.Option("--reason", help="why (recorded with the change)")]
 Actor = Annotated[str, typer.Option("--actor", help="who decides (recorded)")]
+
+
+T = TypeVar("T")
+
+
+def _call(action: Callable[[ApiClientsImpl], T]) -> T:
+    """Run ``action`` on the environment's API clients; a domain error is reported."""
+    from mynumber.errors import DomainError
+
+    container = container_from_env()
+    try:
+        return action(container.api_clients)
+    except DomainError as exc:
+        fail(str(exc))
+    finally:
+        container.close()
 
 
 def _print(record: object) -> None:
@@ -34,31 +54,17 @@ def register(
     contact: Annotated[str, typer.Option(help="contact address")] = "",
 ) -> None:
     """Apply for a client (state applied); prints the client secret once."""
-    from mynumber.errors import DomainError
-
-    container = container_from_env()
-    try:
-        record = container.api_clients.register(name, organisation or name, contact or "-",
-                                                redirect_uri, scope)
-    except DomainError as exc:
-        fail(str(exc))
-    finally:
-        container.close()
+    record = _call(lambda clients: clients.register(name, organisation or name, contact or "-",
+                                                    redirect_uri, scope))
     _print(record)
     console.print("[yellow]the client secret is shown only now[/yellow]")
 
 
 def _set_state(client_id: str, state: str, reason: str, actor: str) -> None:
-    from mynumber.errors import DomainError
     from mynumber.portal.interfaces import ClientState
 
-    container = container_from_env()
-    try:
-        record = container.api_clients.set_state(actor, client_id, ClientState(state), reason)
-    except DomainError as exc:
-        fail(str(exc))
-    finally:
-        container.close()
+    record = _call(lambda clients: clients.set_state(actor, client_id, ClientState(state),
+                                                     reason))
     console.print(f"{record.client_id}: {record.state.value} ({record.state_reason})")
 
 
@@ -83,15 +89,7 @@ def retire(client: str, reason: Reason, actor: Actor = "cli") -> None:
 @app.command("rate-limit")
 def rate_limit(client: str, per_minute: int, actor: Actor = "cli") -> None:
     """Set the client's requests a minute."""
-    from mynumber.errors import DomainError
-
-    container = container_from_env()
-    try:
-        record = container.api_clients.set_rate_limit(actor, client, per_minute)
-    except DomainError as exc:
-        fail(str(exc))
-    finally:
-        container.close()
+    record = _call(lambda clients: clients.set_rate_limit(actor, client, per_minute))
     console.print(f"{record.client_id}: {record.rate_limit_per_minute}/min")
 
 
@@ -101,14 +99,11 @@ def list_clients(state: Annotated[str | None, typer.Option(
     """List clients."""
     from mynumber.portal.interfaces import ClientState
 
-    container = container_from_env()
     try:
-        records = container.api_clients.clients(ClientState(state) if state else None)
+        wanted = ClientState(state) if state else None
     except ValueError:
         fail(f"unknown state {state!r}", code=2)
-    finally:
-        container.close()
-    for r in records:
+    for r in _call(lambda clients: clients.clients(wanted)):
         console.print(f"{r.client_id}  {r.state.value:<9}  {r.rate_limit_per_minute:>7}/min  "
                       f"{r.name} ({r.organisation})  scopes: {' '.join(r.scopes)}")
 
@@ -116,16 +111,7 @@ def list_clients(state: Annotated[str | None, typer.Option(
 @app.command("monitoring")
 def monitoring(client: str) -> None:
     """Requests, releases, refusals, rate-limited calls, anomalies of one client."""
-    from mynumber.errors import DomainError
-
-    container = container_from_env()
-    try:
-        watch = container.api_clients.monitoring(client)
-    except DomainError as exc:
-        fail(str(exc))
-    finally:
-        container.close()
-    _print(watch)
+    _print(_call(lambda clients: clients.monitoring(client)))
 
 
 @app.command("signing-key")

@@ -7,7 +7,6 @@ request (docs/network.md); in production the transport is mutual TLS as well."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -23,7 +22,7 @@ from mynumber.network.interfaces import (
     ExchangeQuery,
     NetworkError,
     Outcome,
-    canonical_json,
+    signed_request_bytes,
 )
 from mynumber.network.services import MAX_CLOCK_SKEW, NetworkServiceImpl
 
@@ -48,16 +47,6 @@ class ExchangeRefused(DomainError):
     code = "exchange_refused"
     status = 403
     title = "Exchange refused"
-
-
-def signed_request_bytes(kind: str, fields: dict[str, Any]) -> bytes:
-    """What an agency signs for a non-exchange call: the request's fields (without the
-    signature), ``requested_at`` in UTC ISO form, and a type tag naming the operation."""
-    body = {k: v for k, v in fields.items() if k != "signature"}
-    if isinstance(body.get("requested_at"), dt.datetime):
-        body["requested_at"] = body["requested_at"].astimezone(dt.UTC).isoformat()
-    body["type"] = f"mynumber.{kind}.v1"
-    return canonical_json(body)
 
 
 def _check_signed(network: NetworkServiceImpl, kind: str, body: Any) -> None:

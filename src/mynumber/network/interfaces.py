@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -122,6 +122,31 @@ class RefusalReason(StrEnum):
 def canonical_json(value: Any) -> bytes:
     """The one byte form every signature and log leaf is computed over."""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def signed_request_bytes(kind: str, fields: dict[str, Any]) -> bytes:
+    """What an agency signs for a non-exchange call (network or portal API): the request's
+    fields (without the signature), ``requested_at`` in UTC ISO form, and a type tag naming
+    the operation."""
+    body = {k: v for k, v in fields.items() if k != "signature"}
+    if isinstance(body.get("requested_at"), dt.datetime):
+        body["requested_at"] = body["requested_at"].astimezone(dt.UTC).isoformat()
+    body["type"] = f"mynumber.{kind}.v1"
+    return canonical_json(body)
+
+
+def mayor_lookup(agencies: Sequence[AgencyRecord]) -> Callable[[str], str | None]:
+    """The mayor agency holding a municipality's 住民票関係情報, by 団体コード: a ward (行政区) of
+    a designated city is no agency, its city's mayor is."""
+    by_code = {a.municipality_code: a.agency_id for a in agencies
+               if a.municipality_code and a.kind.endswith("_mayor")}
+    by_prefix = {a.municipality_code[:4]: a.agency_id for a in agencies
+                 if a.municipality_code and a.kind == "designated_city_mayor"}
+
+    def mayor(code: str) -> str | None:
+        return by_code.get(code) or by_prefix.get(code[:4])
+
+    return mayor
 
 
 @dataclass(frozen=True)

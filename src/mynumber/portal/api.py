@@ -18,7 +18,6 @@ Who may call what:
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -27,8 +26,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mynumber.db import utcnow
-from mynumber.errors import Forbidden
-from mynumber.network.interfaces import BadSignature, canonical_json
+from mynumber.network.interfaces import BadSignature, signed_request_bytes
 from mynumber.portal import schemas as s
 from mynumber.portal.interfaces import (
     PortalError,
@@ -39,7 +37,6 @@ from mynumber.portal.services import NOTICE_CLOCK_SKEW, PortalServiceImpl
 from mynumber.registry.api import MAX_ID, CurrentStaff
 from mynumber.registry.interfaces import RegistryService
 
-MAX_CLOCK_SKEW = NOTICE_CLOCK_SKEW
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 bearer = HTTPBearer(auto_error=False,
@@ -169,7 +166,7 @@ def my_information(scope: Scope, session: Resident, portal: PortalDep) -> s.Info
             response_model=list[s.HistoryEntryOut], responses={**R401, **R403_PROXY})
 def history(session: Resident, portal: PortalDep) -> list[s.HistoryEntryOut]:
     """やりとり履歴: every exchange about you (restricted ones after their deferral)."""
-    return [s.HistoryEntryOut(record=s.AccessRecordOut(**dataclasses.asdict(e.record)),
+    return [s.HistoryEntryOut(record=e.record,
                               released_to=list(e.released_to), by_proxy=e.by_proxy)
             for e in portal.history(session)]
 
@@ -216,16 +213,6 @@ def applications(session: Resident, portal: PortalDep) -> list[s.ApplicationOut]
     return [s.ApplicationOut(**dataclasses.asdict(a)) for a in portal.applications(session)]
 
 
-def signed_request_bytes(kind: str, fields: dict[str, Any]) -> bytes:
-    """What an agency signs (the network API's convention): the request's fields without the
-    signature, ``requested_at`` in UTC ISO form, and ``type`` = ``mynumber.<kind>.v1``."""
-    body = {k: v for k, v in fields.items() if k != "signature"}
-    if isinstance(body.get("requested_at"), dt.datetime):
-        body["requested_at"] = body["requested_at"].astimezone(dt.UTC).isoformat()
-    body["type"] = f"mynumber.{kind}.v1"
-    return canonical_json(body)
-
-
 @router.post("/notices", operation_id="portal_send_notice", response_model=s.NoticeAccepted,
              responses={403: _problem("`bad_signature` (not signed by the agency's registered "
                                       "key) or `not_permitted` (unknown code, suspended)"),
@@ -238,7 +225,7 @@ def send_notice(body: s.NoticeIn, portal: PortalDep) -> s.NoticeAccepted:
     Each signed request is accepted once: its ``nonce`` again is `notice_replayed`."""
     if body.requested_at.tzinfo is None:
         raise PortalError("requested_at: needs a timezone", field="requested_at")
-    if abs(utcnow() - body.requested_at) > MAX_CLOCK_SKEW:
+    if abs(utcnow() - body.requested_at) > NOTICE_CLOCK_SKEW:
         raise PortalError("requested_at: more than 5 minutes from the portal's clock",
                           field="requested_at")
     agency = portal.network.agency(body.agency_id)
@@ -280,8 +267,5 @@ def register_proxy(body: s.ProxyIn, staff: CurrentStaff, portal: PortalDep,
                         404: _problem("`proxy_not_found`")})
 def revoke_proxy(proxy_id: ProxyId, staff: CurrentStaff, portal: PortalDep) -> s.ProxyOut:
     """End a proxy registration at once (sessions acting under it fall back)."""
-    record = portal.proxy(proxy_id)
-    municipality = portal.account(record.principal_account_id).municipality_code
-    if staff.id != 0 and staff.municipality_code != municipality:
-        raise Forbidden("this person is registered in another municipality")
+    portal.check_staff_jurisdiction(staff, proxy_id)
     return s.ProxyOut(**dataclasses.asdict(portal.revoke_proxy(staff.actor, proxy_id)))

@@ -29,15 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
     ClientMixin,
     InvalidRequestError,
-    JsonPayload,
-    JsonRequest,
     OAuth2Error,
     OAuth2Request,
 )
@@ -54,7 +52,7 @@ from starlette.responses import JSONResponse, Response
 
 from mynumber.audit import record as audit
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
-from mynumber.errors import Forbidden, NotAuthenticated
+from mynumber.errors import DomainError, Forbidden, NotAuthenticated
 from mynumber.keys import KeyError_
 from mynumber.portal.interfaces import (
     ClientMonitoring,
@@ -73,7 +71,7 @@ from mynumber.portal.interfaces import (
     Release,
     SessionExpired,
 )
-from mynumber.portal.models import ActivityRow, AuditEvent, ProxyRow
+from mynumber.portal.models import ActivityRow, AuditEvent
 from mynumber.portal.oauth_models import (
     AccessToken,
     ApiClient,
@@ -84,10 +82,8 @@ from mynumber.portal.oauth_models import (
     PushedRequest,
     ReleaseRecord,
 )
+from mynumber.portal.services import MUNICIPALITY, hash_secret
 from mynumber.settings import Mode, Settings
-
-if TYPE_CHECKING:
-    from mynumber.network.interfaces import AgencyRecord
 
 log = logging.getLogger("mynumber.portal.oidc")
 
@@ -111,10 +107,6 @@ TRANSITIONS: dict[ClientState, frozenset[ClientState]] = {
     ClientState.SUSPENDED: frozenset({ClientState.APPROVED, ClientState.RETIRED}),
     ClientState.RETIRED: frozenset(),
 }
-
-
-def _hash(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _detail(text: str) -> str:
@@ -315,7 +307,7 @@ class ApiClientsImpl:
         secret = secrets.token_urlsafe(32)
         now = utcnow()
         row = ApiClient(
-            client_id=client_id, secret_hash=_hash(secret), name=name.strip(),
+            client_id=client_id, secret_hash=hash_secret(secret), name=name.strip(),
             organisation=organisation.strip(), contact=contact.strip(), redirect_uris=uris,
             scopes=wanted, state=ClientState.APPLIED.value,
             rate_limit_per_minute=DEFAULT_RATE_LIMIT, created_at=now, state_changed_at=now,
@@ -516,15 +508,6 @@ class _StarletteOAuth2Request(OAuth2Request):  # type: ignore[misc]
         return self._form
 
 
-class _JsonPayload(JsonPayload):  # type: ignore[misc]
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return self._data
-
-
 @dataclass
 class _Client(ClientMixin):  # type: ignore[misc]
     client_id: str
@@ -555,7 +538,7 @@ class _Client(ClientMixin):  # type: ignore[misc]
         return ok
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return hmac.compare_digest(_hash(client_secret), self.secret_hash)
+        return hmac.compare_digest(hash_secret(client_secret), self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in AUTH_METHODS
@@ -626,8 +609,6 @@ class _Pkce(CodeChallenge):  # type: ignore[misc]
     def validate_code_verifier(self, grant: Any, result: Any) -> None:
         request = grant.request
         try:
-            if not request.form.get("code_verifier"):
-                raise InvalidRequestError("Missing 'code_verifier'")
             super().validate_code_verifier(grant, result)
         except OAuth2Error:
             self.provider.clients.record_anomaly(request.client.client_id, "pkce_failure")
@@ -685,7 +666,7 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
     :class:`HttpRequest`; responses are Starlette responses."""
 
     def __init__(self, provider: OpenIdProvider) -> None:
-        super().__init__(scopes_supported=None)
+        super().__init__(scopes_supported=["openid", *provider.item_scopes()])
         self.provider = provider
         self.register_token_generator("default", self._generate_token)
         self.register_grant(_CodeGrant, [_Pkce(provider), _OpenIdCode(provider)])
@@ -695,13 +676,6 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
         self.provider._save_token(token, request)
-
-    def validate_requested_scope(self, scope: str | None) -> None:
-        known = {"openid", *self.provider.item_scopes()}
-        if scope and any(s not in known for s in scope_to_list(scope)):
-            from authlib.oauth2.rfc6749 import InvalidScopeError
-
-            raise InvalidScopeError()
 
     @staticmethod
     def _generate_token(grant_type: str, client: _Client, user: Any = None,
@@ -717,13 +691,6 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         if not isinstance(request, HttpRequest):
             raise TypeError("read the Starlette request with HttpRequest.read first")
         return _StarletteOAuth2Request(request, self.provider.issuer)
-
-    def create_json_request(self, request: Any) -> JsonRequest:
-        http: HttpRequest = request
-        json_request = JsonRequest(http.method, f"{self.provider.issuer}{http.path}",
-                                   http.headers)
-        json_request.payload = _JsonPayload(dict(http.form))
-        return json_request
 
     def handle_response(self, status: int, body: Any, headers: Any) -> Response:
         header_map = dict(headers or [])
@@ -802,11 +769,11 @@ class _TokenInfo:
 # --- the provider -----------------------------------------------------------------------------
 
 
-
 def _grant_record(grant: Grant, client_name: str) -> GrantRecord:
     return GrantRecord(grant.id, grant.client_id, client_name, tuple(grant.scopes.split()),
                        grant.granted_at, grant.revoked_at, grant.actor_account_id,
                        ProxyKind(grant.proxy_kind) if grant.proxy_kind else None)
+
 
 class OpenIdProvider:
     """The OpenID Provider of the self-information API and the resident's side of it
@@ -817,10 +784,11 @@ class OpenIdProvider:
         "c.rate_limit_per_minute, "
         "CASE WHEN t.expires_at > :now THEN 1 ELSE 0 END, "
         "CASE WHEN t.revoked_at IS NULL AND g.revoked_at IS NULL THEN 1 ELSE 0 END, "
-        # A grant a proxy gave lives only as long as a registration of that proxy does.
+        # A grant a proxy gave lives only as long as that proxy's registration of its kind does.
         "CASE WHEN g.actor_account_id IS NULL OR g.actor_account_id = g.account_id THEN 1 "
         "WHEN EXISTS (SELECT 1 FROM proxies p WHERE p.principal_account_id = g.account_id "
         "AND p.proxy_account_id = g.actor_account_id AND p.revoked_at IS NULL "
+        "AND (g.proxy_kind IS NULL OR p.kind = g.proxy_kind) "
         "AND (p.valid_until IS NULL OR p.valid_until >= :today)) THEN 1 ELSE 0 END "
         "FROM oidc_access_tokens t JOIN oidc_grants g ON g.id = t.grant_id "
         "JOIN oidc_clients c ON c.client_id = t.client_id WHERE t.token_hash = :h"
@@ -953,7 +921,7 @@ class OpenIdProvider:
         request_uri = REQUEST_URI_PREFIX + secrets.token_urlsafe(32)
         with self.databases.unit_of_work("portal") as session:
             session.add(PushedRequest(
-                request_id=_hash(request_uri), client_id=client.client_id,
+                request_id=hash_secret(request_uri), client_id=client.client_id,
                 params={"pairs": params},
                 expires_at=utcnow() + dt.timedelta(seconds=PAR_SECONDS)))
         return JSONResponse({"request_uri": request_uri, "expires_in": PAR_SECONDS},
@@ -969,7 +937,7 @@ class OpenIdProvider:
             return problem
         now = utcnow()
         with self.databases.unit_of_work("portal") as session:
-            row = session.get(PushedRequest, _hash(request_uri))
+            row = session.get(PushedRequest, hash_secret(request_uri))
             if (row is None or row.client_id != client_id or row.used_at is not None
                     or row.expires_at <= now):
                 return problem
@@ -1024,7 +992,7 @@ class OpenIdProvider:
         consent_id = secrets.token_urlsafe(32)
         with self.databases.unit_of_work("portal") as db:
             db.add(ConsentRequest(
-                request_id=_hash(consent_id), session_id=session.session_id,
+                request_id=hash_secret(consent_id), session_id=session.session_id,
                 client_id=client.client_id, params={"pairs": params, "subject": acting[0]},
                 expires_at=utcnow() + dt.timedelta(seconds=CONSENT_SECONDS)))
         items = tuple(self._consent_item(s, acting[0]) for s in requested if s != "openid")
@@ -1050,25 +1018,14 @@ class OpenIdProvider:
         provider_id, name = source.provider, source.provider
         if self.network is not None:
             try:
-                if source.provider == "municipality":
-                    code = self.portal.account(account_id).municipality_code
-                    agency = self._mayor(code)
-                    if agency is not None:
-                        provider_id, name = agency.agency_id, agency.name
-                else:
-                    name = self.network.agency(source.provider).name
+                provider = source.provider
+                if provider == MUNICIPALITY:  # the mayor serving the resident (the portal's rule)
+                    provider = self.portal.mayor_of(
+                        self.portal.account(account_id).municipality_code)
+                provider_id, name = provider, self.network.agency(provider).name
             except Exception:  # a label must not break the consent page
                 log.warning("could not resolve the provider of %s", scope)
         return ConsentItem(scope, source.label_ja, source.label_en, provider_id, name)
-
-    def _mayor(self, code: str) -> AgencyRecord | None:
-        agencies: list[AgencyRecord] = [a for a in self.network.agencies() if a.municipality_code]
-        exact = [a for a in agencies if a.municipality_code == code and a.kind.endswith("_mayor")]
-        if exact:
-            return exact[0]
-        city = [a for a in agencies if a.kind == "designated_city_mayor"
-                and (a.municipality_code or "")[:4] == code[:4]]
-        return city[0] if city else None
 
     def decide(self, session: PortalSession, consent_id: str, csrf_token: str, approve: bool,
                scopes: Sequence[str]) -> Response | AuthorizationProblem:
@@ -1082,7 +1039,7 @@ class OpenIdProvider:
             return acting
         now = utcnow()
         with self.databases.unit_of_work("portal") as db:
-            row = db.get(ConsentRequest, _hash(consent_id))
+            row = db.get(ConsentRequest, hash_secret(consent_id))
             if (row is None or row.session_id != session.session_id
                     or row.used_at is not None or row.expires_at <= now):
                 return AuthorizationProblem(
@@ -1151,7 +1108,7 @@ class OpenIdProvider:
             session.add(grant)
             session.flush()
             session.add(AuthorizationCode(
-                code_hash=_hash(code), client_id=client.client_id, grant_id=grant.id,
+                code_hash=hash_secret(code), client_id=client.client_id, grant_id=grant.id,
                 account_id=user.account_id, redirect_uri=request.payload.redirect_uri,
                 scope=scope, nonce=data.get("nonce"), code_challenge=data["code_challenge"],
                 code_challenge_method=data["code_challenge_method"], auth_time=user.auth_time,
@@ -1186,7 +1143,7 @@ class OpenIdProvider:
         """The code, claimed for this one exchange; a second use is a replay: the tokens the
         first one got are revoked and the client's monitoring shows it."""
         now = utcnow()
-        code_hash = _hash(code)
+        code_hash = hash_secret(code)
         with self.databases.unit_of_work("portal") as session:
             row = session.get(AuthorizationCode, code_hash)
             if row is None or row.client_id != client.client_id:
@@ -1201,10 +1158,7 @@ class OpenIdProvider:
                     update(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash,
                                                     AuthorizationCode.used_at.is_(None))
                     .values(used_at=now)).rowcount != 1  # type: ignore[attr-defined]
-            if replay:
-                expired = False
-            else:
-                expired = row.expires_at <= now
+            expired = not replay and row.expires_at <= now
             found = _Code(row.code_hash, row.client_id, row.grant_id, row.account_id,
                           row.redirect_uri, row.scope, row.nonce, row.code_challenge,
                           row.code_challenge_method, row.auth_time)
@@ -1226,7 +1180,7 @@ class OpenIdProvider:
         now = utcnow()
         with self.databases.unit_of_work("portal") as session:
             session.add(AccessToken(
-                token_hash=_hash(token["access_token"]), grant_id=code.grant_id,
+                token_hash=hash_secret(token["access_token"]), grant_id=code.grant_id,
                 client_id=code.client_id, account_id=code.account_id, scope=code.scope,
                 code_hash=code.code_hash, issued_at=now,
                 expires_at=now + dt.timedelta(seconds=TOKEN_SECONDS)))
@@ -1239,31 +1193,32 @@ class OpenIdProvider:
         with self._hot.connection() as raw:
             now = utcnow()
             today = now.date() if self.databases.is_postgres else now.date().isoformat()
-            rows = self._hot.run(raw, self._LOOKUP, {"h": _hash(token), "now": now,
+            rows = self._hot.run(raw, self._LOOKUP, {"h": hash_secret(token), "now": now,
                                                      "today": today})
         if not rows:
             raise InvalidToken("the access token is not valid")
         (account_id, grant_id, scopes, client_id, name, state, per_minute, live, valid,
          proxy_live) = rows[0]
-        if valid and not proxy_live:
-            self.clients.counters.count(client_id, refused=True)
-            raise InvalidToken("the proxy who consented is no longer registered for the resident")
-        if not valid:
-            self.clients.counters.count(client_id, refused=True)
-            self.clients.record_anomaly(client_id, "token_after_revocation")
-            raise InvalidToken("the access token was revoked")
-        if not live:
-            self.clients.counters.count(client_id, refused=True)
-            raise InvalidToken("the access token expired")
-        if state != ClientState.APPROVED.value:
-            self.clients.counters.count(client_id, refused=True)
-            self.clients.record_anomaly(client_id, "request_while_" + state)
-            raise ClientNotApproved(f"the client is {state}")
         granted = frozenset(scopes.split())
-        if scope is not None and scope not in granted:
+        refusal: tuple[DomainError, str | None] | None = None  # (error, anomaly)
+        if not valid:
+            refusal = InvalidToken("the access token was revoked"), "token_after_revocation"
+        elif not proxy_live:
+            refusal = InvalidToken("the proxy who consented is no longer registered for the "
+                                   "resident"), None
+        elif not live:
+            refusal = InvalidToken("the access token expired"), None
+        elif state != ClientState.APPROVED.value:
+            refusal = ClientNotApproved(f"the client is {state}"), "request_while_" + state
+        elif scope is not None and scope not in granted:
+            refusal = InsufficientScope("the resident did not consent to this item",
+                                        scope=scope), None
+        if refusal is not None:
+            error, anomaly = refusal
             self.clients.counters.count(client_id, refused=True)
-            raise InsufficientScope("the resident did not consent to this item",
-                                    scope=scope)
+            if anomaly is not None:
+                self.clients.record_anomaly(client_id, anomaly)
+            raise error
         wait = self._limiter.take(client_id, per_minute)
         if wait > 0:
             self.clients.counters.count(client_id, limited=True)
@@ -1309,30 +1264,17 @@ class OpenIdProvider:
                 .where(Grant.account_id == account_id).order_by(Grant.id.desc())).all()
             return [_grant_record(g, name) for g, name in rows]
 
-    def _proxy_kind(self, session: Any, proxy_account: int, principal: int,
-                    now: dt.datetime) -> ProxyKind | None:
-        """The live proxy relation of ``proxy_account`` for ``principal`` (not revoked, not
-        past ``valid_until``; the portal's own rule), else None."""
-        rows = session.scalars(select(ProxyRow).where(
-            ProxyRow.proxy_account_id == proxy_account,
-            ProxyRow.principal_account_id == principal,
-            ProxyRow.revoked_at.is_(None)).order_by(ProxyRow.id))
-        for row in rows:
-            if row.valid_until is None or row.valid_until >= now.date():
-                return ProxyKind(row.kind)
-        return None
-
     def revoke_grant(self, account_id: int, grant_id: int,
                      actor_account_id: int) -> GrantRecord:
         """Revoke a grant of ``account_id``. An actor other than the resident must be a live
         proxy of theirs (NotAProxy otherwise); the revocation is an audit event and a portal
         activity naming the actor and the proxy kind."""
-        clock = getattr(self.portal, "clock", None)
-        now = clock() if callable(clock) else utcnow()
+        now = self.portal.clock()
         with self.databases.unit_of_work("portal") as session:
             kind: ProxyKind | None = None
             if actor_account_id != account_id:
-                kind = self._proxy_kind(session, actor_account_id, account_id, now)
+                # the portal's rule of a live proxy relation (not revoked, not past valid_until)
+                kind = self.portal.live_proxy_kind(session, actor_account_id, account_id, now)
                 if kind is None:
                     raise NotAProxy("you are not a registered proxy of this person")
             grant = session.get(Grant, grant_id)
@@ -1364,10 +1306,3 @@ class OpenIdProvider:
             return [Release(r.client_id, r.client_name, r.scope, r.serial, r.released_at)
                     for r in rows]
 
-
-__all__ = [
-    "NO_LONGER_A_PROXY", "SESSION_ENDED", "ApiClientsImpl", "AuthorizationProblem",
-    "ClientNotApproved", "ConsentItem", "ConsentPage",
-    "HttpRequest", "InsufficientScope", "InvalidToken", "LoginRequired", "OpenIdProvider",
-    "SelfInformation", "load_signing_key", "provision_signing_key", "validate_redirect_uri",
-]

@@ -55,15 +55,12 @@ class PortalCardReader:
 
     def check_available(self) -> None:
         """Raise :class:`CardReaderUnavailable` outside the embedded mode."""
-        self._check_mode()
-
-    def _check_mode(self) -> None:
         if self.container.settings.mode is not Mode.EMBEDDED:
             raise CardReaderUnavailable("the virtual card reader exists only in embedded mode")
 
     def cards(self) -> list[str]:
         """Card ids whose chips (with a user-authentication certificate) are held here."""
-        self._check_mode()
+        self.check_available()
         store = self.container.card.store
         directory = store.directory
         if not directory.is_dir():
@@ -83,7 +80,7 @@ class PortalCardReader:
 
     def sign_challenge(self, card_id: str, pin: str, challenge: bytes) -> tuple[bytes, str]:
         """(signature, auth certificate PEM) after the PIN; a wrong PIN counts down."""
-        self._check_mode()
+        self.check_available()
         if not challenge or len(challenge) > CHALLENGE_BYTES:
             raise InvalidInput("the challenge is missing or too long", field="challenge")
         try:

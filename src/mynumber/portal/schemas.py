@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer
 
-from mynumber.network.interfaces import Outcome, RefusalReason
+from mynumber.network.interfaces import AccessRecord, Outcome
 from mynumber.portal.interfaces import (
     ApplicationState,
     NoticeState,
@@ -143,26 +143,8 @@ class InformationOut(BaseModel):
     fetched_at: dt.datetime
 
 
-class AccessRecordOut(BaseModel):
-    serial: str
-    occurred_at: dt.datetime
-    requester_id: str
-    requester_name: str
-    task_id: str
-    task_title: str
-    provider_id: str
-    provider_name: str
-    item_code: str
-    item_label: str
-    outcome: Outcome
-    reason: RefusalReason | None
-    restricted: bool
-    disclosed_at: dt.datetime | None
-    log_index: int | None
-
-
 class HistoryEntryOut(BaseModel):
-    record: AccessRecordOut
+    record: AccessRecord
     released_to: list[str] = Field(description="API clients the data went to")
     by_proxy: str | None = Field(description="set when a proxy's action caused the exchange")
 

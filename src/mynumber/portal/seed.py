@@ -27,7 +27,9 @@ from typing import Any
 
 import pyotp
 
+from mynumber.agencies.seed import KYOKAI, MHLW, PENSION, resident_record_copy
 from mynumber.card.interfaces import IdentityCheck, IssuedPins
+from mynumber.network.interfaces import mayor_lookup
 from mynumber.portal import models as m
 from mynumber.portal.interfaces import ProxyKind
 from mynumber.registry.interfaces import NewResident, Sex, StaffPrincipal, StaffRole
@@ -36,9 +38,6 @@ from mynumber.settings import Mode
 MARKER = "demo_seed"
 SHINJUKU = "131041"
 PINS = IssuedPins("ABC123", "1234", "5678", "2468")
-PENSION = "japan_pension_service"
-KYOKAI = "kyokai_kenpo"
-MHLW = "mhlw"
 ADDRESS = "東京都新宿区西新宿二丁目8番1号"
 ROLES = ("parent (世帯主)", "guardian (成年後見人)", "ward (被後見人)")
 
@@ -104,17 +103,6 @@ def _years_ago(today: dt.date, years: int) -> dt.date:
         return today.replace(year=today.year - years, day=28)
 
 
-def _resident_record(r: Any, household: list[Any]) -> dict[str, Any]:
-    return {
-        "name": r.name, "name_kana": r.name_kana, "birth_date": r.birth_date.isoformat(),
-        "sex": r.sex.value, "address": r.address,
-        "household": [{"name": o.name, "birth_date": o.birth_date.isoformat(),
-                       "relationship": o.relationship} for o in household if o.id != r.id],
-        "household_relationship": r.relationship, "moved_in": False,
-        "municipality_code": r.municipality_code,
-    }
-
-
 def _task(table: Any, requester_kind: str, provider_kind: str, item: str) -> str | None:
     for task in table.tasks():
         if not task.task_id.startswith("extra-") and table.find(
@@ -166,8 +154,9 @@ def seed_portal_demo(container: Any) -> PortalDemoResult:
 
     # -- what the agencies hold ---------------------------------------------------------------
     directory = network.agencies()
-    city = next(a for a in directory
-                if a.municipality_code == SHINJUKU and a.kind.endswith("_mayor"))
+    city = mayor_lookup(directory)(SHINJUKU)
+    if city is None:
+        raise RuntimeError("the network directory has no mayor agency for 新宿区")
     kinds = {a.agency_id: a.kind for a in directory}
     household = [parent, *children]
     numbers: dict[str, dict[int, str]] = {}
@@ -178,27 +167,27 @@ def seed_portal_demo(container: Any) -> PortalDemoResult:
         return address_number
 
     copies: list[tuple[str, Any, str, dict[str, Any]]] = [
-        (city.agency_id, parent, "resident_record", _resident_record(parent, household)),
-        (city.agency_id, parent, "local_tax", {
+        (city, parent, "resident_record", resident_record_copy(parent, household)),
+        (city, parent, "local_tax", {
             "fiscal_year": today.year - 1, "taxable_income": 3_850_000,
             "municipal_tax": 385_000, "exempt": False}),
-        (city.agency_id, parent, "child_allowance", {
+        (city, parent, "child_allowance", {
             "status": "receiving", "children": 2, "monthly_amount": 25_000}),
         (KYOKAI, parent, "medical_insurance", {
             "insurer": "全国健康保険協会", "status": "insured",
             "standard_monthly_remuneration": 360_000}),
-        *((city.agency_id, c, "resident_record", _resident_record(c, household))
+        *((city, c, "resident_record", resident_record_copy(c, household))
           for c in children),
-        (city.agency_id, guardian, "resident_record", _resident_record(guardian, [])),
-        (city.agency_id, ward, "resident_record", _resident_record(ward, [])),
-        (city.agency_id, ward, "long_term_care", {"certified_level": "care_2"}),
+        (city, guardian, "resident_record", resident_record_copy(guardian, [])),
+        (city, ward, "resident_record", resident_record_copy(ward, [])),
+        (city, ward, "long_term_care", {"certified_level": "care_2"}),
         (PENSION, ward, "pension", {"kind": "old_age_basic_pension",
                                     "annual_amount": 780_000}),
     ]
     for agency, person, _item, _payload in copies:
         know(agency, person)
-    history_plan = [(MHLW, city.agency_id, "resident_record"), (MHLW, PENSION, "pension"),
-                    (KYOKAI, city.agency_id, "resident_record"), (KYOKAI, PENSION, "pension")]
+    history_plan = [(MHLW, city, "resident_record"), (MHLW, PENSION, "pension"),
+                    (KYOKAI, city, "resident_record"), (KYOKAI, PENSION, "pension")]
     table = network.legal_table()
     planned = []
     for requester, provider, item in history_plan:
@@ -219,7 +208,7 @@ def seed_portal_demo(container: Any) -> PortalDemoResult:
     portal.register_proxy(staff.actor, ward.id, guardian.id, ProxyKind.ADULT_GUARDIAN,
                           principal_name=ward.name)
     portal.send_notice(
-        city.agency_id, agencies.agency_code(city.agency_id, numbers[city.agency_id][parent.id]),
+        city, agencies.agency_code(city, numbers[city][parent.id]),
         "child_allowance_status_report", "児童手当 現況届の提出のお願い",
         "児童手当を引き続き受給するため、現況届を提出してください。\n"
         "マイナンバーを利用すると、所得・世帯・健康保険の情報は自動で入力されます。"

@@ -43,6 +43,7 @@ from mynumber.jpki.interfaces import (
     VerificationFailed,
 )
 from mynumber.jpki.verify import CallableStatusSource, RelyingPartyVerifier
+from mynumber.network.interfaces import AccessRecord, SignedTreeHead, mayor_lookup
 from mynumber.portal import merkle
 from mynumber.portal import models as m
 from mynumber.portal.interfaces import (
@@ -77,6 +78,7 @@ from mynumber.portal.interfaces import (
     UnknownScope,
 )
 from mynumber.portal.oauth_models import AccessToken, Grant
+from mynumber.registry.interfaces import OutsideJurisdiction, StaffPrincipal
 from mynumber.settings import Settings
 
 CONTEXT = "portal"
@@ -150,7 +152,8 @@ class NoticeReplayed(Conflict):
 
 @dataclass(frozen=True)
 class _AccountRef:
-    """What the hot paths need of an account (cached: none of it changes once linked)."""
+    """What the hot paths need of an account (cached per process: only the municipality ever
+    changes, and ``_account_for_link`` refreshes the cache when it does)."""
 
     account_id: int
     address_number: str
@@ -158,8 +161,9 @@ class _AccountRef:
     municipality_code: str
 
 
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def hash_secret(secret: str) -> str:
+    """How the portal keeps any bearer secret (session, access token, code, client secret)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _clean(value: object, field: str, limit: int, *, multiline: bool = False,
@@ -230,7 +234,6 @@ class PortalServiceImpl:
         self._agency_ready = False
         self._accounts: dict[int, _AccountRef] = {}
         self._mayors: dict[str, str] = {}
-        self._designated: dict[str, str] = {}
         self._agency_names: dict[str, str] = {}
         self._hot = HotConnections(databases, CONTEXT)
 
@@ -324,19 +327,11 @@ class PortalServiceImpl:
             name = self._agency_names[agency_id] = self.network.agency(agency_id).name
         return name
 
-    def _mayor(self, municipality_code: str) -> str:
-        """The mayor agency holding the 住民票関係情報 of a municipality (a ward of a
-        designated city is served by its city's mayor)."""
+    def mayor_of(self, municipality_code: str) -> str:
+        """The mayor agency holding the 住民票関係情報 of a municipality (cached)."""
         found = self._mayors.get(municipality_code)
         if found is None:
-            for a in self.network.agencies():
-                if a.municipality_code and a.kind.endswith("_mayor"):
-                    self._mayors[a.municipality_code] = a.agency_id
-                    self._agency_names[a.agency_id] = a.name
-                    if a.kind == "designated_city_mayor":
-                        self._designated[a.municipality_code[:4]] = a.agency_id
-            found = self._mayors.get(municipality_code) or self._designated.get(
-                municipality_code[:4])
+            found = mayor_lookup(self.network.agencies())(municipality_code)
             if found is None:
                 raise PortalError("no municipality agency serves this account's municipality",
                                   field="municipality_code")
@@ -492,7 +487,7 @@ class PortalServiceImpl:
     def _start_session(self, account_id: int, now: dt.datetime) -> PortalSession:
         token = secrets.token_urlsafe(32)
         row = m.PortalSessionRow(
-            session_id=secrets.token_urlsafe(12), token_hash=_hash_token(token),
+            session_id=secrets.token_urlsafe(12), token_hash=hash_secret(token),
             account_id=account_id, acting_for=account_id, proxy_kind=None,
             csrf_token=secrets.token_urlsafe(32), started_at=now, last_seen=now,
             expires_at=now + self.session_lifetime)
@@ -518,7 +513,7 @@ class PortalServiceImpl:
         ended: str | None = None
         with self._transaction() as session:
             row = session.scalar(select(m.PortalSessionRow).where(
-                m.PortalSessionRow.token_hash == _hash_token(token)))
+                m.PortalSessionRow.token_hash == hash_secret(token)))
             if row is None or row.ended_at is not None:
                 ended = "ended"
             elif now >= row.expires_at:
@@ -540,23 +535,29 @@ class PortalServiceImpl:
         now = self.clock()
         with self._transaction() as session:
             row = session.scalar(select(m.PortalSessionRow).where(
-                m.PortalSessionRow.token_hash == _hash_token(token)))
+                m.PortalSessionRow.token_hash == hash_secret(token)))
             if row is not None and row.ended_at is None:
                 row.ended_at = now
                 row.end_reason = "logout"
                 self._activity(session, now, "logout", row.account_id, row.account_id)
 
-    def _live_proxy_kind(self, session: Session, proxy_account: int, principal: int,
-                         now: dt.datetime) -> ProxyKind | None:
-        rows = session.scalars(select(m.ProxyRow).where(
+    @staticmethod
+    def _live_kinds(session: Session, proxy_account: int, principal: int,
+                    now: dt.datetime) -> list[ProxyKind]:
+        """The one rule of a live proxy relation: registered, not revoked, not past
+        ``valid_until`` (oldest registration first). The OIDC token look-up states the same
+        rule in SQL."""
+        return [ProxyKind(row.kind) for row in session.scalars(select(m.ProxyRow).where(
             m.ProxyRow.proxy_account_id == proxy_account,
             m.ProxyRow.principal_account_id == principal,
             m.ProxyRow.revoked_at.is_(None),
-        ).order_by(m.ProxyRow.id)).all()
-        for row in rows:
-            if row.valid_until is None or row.valid_until >= now.date():
-                return ProxyKind(row.kind)
-        return None
+        ).order_by(m.ProxyRow.id))
+            if row.valid_until is None or row.valid_until >= now.date()]
+
+    def live_proxy_kind(self, session: Session, proxy_account: int, principal: int,
+                        now: dt.datetime) -> ProxyKind | None:
+        kinds = self._live_kinds(session, proxy_account, principal, now)
+        return kinds[0] if kinds else None
 
     def act_for(self, token: str, principal_account_id: int | None) -> PortalSession:
         current = self.session(token)
@@ -564,7 +565,7 @@ class PortalServiceImpl:
         target, kind = current.account_id, None
         with self._transaction() as session:
             if principal_account_id is not None and principal_account_id != current.account_id:
-                kind = self._live_proxy_kind(session, current.account_id, principal_account_id,
+                kind = self.live_proxy_kind(session, current.account_id, principal_account_id,
                                              now)
                 if kind is None:
                     raise NotAProxy("you are not a registered proxy of this person",
@@ -584,7 +585,7 @@ class PortalServiceImpl:
             return self._account_ref(portal_session.account_id), None
         now = self.clock()
         with self._transaction() as session:
-            kind = self._live_proxy_kind(session, portal_session.account_id,
+            kind = self.live_proxy_kind(session, portal_session.account_id,
                                          portal_session.acting_for, now)
             if kind is None:
                 self._end_proxy_grants(session, portal_session.account_id,
@@ -635,7 +636,7 @@ class PortalServiceImpl:
 
     def _fetch(self, ref: _AccountRef, source: InformationSource) -> InformationResult:
         self._ensure_agency()
-        provider = (self._mayor(ref.municipality_code) if source.provider == MUNICIPALITY
+        provider = (self.mayor_of(ref.municipality_code) if source.provider == MUNICIPALITY
                     else source.provider)
         result = self.agencies.query(PORTAL_AGENCY, ref.address_number, SELF_INFORMATION_TASK,
                                      provider, source.item_code)
@@ -717,17 +718,17 @@ class PortalServiceImpl:
                        if r.serial == serial), None)
         if record is None:
             raise RecordNotFound("no such record in your history", field="serial")
-        head = self.access_log.latest_head()
-        index = record.log_index
-        result = self._check_inclusion(serial, record, index, head)
+        result = self._check_inclusion(serial, record, self.access_log.latest_head())
         with self._transaction() as tx:
             self._activity(tx, self.clock(), "verify_record", session.account_id,
                            ref.account_id, kind,
                            f"{serial}: {'verified' if result.verified else result.reason}")
         return result
 
-    def _check_inclusion(self, serial: str, record: Any, index: int | None,
-                         head: Any) -> RecordVerification:
+    def _check_inclusion(self, serial: str, record: AccessRecord,
+                         head: SignedTreeHead) -> RecordVerification:
+        index = record.log_index
+
         def answer(verified: bool, proof: tuple[str, ...] = (), reason: str = "") -> \
                 RecordVerification:
             return RecordVerification(serial, verified, index, head.size, head.root_hash.hex(),
@@ -930,7 +931,7 @@ class PortalServiceImpl:
         attached = [d.strip()[:100] for d in documents if isinstance(d, str) and d.strip()]
         if len(attached) > 20:
             raise PortalError("documents: at most 20", field="documents")
-        mayor = self._mayor(ref.municipality_code)
+        mayor = self.mayor_of(ref.municipality_code)
         if not use_number and not attached:
             raise PortalError("documents: without the number, name the documents you "
                               "attach (the application proceeds on them)", field="documents")
@@ -1018,14 +1019,14 @@ class PortalServiceImpl:
         known_proxy = self._account_by_subject(proxy_link.pairwise_id)
         if known_principal is not None and known_proxy is not None:
             with self._transaction() as tx:
-                if self._live_proxy_kind(tx, known_proxy.account_id,
+                if self.live_proxy_kind(tx, known_proxy.account_id,
                                          known_principal.account_id, now) is kind:
                     raise ProxyAlreadyRegistered(
                         "this proxy is already registered for the person")
         principal = self._account_for_link(principal_link)
         proxy = self._account_for_link(proxy_link)
         with self._transaction() as tx:
-            if self._live_proxy_kind(tx, proxy.account_id, principal.account_id, now) is kind:
+            if self.live_proxy_kind(tx, proxy.account_id, principal.account_id, now) is kind:
                 raise ProxyAlreadyRegistered("this proxy is already registered for the person")
             row = m.ProxyRow(principal_account_id=principal.account_id,
                              proxy_account_id=proxy.account_id, kind=kind.value,
@@ -1048,6 +1049,14 @@ class PortalServiceImpl:
                 raise ProxyNotFound("no such proxy registration", field="proxy_id")
             account = tx.get(m.Account, row.principal_account_id)
             return _to_proxy(row, account.display_name if account else "")
+
+    def check_staff_jurisdiction(self, staff: StaffPrincipal, proxy_id: int) -> None:
+        """Only staff of the principal's municipality (or a system action) may touch a proxy
+        registration (OutsideJurisdiction, the registry's own 403)."""
+        record = self.proxy(proxy_id)
+        municipality = self.account(record.principal_account_id).municipality_code
+        if staff.id != 0 and staff.municipality_code != municipality:
+            raise OutsideJurisdiction("this person is registered in another municipality")
 
     def revoke_proxy(self, staff_actor: str, proxy_id: int) -> ProxyRecord:
         actor = _clean(staff_actor, "staff_actor", 80)
@@ -1079,11 +1088,7 @@ class PortalServiceImpl:
         """Revoke the live API grants ``proxy_account`` gave for ``principal`` under a proxy
         relation that no longer holds (revoked, or past ``valid_until``), with their tokens.
         Grants under another still-live relation of the pair (another kind) stay."""
-        live = {ProxyKind(r.kind).value for r in tx.scalars(select(m.ProxyRow).where(
-            m.ProxyRow.proxy_account_id == proxy_account,
-            m.ProxyRow.principal_account_id == principal,
-            m.ProxyRow.revoked_at.is_(None)))
-            if r.valid_until is None or r.valid_until >= now.date()}
+        live = {k.value for k in self._live_kinds(tx, proxy_account, principal, now)}
         ended = [g for g in tx.scalars(select(Grant).where(
             Grant.account_id == principal, Grant.actor_account_id == proxy_account,
             Grant.actor_account_id != Grant.account_id, Grant.revoked_at.is_(None)))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -37,6 +37,7 @@ from mynumber.portal.interfaces import (
     SESSION_COOKIE,
     ChildAllowanceForm,
     GrantNotFound,
+    InformationSource,
     LoginFailed,
     Notice,
     NoticeNotFound,
@@ -51,13 +52,19 @@ from mynumber.portal.interfaces import (
 from mynumber.portal.reader import PortalCardReader, ReaderPinLocked, ReaderWrongPin
 from mynumber.portal.services import PortalServiceImpl
 from mynumber.registry.api import RegistryDep
-from mynumber.registry.interfaces import OutsideJurisdiction, StaffPrincipal
-from mynumber.registry.views import CounterRoute, CounterStaff, FormDep, _kept_values
+from mynumber.registry.interfaces import StaffPrincipal
+from mynumber.registry.views import (
+    CounterRoute,
+    CounterStaff,
+    FormDep,
+    _kept_values,
+    _secure,
+    _text,
+)
 from mynumber.registry.views import _date as _form_date
 from mynumber.registry.views import _error as _counter_error
 from mynumber.registry.views import _page as _counter_page
 from mynumber.settings import Mode
-from mynumber.web.i18n import MESSAGES
 from mynumber.web.templating import language, render
 
 HOME_PATH = "/portal"
@@ -125,10 +132,6 @@ def _portal(request: Request) -> PortalService:
 
 
 PortalDep = Annotated[PortalService, Depends(_portal)]
-
-
-def _secure(request: Request) -> bool:
-    return str(request.app.state.settings.public_url).startswith("https://")
 
 
 def _resolve_session(request: Request, *, required: bool = True) -> PortalSession | None:
@@ -206,16 +209,11 @@ def _login_redirect(request: Request, expired: bool) -> Response:
     return response
 
 
-def _text(key: str, lang: str) -> str:
-    entry = MESSAGES.get(key)
-    return "" if entry is None else entry.get(lang) or entry["ja"]
-
-
 def _error(request: Request, exc: DomainError, code: str | None = None) -> dict[str, Any]:
     lang = language(request)
     code = code or exc.code
     title = (_text(f"portal.error.{code}", lang) or _text(f"error.{code}", lang)
-             or (exc.title if lang == "en" else "") or _text("portal.error.generic", lang))
+             or (exc.title if lang == "en" else "") or _text("error.generic", lang))
     field = exc.field
     field_label = (_text(f"portal.field.{field}", lang) or field) if field else ""
     return {"code": code, "title": title, "field": field, "field_label": field_label,
@@ -259,19 +257,11 @@ def _page(request: Request, template: str, *, status: int = 200,
 def _error_page(request: Request, exc: DomainError, status: int | None = None,
                 code: str | None = None) -> HTMLResponse:
     session: PortalSession | None = getattr(request.state, "portal_session", None)
+    status, error = status or exc.status, _error(request, exc, code)
     try:
-        return _page(request, "portal/error.html", status=status or exc.status,
-                     session=session, error=_error(request, exc, code))
+        return _page(request, "portal/error.html", status=status, session=session, error=error)
     except DomainError:  # the bar could not be drawn (e.g. the session ended meanwhile)
-        return _page(request, "portal/error.html", status=status or exc.status,
-                     error=_error(request, exc, code))
-
-
-async def form_data(request: Request) -> FormData:
-    return await request.form()  # parsed once; PortalRoute already read it for CSRF
-
-
-PortalForm = Annotated[FormData, Depends(form_data)]
+        return _page(request, "portal/error.html", status=status, error=error)
 
 
 def _value(form: FormData | Mapping[str, Any], name: str, limit: int = 200) -> str:
@@ -344,7 +334,7 @@ def login_form(request: Request, portal: PortalDep, expired: str = "",
 
 
 @router.post(LOGIN_PATH, response_class=HTMLResponse)
-def login(request: Request, portal: PortalDep, form: PortalForm) -> Response:
+def login(request: Request, portal: PortalDep, form: FormDep) -> Response:
     next_path = _safe_next(form.get("next"))
     try:
         challenge_id = _value(form, "challenge_id", 100)
@@ -394,13 +384,13 @@ def _hex_challenge(text: str) -> bytes | None:
 def reader_form(request: Request, portal: PortalDep, challenge_id: str = "",
                 challenge: str = "", next: str = "") -> HTMLResponse:
     reader = PortalCardReader(request.app.state.container)
-    reader.cards()  # outside the embedded mode: CardReaderUnavailable, before any challenge
+    reader.check_available()  # outside the embedded mode: before any challenge is made
     return _reader_page(request, portal, reader, _safe_next(next),
                         challenge_id=challenge_id[:100], challenge_hex=challenge)
 
 
 @router.post(READER_PATH, response_class=HTMLResponse)
-def reader_sign(request: Request, portal: PortalDep, form: PortalForm) -> Response:
+def reader_sign(request: Request, portal: PortalDep, form: FormDep) -> Response:
     reader = PortalCardReader(request.app.state.container)
     reader.check_available()
     next_path = _safe_next(form.get("next"))
@@ -480,15 +470,20 @@ def _agency_names(request: Request) -> Callable[[str], str]:
 
 
 
+def _info_page(request: Request, session: PortalSession, sources: Sequence[InformationSource], *,
+               status: int = 200, result: Any = None, **context: Any) -> HTMLResponse:
+    return _page(request, "portal/info.html", status=status, session=session, sources=sources,
+                 result=result, agency_name=_agency_names(request), **context)
+
+
 @router.get("/portal/info", response_class=HTMLResponse)
 def information(request: Request, portal: PortalDep, session: SessionDep) -> HTMLResponse:
-    return _page(request, "portal/info.html", session=session, sources=portal.sources(),
-                 result=None, agency_name=_agency_names(request))
+    return _info_page(request, session, portal.sources())
 
 
 @router.post("/portal/info", response_class=HTMLResponse)
 def fetch_information(request: Request, portal: PortalDep, session: SessionDep,
-                      form: PortalForm) -> HTMLResponse:
+                      form: FormDep) -> HTMLResponse:
     scope = _value(form, "scope", 60)
     sources = portal.sources()
     try:
@@ -496,13 +491,11 @@ def fetch_information(request: Request, portal: PortalDep, session: SessionDep,
     except DomainError as exc:
         if isinstance(exc, NotAuthenticated):
             raise
-        return _page(request, "portal/info.html", status=exc.status, session=session,
-                     sources=sources, result=None, error=_error(request, exc),
-                     agency_name=_agency_names(request))
+        return _info_page(request, session, sources, status=exc.status,
+                          error=_error(request, exc))
     source = next((s for s in sources if s.scope == result.scope), None)
-    return _page(request, "portal/info.html", session=session, sources=sources, result=result,
-                 source=source, data=_shown(result.data) if result.data is not None else None,
-                 agency_name=_agency_names(request))
+    return _info_page(request, session, sources, result=result, source=source,
+                      data=_shown(result.data) if result.data is not None else None)
 
 
 @router.get("/portal/history", response_class=HTMLResponse)
@@ -604,7 +597,7 @@ def back_to_notices(request: Request) -> Response:
 
 @router.post(CHILD_ALLOWANCE_START, response_class=HTMLResponse)
 def start_child_allowance(request: Request, portal: PortalDep, session: SessionDep,
-                          form: PortalForm) -> HTMLResponse:
+                          form: FormDep) -> HTMLResponse:
     """The chosen way: with the number the portal fetches the data through the network (a
     POST, with the session's CSRF token); opening the 現況届 marks its notice read."""
     number = _notice_id(form.get("notice_id"))
@@ -614,9 +607,15 @@ def start_child_allowance(request: Request, portal: PortalDep, session: SessionD
     uses = choice == "yes"
     portal.read_notice(session, number)
     filled = portal.child_allowance_form(session, number, uses)
-    return _page(request, "portal/child_allowance_form.html", session=session,
-                 notice_id=number, use_number=uses, values=_form_values(filled),
-                 documents=DOCUMENTS, optional_documents=OPTIONAL_DOCUMENTS)
+    return _form_page(request, session, number, uses, _form_values(filled))
+
+
+def _form_page(request: Request, session: PortalSession, notice_id: int, uses: bool,
+               values: dict[str, Any], *, status: int = 200,
+               error: dict[str, Any] | None = None) -> HTMLResponse:
+    return _page(request, "portal/child_allowance_form.html", status=status, session=session,
+                 notice_id=notice_id, use_number=uses, values=values, documents=DOCUMENTS,
+                 optional_documents=OPTIONAL_DOCUMENTS, error=error)
 
 
 def _submitted_form(form: FormData) -> tuple[ChildAllowanceForm, dict[str, Any]]:
@@ -663,7 +662,7 @@ def _submitted_form(form: FormData) -> tuple[ChildAllowanceForm, dict[str, Any]]
 
 @router.post(CHILD_ALLOWANCE_PATH, response_class=HTMLResponse)
 def submit_child_allowance(request: Request, portal: PortalDep, session: SessionDep,
-                           form: PortalForm) -> HTMLResponse:
+                           form: FormDep) -> HTMLResponse:
     number = _notice_id(form.get("notice_id"))
     uses = _value(form, "use_number", 3) == "yes"
     documents = [d for d in form.getlist("documents")
@@ -682,10 +681,8 @@ def submit_child_allowance(request: Request, portal: PortalDep, session: Session
             raise
         values.setdefault("children", [])
         values["documents"] = documents
-        return _page(request, "portal/child_allowance_form.html", status=exc.status,
-                     session=session, notice_id=number, use_number=uses, values=values,
-                     documents=DOCUMENTS, optional_documents=OPTIONAL_DOCUMENTS,
-                     error=_error(request, exc))
+        return _form_page(request, session, number, uses, values, status=exc.status,
+                          error=_error(request, exc))
     return _page(request, "portal/child_allowance_done.html", session=session,
                  application=record)
 
@@ -701,7 +698,7 @@ def proxies(request: Request, portal: PortalDep, session: SessionDep) -> HTMLRes
 
 @router.post("/portal/proxies/act-for")
 def act_for(request: Request, portal: PortalDep, session: SessionDep,
-            form: PortalForm) -> Response:
+            form: FormDep) -> Response:
     text = _value(form, "principal_account_id", 20)
     principal = None if not text else _positive_int(text, ProxyNotFound)
     changed = portal.act_for(session.token or request.cookies.get(SESSION_COOKIE, ""), principal)
@@ -728,26 +725,20 @@ PROXY_KINDS = tuple(k.value for k in ProxyKind)
 
 
 def _resident_id(form: FormData, name: str) -> int:
-    text = _value(form, name, 20)
-    if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
-        raise InvalidInput(f"{name} must be a resident id (a number)", field=name)
-    return int(text)
+    return _positive_int(_value(form, name, 20), lambda _: InvalidInput(
+        f"{name} must be a resident id (a number)", field=name))
 
 
-def _check_proxy_jurisdiction(portal: PortalServiceImpl, staff: StaffPrincipal,
-                              proxy_id: int) -> None:
-    """As the JSON API (api.revoke_proxy): only staff of the principal's municipality (or a
-    system action) may touch a registration (403, the registry's own error)."""
-    record = portal.proxy(proxy_id)
-    municipality = portal.account(record.principal_account_id).municipality_code
-    if staff.id != 0 and staff.municipality_code != municipality:
-        raise OutsideJurisdiction("this person is registered in another municipality")
+def _proxies_page(request: Request, staff: StaffPrincipal, *, status: int = 200,
+                  values: dict[str, Any] | None = None, done: Any = None,
+                  **context: Any) -> HTMLResponse:
+    return _counter_page(request, "portal/counter_proxies.html", status=status, staff=staff,
+                         values=values or {}, kinds=PROXY_KINDS, done=done, **context)
 
 
 @counter.get(COUNTER_PROXIES, response_class=HTMLResponse)
 def counter_proxies(request: Request, staff: CounterStaff) -> HTMLResponse:
-    return _counter_page(request, "portal/counter_proxies.html", staff=staff, values={},
-                         kinds=PROXY_KINDS, done=None)
+    return _proxies_page(request, staff)
 
 
 @counter.post(COUNTER_PROXIES, response_class=HTMLResponse)
@@ -768,11 +759,10 @@ def counter_register_proxy(request: Request, staff: CounterStaff, registry: Regi
         record = portal.register_proxy(staff.actor, principal, proxy, kind, valid_until,
                                        principal_name=resident.name)
     except DomainError as exc:
-        return _counter_page(request, "portal/counter_proxies.html", status=exc.status,
-                             staff=staff, values=_kept_values(form, exc.field), kinds=PROXY_KINDS,
-                             error=_counter_error(request, exc), done=None)
-    return _counter_page(request, "portal/counter_proxies.html", staff=staff, values={},
-                         kinds=PROXY_KINDS, done=record, done_action="registered")
+        return _proxies_page(request, staff, status=exc.status,
+                             values=_kept_values(form, exc.field),
+                             error=_counter_error(request, exc))
+    return _proxies_page(request, staff, done=record, done_action="registered")
 
 
 @counter.get(COUNTER_PROXIES + "/revoke")
@@ -785,16 +775,13 @@ def counter_revoke_proxy(request: Request, staff: CounterStaff, form: FormDep
                          ) -> HTMLResponse:
     portal: PortalServiceImpl = request.app.state.container.portal
     try:
-        text = _value(form, "proxy_id", 20)
-        proxy_id = _positive_int(text, ProxyNotFound)
-        _check_proxy_jurisdiction(portal, staff, proxy_id)
+        proxy_id = _positive_int(_value(form, "proxy_id", 20), ProxyNotFound)
+        portal.check_staff_jurisdiction(staff, proxy_id)
         record = portal.revoke_proxy(staff.actor, proxy_id)
     except DomainError as exc:
-        return _counter_page(request, "portal/counter_proxies.html", status=exc.status,
-                             staff=staff, values={}, kinds=PROXY_KINDS,
-                             revoke_error=_counter_error(request, exc), done=None)
-    return _counter_page(request, "portal/counter_proxies.html", staff=staff, values={},
-                         kinds=PROXY_KINDS, done=record, done_action="revoked")
+        return _proxies_page(request, staff, status=exc.status,
+                             revoke_error=_counter_error(request, exc))
+    return _proxies_page(request, staff, done=record, done_action="revoked")
 
 
 router.include_router(counter)

@@ -495,10 +495,6 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.field.kind": {"ja": "代理の種類", "en": "Kind"},
     "portal.field.valid_until": {"ja": "有効期限", "en": "Valid until"},
     # --- errors ---
-    "portal.error.generic": {
-        "ja": "処理できませんでした",
-        "en": "The request could not be processed",
-    },
     "portal.error.csrf_failed": {
         "ja": (
             "画面の有効期限が切れたか、このサイトからの送信ではありません。"
@@ -549,6 +545,5 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.error.portal_invalid_input": {
         "ja": "入力内容を確認してください", "en": "Please check the input",
     },
-    "portal.error.not_found": {"ja": "見つかりません", "en": "Not found"},
     "portal.error.forbidden": {"ja": "この操作はできません", "en": "Not allowed"},
 }
