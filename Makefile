@@ -48,8 +48,12 @@ test-postgres: $(STAMP) ## The suite on a throwaway PostgreSQL cluster
 test-api: $(STAMP) ## schemathesis, longer run: no 5xx, every response matches the OpenAPI
 	MYNUMBER_SCHEMATHESIS_EXAMPLES=100 $(BIN)/pytest -q -p no:randomly tests/e2e/test_openapi_schemathesis.py
 
+.PHONY: test-install
+test-install: ## A plain install (no extras) in a fresh venv: db upgrade, seed, --help
+	bin/check-plain-install $(PYTHON)
+
 .PHONY: test
-test: $(STAMP) system-deps lint test-sqlite test-postgres test-api ## Everything CI runs
+test: $(STAMP) system-deps lint test-install test-sqlite test-postgres test-api ## Everything CI runs
 
 .PHONY: bench
 bench: $(STAMP) ## Run the benchmarks named in the issues (see docs/benchmarks.md)

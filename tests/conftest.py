@@ -21,8 +21,9 @@ from sqlalchemy.engine import make_url
 
 from mynumber import migrations
 from mynumber.app import Container, build_container
+from mynumber.auth.interfaces import StaffPrincipal, StaffRole
 from mynumber.db import Databases
-from mynumber.registry.interfaces import NewResident, Sex, StaffPrincipal, StaffRole
+from mynumber.registry.interfaces import NewResident, Sex
 from mynumber.registry.services import load_municipalities
 from mynumber.settings import Settings
 
@@ -122,11 +123,9 @@ def make_staff(container: Container, username: str, municipality: str,
                role: StaffRole) -> StaffPrincipal:
     """Create a real staff account and return its principal."""
     container.staff_auth.create_staff(username, username, municipality, role, STAFF_PASSWORD)
-    with container.databases.unit_of_work("registry") as session:
-        staff_id = session.execute(
-            text("SELECT id FROM staff WHERE username = :u"), {"u": username}
-        ).scalar_one()
-    return StaffPrincipal(staff_id, username, username, municipality, role)
+    principal = container.staff_auth.find_staff(username)
+    assert principal is not None
+    return principal
 
 
 @pytest.fixture

@@ -66,7 +66,8 @@ def test_seed_refuses_production_mode(tmp_path: Path) -> None:
         keys.write_key(purpose, bytes(32), development=False)
     env = {"MYNUMBER_MODE": "production", "MYNUMBER_KEY_DIR": str(tmp_path / "keys"),
            "MYNUMBER_DATA_DIR": str(tmp_path),
-           "MYNUMBER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
+           "MYNUMBER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+           "MYNUMBER_JPKI_KEY_PASSPHRASE": "synthetic production passphrase 0123"}
     result = runner.invoke(app, ["seed", "--residents", "5"], env=env)
     assert result.exit_code == 1
     assert "production mode refuses" in result.output

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from mynumber import logs, migrations
@@ -73,7 +74,8 @@ def test_production_mode_accepts_provisioned_keys(tmp_path: Path) -> None:
                     *NETWORK_KEYS):
         provider.write_key(purpose, bytes(range(32)), development=False)
     settings = Settings(mode=Mode.PRODUCTION, data_dir=tmp_path, key_dir=tmp_path / "keys",
-                        database_url="postgresql+psycopg://unused@127.0.0.1:1/none")
+                        database_url="postgresql+psycopg://unused@127.0.0.1:1/none",
+                        jpki_key_passphrase=SecretStr("synthetic production passphrase 0123"))
     container = build_container(settings)  # builds without connecting anywhere
     container.close()
 

@@ -5,7 +5,7 @@ Nothing connects or reads a key at import; everything happens in :func:`build_co
 
 from __future__ import annotations
 
-import json
+import logging
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -14,16 +14,22 @@ from fastapi import FastAPI
 from mynumber.agencies.keyring import build_keyring
 from mynumber.agencies.services import AgenciesServiceImpl, IntermediateServerImpl
 from mynumber.agencies.transport import HttpIntermediateServer
-from mynumber.card.services import CardServiceImpl, CardStore
+from mynumber.auth.services import StaffAuthImpl
+from mynumber.card.services import CHIP_SEALING_KEY, CardServiceImpl, CardStore
 from mynumber.db import Databases
-from mynumber.jpki.keyproviders import (
+from mynumber.jpki.services import JpkiServiceImpl
+from mynumber.kernel.csrf import KEY_PURPOSE as CSRF_KEY
+from mynumber.keys import (
+    BlockCipher,
+    FileKeyProvider,
+    KeyError_,
+    Pkcs11BlockCipher,
     Pkcs11KeyProvider,
     SigningKeyProvider,
+    SoftwareBlockCipher,
     SoftwareKeyProvider,
 )
-from mynumber.jpki.services import JpkiServiceImpl
-from mynumber.keys import FileKeyProvider, KeyError_
-from mynumber.network.agency_codes import BlockCipher, Pkcs11BlockCipher, SoftwareBlockCipher
+from mynumber.keys.signing import load_passphrase
 from mynumber.network.interfaces import AgencyRecord, IntermediateServer
 from mynumber.network.legal_table import build_directory, load_legal_table
 from mynumber.network.log import SIGNING_KEY_PURPOSE, MerkleAccessLog, log_signing_key
@@ -31,10 +37,7 @@ from mynumber.network.services import NetworkServiceImpl
 from mynumber.portal.oauth import ApiClientsImpl, OpenIdProvider
 from mynumber.portal.services import PortalServiceImpl
 from mynumber.registry.numbering import Numbering
-from mynumber.registry.services import (
-    RegistryServiceImpl,
-    StaffAuthImpl,
-)
+from mynumber.registry.services import RegistryServiceImpl
 from mynumber.settings import Mode, Settings, get_settings
 
 # The network core's symmetric keys (``mynumber keys init`` provisions them for production).
@@ -42,6 +45,9 @@ CODE_KEY = "network.agency_codes"
 CORE_SIGNING_KEY = "network.core_signing"
 SUBJECT_KEY = "network.subject"
 NETWORK_KEYS = (CODE_KEY, CORE_SIGNING_KEY, SUBJECT_KEY, SIGNING_KEY_PURPOSE)
+# Further symmetric keys `mynumber keys init` provisions: the chip files' sealing key and the
+# web kernel's CSRF key.
+SERVICE_KEYS = (CHIP_SEALING_KEY, CSRF_KEY)
 
 
 class ConfigurationError(RuntimeError):
@@ -70,12 +76,18 @@ class Container:
 
 
 def build_keys(settings: Settings) -> FileKeyProvider:
+    """The symmetric keys (mynumber.keys rule: created on first use only in embedded mode)."""
     development = settings.mode is Mode.EMBEDDED
     keys = FileKeyProvider(settings.keys_path, create_missing=development,
                            development=development)
+    try:
+        keys.check_directory()  # refused in production when others can enter it
+    except KeyError_ as exc:
+        raise ConfigurationError(str(exc)) from None
     if not development and keys.any_development_key_on_disk():
         raise ConfigurationError(
-            f"production mode refuses to start: {settings.keys_path} holds development keys"
+            f"production mode refuses to start: {settings.keys_path} holds development keys "
+            "(or keys without a production marker)"
         )
     return keys
 
@@ -83,7 +95,10 @@ def build_keys(settings: Settings) -> FileKeyProvider:
 def build_jpki_keys(settings: Settings) -> SigningKeyProvider:
     """The JPKI CA keys: on a PKCS#11 token when MYNUMBER_PKCS11_LIBRARY is set (token and PIN
     then required), else software keys under KEY_DIR/jpki (development keys in embedded mode;
-    production mode refuses any development key found there)."""
+    production mode refuses any development key found there and needs the passphrase from
+    MYNUMBER_JPKI_KEY_PASSPHRASE(_FILE)). Production creates CA keys only in
+    ``mynumber keys init-ca``."""
+    development = settings.mode is Mode.EMBEDDED
     if settings.pkcs11_library:
         if not settings.pkcs11_token or settings.pkcs11_pin is None:
             raise ConfigurationError(
@@ -91,23 +106,37 @@ def build_jpki_keys(settings: Settings) -> SigningKeyProvider:
             )
         return Pkcs11KeyProvider(settings.pkcs11_library, settings.pkcs11_token,
                                  settings.pkcs11_pin.get_secret_value(),
-                                 development=settings.mode is Mode.EMBEDDED)
+                                 development=development)
     directory = settings.keys_path / "jpki"
-    development = settings.mode is Mode.EMBEDDED
-    if not development:
-        for meta in sorted(directory.glob("*.meta.json")) if directory.is_dir() else []:
-            if json.loads(meta.read_text()).get("development") is not False:
+    try:
+        if not development:
+            # Checked before the passphrase: development keys are the worse mistake.
+            probe = SoftwareKeyProvider(directory, development=True)
+            if probe.any_development_key_on_disk():
                 raise ConfigurationError(
                     f"production mode refuses to start: {directory} holds development keys"
                 )
-    return SoftwareKeyProvider(directory, development=development)
+            if (directory / SoftwareKeyProvider.PASSPHRASE_FILE).exists():
+                logging.getLogger("mynumber.keys").warning(
+                    "%s is ignored in production (the passphrase comes from the settings); "
+                    "delete it", directory / SoftwareKeyProvider.PASSPHRASE_FILE)
+        secret = settings.jpki_key_passphrase
+        passphrase = load_passphrase(
+            secret.get_secret_value() if secret is not None else None,
+            settings.jpki_key_passphrase_file, key_directory=settings.keys_path,
+            production=not development,
+        )
+        return SoftwareKeyProvider(directory, development=development, passphrase=passphrase)
+    except KeyError_ as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def build_code_cipher(settings: Settings, keys: FileKeyProvider) -> BlockCipher:
     """The 機関別符号 key: on the PKCS#11 token when one is configured, else a key file."""
     if settings.pkcs11_library and settings.pkcs11_token and settings.pkcs11_pin is not None:
         return Pkcs11BlockCipher(settings.pkcs11_library, settings.pkcs11_token,
-                                 settings.pkcs11_pin.get_secret_value())
+                                 settings.pkcs11_pin.get_secret_value(),
+                                 development=settings.mode is Mode.EMBEDDED)
     return SoftwareBlockCipher(keys.symmetric_key(CODE_KEY, 32))
 
 
@@ -149,10 +178,12 @@ def build_container(settings: Settings | None = None) -> Container:
     databases = Databases(settings)
     registry = RegistryServiceImpl(databases, numbering,
                                    seeding_allowed=settings.mode is Mode.EMBEDDED)
-    staff_auth = StaffAuthImpl(databases, settings.session_idle_minutes)
+    # Staff sign-in does not depend on the registry: it is handed the municipality check.
+    staff_auth = StaffAuthImpl(databases, settings.session_idle_minutes,
+                               municipality_exists=registry.municipality_exists)
     jpki = JpkiServiceImpl(databases, build_jpki_keys(settings), registry, settings.public_url)
     registry.subscribe(jpki.on_registry_change)
-    card = CardServiceImpl(databases, registry, jpki, CardStore(settings.data_dir / "cards"))
+    card = CardServiceImpl(databases, registry, jpki, CardStore(settings.data_dir / "cards", keys))
     try:
         access_log = MerkleAccessLog(databases, log_signing_key(keys), settings.checkpoint_origin)
         core_key = Ed25519PrivateKey.from_private_bytes(keys.symmetric_key(CORE_SIGNING_KEY, 32))

@@ -8,7 +8,9 @@ context's engine switches to on connect, so a context can only ever touch its ow
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,10 +19,11 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from mynumber.keys.files import ensure_private_dir
 from mynumber.settings import Settings
 
 # Every context registers itself here, in dependency order (migrations run in this order).
-CONTEXTS: tuple[str, ...] = ("registry", "jpki", "card", "network", "agencies", "portal")
+CONTEXTS: tuple[str, ...] = ("auth", "registry", "jpki", "card", "network", "agencies", "portal")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -108,7 +111,7 @@ class Databases:
                 dbapi_conn.commit()
 
             return engine
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self._private_sqlite_file(context)
         engine = create_engine(self.url_for(context), connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -121,6 +124,20 @@ class Databases:
             cur.close()
 
         return engine
+
+    def _private_sqlite_file(self, context: str) -> None:
+        """Make the data directory 0700 and the context's SQLite file 0600 before SQLite opens it.
+
+        The registry's databases are readable by nobody else on the machine. SQLite would
+        create a new file 0644 (minus the umask), so the file is created here first, 0600
+        whatever the umask; SQLite then gives its -wal and -shm files the database file's own
+        mode. Files left looser by an older version are tightened, -wal/-shm/-journal too."""
+        ensure_private_dir(self.settings.data_dir)
+        path = self.settings.data_dir / f"{context}.sqlite3"
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for file in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm", "-journal"))):
+            if file.exists() and stat.S_IMODE(file.stat().st_mode) != 0o600:
+                os.chmod(file, 0o600)
 
     def sessionmaker(self, context: str) -> sessionmaker[Session]:
         if context not in self._sessionmakers:

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     )
     pkcs11_token: str | None = Field(default=None, description="PKCS#11 token label")
     pkcs11_pin: SecretStr | None = Field(default=None, description="PKCS#11 user PIN")
+    jpki_key_passphrase: SecretStr | None = Field(
+        default=None, description="passphrase of the software JPKI CA keys; production needs "
+        "it (or jpki_key_passphrase_file) unless the CA keys are on a PKCS#11 token",
+    )
+    jpki_key_passphrase_file: Path | None = Field(
+        default=None, description="file (0600, outside the key directory) holding the software "
+        "JPKI CA key passphrase",
+    )
     seed_residents: int = 10_000
     restricted_disclosure_days: int = Field(
         default=365, ge=0, le=3650,

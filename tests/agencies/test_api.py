@@ -21,15 +21,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from cryptography.x509.oid import NameOID
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from mynumber import envelope
 from mynumber.agencies import api as agencies_api
-from mynumber.agencies.interfaces import IntermediateServerUnavailable
+from mynumber.agencies.interfaces import IndividualNumberInCopy, IntermediateServerUnavailable
+from mynumber.agencies.models import Copy
 from mynumber.agencies.schemas import RoutedQueryIn
 from mynumber.agencies.transport import HttpIntermediateServer, RemoteRefusal
 from mynumber.app import create_app
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.network.interfaces import RoutedQuery
-from mynumber.registry.interfaces import StaffPrincipal
 from mynumber.web import problems
 from tests.agencies.conftest import CITY, ITEM, PENSION, TASK, Setup, register_resident
 
@@ -257,3 +259,20 @@ def test_http_intermediate_server_over_mutual_tls(app: FastAPI, setup: Setup, co
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_route_withholds_a_copy_carrying_an_individual_number(
+        client: TestClient, setup: Setup, code: str) -> None:
+    number = "123456789018"  # synthetic, valid check digit
+    with setup.container.databases.unit_of_work("agencies") as session:
+        session.execute(update(Copy).where(Copy.agency_id == CITY)
+                        .values(payload={"income": 42, "memo": number}))
+    recipient = x25519.X25519PrivateKey.generate()
+    response = client.post(URL, json=RoutedQueryIn.from_query(routed(setup, code, recipient)))
+    assert response.status_code == 422
+    assert response.json()["code"] == "individual_number_in_copy"
+    assert number not in response.text
+    # The core's HTTP client turns it back into the same error (the core records the reason).
+    remote = HttpIntermediateServer("http://testserver", client=client)
+    with pytest.raises(IndividualNumberInCopy):
+        remote.answer(routed(setup, code, recipient))

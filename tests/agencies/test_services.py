@@ -10,7 +10,7 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
-from sqlalchemy import func, inspect, select, text
+from sqlalchemy import func, inspect, select, text, update
 
 from mynumber import envelope
 from mynumber.agencies import models as m
@@ -18,6 +18,8 @@ from mynumber.agencies.interfaces import (
     AgencyNotServed,
     AnswerRejected,
     CopyInput,
+    IndividualNumberInAnswer,
+    IndividualNumberInCopy,
     InvalidAgencyInput,
     PersonAlreadyEnrolled,
     PersonNotEnrolled,
@@ -32,11 +34,11 @@ from mynumber.agencies.keyring import (
 )
 from mynumber.agencies.services import IntermediateServerImpl
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.errors import DomainError
 from mynumber.keys import FileKeyProvider
-from mynumber.network.interfaces import Outcome, RefusalReason, RoutedQuery
+from mynumber.network.interfaces import Outcome, RefusalReason, RoutedQuery, SealedAnswer
 from mynumber.registry import seed as seeding
-from mynumber.registry.interfaces import StaffPrincipal
 from tests.agencies.conftest import CITY, ITEM, PENSION, TASK, Setup, register_resident
 
 # --- keyring ------------------------------------------------------------------------------
@@ -367,3 +369,80 @@ def test_record_declined(setup: Setup) -> None:
         assert session.scalar(select(func.count()).select_from(m.Person)) == 0
         tags = list(session.scalars(select(m.AuditEvent.tag)))
     assert "agencies:application:declined" in tags
+
+
+# --- no 個人番号 in a 副本 -------------------------------------------------------------------
+
+VALID_NUMBER = "123456789018"  # a synthetic 12-digit value with a valid check digit
+
+
+def _number_payloads() -> list[dict[str, object]]:
+    full_width = VALID_NUMBER.translate({ord("0") + i: 0xFF10 + i for i in range(10)})
+    return [
+        {"individual_number": VALID_NUMBER},
+        {"note": f"番号 {VALID_NUMBER[:4]} {VALID_NUMBER[4:8]} {VALID_NUMBER[8:]} です"},
+        {"note": f"{VALID_NUMBER[:4]}-{VALID_NUMBER[4:8]}-{VALID_NUMBER[8:]}"},
+        {"note": full_width},  # full-width digits: caught after NFKC
+        {"note": f"{full_width[:4]}\u3000{full_width[4:8]}\uff0d{full_width[8:]}"},
+        {"household": [{"name": "山田", "ids": [1, {"x": int(VALID_NUMBER)}]}]},
+        {VALID_NUMBER: "as a key"},
+    ]
+
+
+def test_put_copy_refuses_a_payload_carrying_an_individual_number(
+        setup: Setup, clerk: StaffPrincipal, caplog: pytest.LogCaptureFixture) -> None:
+    _, number = register_resident(setup, clerk)
+    setup.agencies.enrol_person(CITY, "A0001", number)
+    setup.agencies.put_copy(CITY, "A0001", ITEM, {"income": 1})
+    for payload in [*_number_payloads(), {"income": number}]:
+        with pytest.raises(IndividualNumberInCopy) as caught:
+            setup.agencies.put_copy(CITY, "A0001", ITEM, payload)
+        assert caught.value.code == "individual_number_in_copy" and caught.value.status == 422
+        assert VALID_NUMBER not in str(caught.value) and number not in str(caught.value)
+        with pytest.raises(IndividualNumberInCopy):
+            setup.agencies.put_copies(CITY, [CopyInput("A0001", ITEM, payload)])
+    # Nothing was written: the first copy stands at version 1.
+    assert setup.agencies.copy(CITY, "A0001", ITEM).version == 1
+    assert VALID_NUMBER not in caplog.text and number not in caplog.text
+    # 12 digits without a valid check digit, and longer or shorter runs, are ordinary data.
+    for fine in ({"x": "123456789019"}, {"x": 1234567890123}, {"tel": "03-1234-5678"}):
+        setup.agencies.put_copy(CITY, "A0001", ITEM, fine)
+
+
+def test_the_intermediate_server_never_provides_a_copy_carrying_a_number(
+        setup: Setup, held_code: str) -> None:
+    # A copy written around put_copy (e.g. before the check existed).
+    with setup.container.databases.unit_of_work("agencies") as session:
+        session.execute(update(m.Copy).where(m.Copy.agency_id == CITY)
+                        .values(payload={"income": 1, "note": VALID_NUMBER}))
+    recipient = x25519.X25519PrivateKey.generate()
+    with pytest.raises(IndividualNumberInCopy):
+        setup.server.answer(_routed(setup, held_code, recipient))
+    assert _answered(setup) == []
+
+
+def test_the_requester_withholds_an_answer_carrying_a_number(setup: Setup,
+                                                             clerk: StaffPrincipal) -> None:
+    """Defence in depth: a provider whose server seals a number anyway is not believed."""
+    _, number = register_resident(setup, clerk)
+    setup.agencies.enrol_person(CITY, "A0001", number)
+    setup.agencies.enrol_person(PENSION, "P-1", number)
+    setup.network.permitted.add((PENSION, TASK, CITY, ITEM))
+    provider_keys = setup.keyring.keys(CITY)
+
+    class Careless:
+        def answer(self, query: RoutedQuery) -> SealedAnswer:
+            body = {"serial": query.serial, "provider": CITY, "item": ITEM,
+                    "as_of": dt.datetime.now(dt.UTC).isoformat(), "version": 1,
+                    "data": {"note": number}}
+            return SealedAnswer(query.serial, True, envelope.seal(
+                body, provider_keys.signing, query.requester_encryption_key,
+                envelope.info_for(query.serial)))
+
+    setup.network.servers[CITY] = Careless()
+    with pytest.raises(IndividualNumberInAnswer) as caught:
+        setup.agencies.query(PENSION, "P-1", TASK, CITY, ITEM)
+    assert number not in str(caught.value) and caught.value.status == 502
+    with setup.container.databases.unit_of_work("agencies") as session:
+        reasons = list(session.scalars(select(m.SentQuery.reason)))
+    assert reasons == ["individual_number_in_answer"]

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import pytest
 
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.interfaces import IdentityCheck, IssuedPins
-from mynumber.registry.interfaces import ResidentRecord, StaffPrincipal
+from mynumber.registry.interfaces import ResidentRecord
 from tests.conftest import new_resident
 
 PINS = IssuedPins("ABC123", "1234", "5678", "2468")

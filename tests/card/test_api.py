@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mynumber.app import Container, create_app
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.interfaces import CardState
 from mynumber.jpki.interfaces import CertificateState
-from mynumber.registry.interfaces import StaffPrincipal
 from tests.card.conftest import PINS, Holder
 
 URL = "/api/v1/card/loss-reports"

@@ -12,12 +12,12 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card import models as cm
 from mynumber.card.interfaces import CardNotFound
 from mynumber.card.seed import SEED_ACTOR, PooledKeysRefused, seed_cards
 from mynumber.jpki import profiles
 from mynumber.jpki.interfaces import CertificateKind, CertificateRefused, SeedCertificateRequest
-from mynumber.registry.interfaces import StaffPrincipal
 from mynumber.registry.seed import current_residents, seed_population
 from mynumber.settings import Mode
 from tests.card.conftest import PINS, Holder

@@ -10,8 +10,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select
 
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card import models as m
-from mynumber.card.chip import PinKind, PinLocked, WrongPin
+from mynumber.card.chip import PinKind, PinLocked, VirtualCard, WrongPin
 from mynumber.card.interfaces import (
     CardState,
     CardStateConflict,
@@ -22,8 +23,7 @@ from mynumber.card.interfaces import (
 )
 from mynumber.card.services import card_expiry, months_before
 from mynumber.codes import application_id
-from mynumber.jpki.interfaces import CertificateKind, CertificateState
-from mynumber.registry.interfaces import StaffPrincipal
+from mynumber.jpki.interfaces import CertificateKind, CertificateState, HolderProof
 from tests.card.conftest import PINS, Holder, make_holder
 
 
@@ -115,9 +115,18 @@ def test_failed_pins_are_audited_and_reset_at_counter(
     assert audit_tags(container, "card:pin:reset")
 
 
+def _holder_proof(chip: VirtualCard, slot: str) -> HolderProof:
+    """The holder signs with the card, as for a relying party (which then records the user)."""
+    pin = PINS.signing_password if slot == "signing" else PINS.user_auth_pin
+    pem = chip.certificate(slot, pin if slot == "signing" else None).decode()
+    return HolderProof(pem, b"challenge", chip.sign(slot, pin, b"challenge"))
+
+
 def test_loss_report_revokes_both_certificates(container: Container, clerk: StaffPrincipal,
                                               holder: Holder) -> None:
-    record, _ = issue(container, clerk, holder)
+    record, chip = issue(container, clerk, holder)
+    rp = container.jpki.register_relying_party("test rp", (CertificateKind.AUTH,))
+    container.jpki.record_user(rp.id, _holder_proof(chip, "auth"))
     birth = holder.resident.birth_date
     for identifier, kana, day in (
         (record.card_id, "スズキ タロウ", birth),
@@ -143,14 +152,14 @@ def test_loss_report_revokes_both_certificates(container: Container, clerk: Staf
     assert old.state is CardState.REVOKED and old.replaced_by == new.card_id
     assert new.auth_serial is not None
     assert container.jpki.state(new.auth_serial) is CertificateState.GOOD
-    rp = container.jpki.register_relying_party("test rp", (CertificateKind.AUTH,))
-    container.jpki.record_user(rp.id, record.auth_serial)
     assert container.jpki.current_serial(rp.id, record.auth_serial) == new.auth_serial
 
 
 def test_renewal_window_and_links(container: Container, clerk: StaffPrincipal,
                                   holder: Holder) -> None:
-    record, _ = issue(container, clerk, holder)
+    record, chip = issue(container, clerk, holder)
+    rp = container.jpki.register_relying_party("renewal rp", (CertificateKind.SIGNING,))
+    container.jpki.record_user(rp.id, _holder_proof(chip, "signing"))
     with pytest.raises(CardStateConflict):
         container.card.renew(clerk, record.card_id, holder.check(), PINS)
     with container.databases.unit_of_work("card") as session:
@@ -162,8 +171,6 @@ def test_renewal_window_and_links(container: Container, clerk: StaffPrincipal,
     assert record.signing_serial is not None and new.signing_serial is not None
     assert container.jpki.state(record.signing_serial) is CertificateState.REVOKED
     assert container.jpki.state(new.signing_serial) is CertificateState.GOOD
-    rp = container.jpki.register_relying_party("renewal rp", (CertificateKind.SIGNING,))
-    container.jpki.record_user(rp.id, record.signing_serial)
     assert container.jpki.current_serial(rp.id, record.signing_serial) == new.signing_serial
     assert container.card.card(record.card_id).state is CardState.REVOKED
 

@@ -30,10 +30,10 @@ from typer.testing import CliRunner
 
 from mynumber import envelope, tls
 from mynumber.app import build_container
+from mynumber.auth.interfaces import StaffRole
 from mynumber.cli import app as cli
 from mynumber.network.interfaces import ExchangeQuery
 from mynumber.network.legal_table import load_legal_table
-from mynumber.registry.interfaces import StaffRole
 from mynumber.settings import Settings
 from tests.conftest import SHINJUKU, make_staff, new_resident
 

@@ -21,7 +21,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from mynumber.app import build_container, create_app
-from mynumber.registry.interfaces import SYSTEM, StaffRole
+from mynumber.auth.interfaces import StaffRole
+from mynumber.registry.interfaces import SYSTEM
 from mynumber.settings import Settings
 from tests.conftest import PG_URL, SHINJUKU, new_resident
 

@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 
 from mynumber.app import Container, create_app
-from mynumber.registry.interfaces import StaffPrincipal
+from mynumber.auth.interfaces import StaffPrincipal
 from tests.portal.conftest import AUTH_PIN, CardHolder, issue_card_holder
 from tests.portal.test_views import holder_data
 

@@ -1,4 +1,5 @@
-"""The JPKI signing-key providers: software (encrypted PEM files) and PKCS#11 (SoftHSM2).
+"""The RSA signing-key providers of mynumber.keys: software (encrypted PEM files) and PKCS#11
+(SoftHSM2).
 
 Every behavioural test runs against both providers. The PKCS#11 ones need SoftHSM2; without it
 they are skipped. One throwaway SoftHSM2 token is made per test session (the library reads
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pkcs11 import Attribute, ObjectClass
 from pkcs11 import exceptions as p11e
 
-from mynumber.jpki.keyproviders import (
+from mynumber.keys import (
     KeyExistsError,
     KeyProviderError,
     Pkcs11KeyProvider,
@@ -40,7 +41,9 @@ SOFTHSM_MISSING = (
     "SoftHSM2 is not installed, so the PKCS#11 key-provider tests are skipped; "
     "install it with `sudo apt-get install softhsm2`, or run `make test` as root"
 )
+PASSPHRASE = b"a production passphrase from the settings"
 TOKEN_LABEL = "test"
+_SHARED_CONF = "MYNUMBER_TEST_SOFTHSM2_CONF"
 USER_PIN = "1234"
 SO_PIN = "5678"
 
@@ -70,10 +73,19 @@ class SoftHSM:
 
 @pytest.fixture(scope="session")
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHSM]:
-    """A throwaway SoftHSM2 token in a temporary directory, for the whole session."""
+    """A throwaway SoftHSM2 token in a temporary directory, for the whole session.
+
+    Other test modules import this fixture; with --import-mode=importlib each import may be
+    its own fixture instance. The library reads SOFTHSM2_CONF once per process, so every
+    instance must use the first token made (a second token would be invisible to this
+    process but seen by child processes): it is shared through the environment."""
     library = _softhsm_library()
     if library is None or shutil.which("softhsm2-util") is None:
         pytest.skip(SOFTHSM_MISSING)
+    shared = os.environ.get(_SHARED_CONF)
+    if shared:
+        yield SoftHSM(library, Path(shared))
+        return
     base = tmp_path_factory.mktemp("softhsm")
     tokens = base / "tokens"
     tokens.mkdir()
@@ -103,8 +115,10 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHSM]:
             capture_output=True,
             text=True,
         )
+        os.environ[_SHARED_CONF] = str(conf)
         yield SoftHSM(library, conf)
     finally:
+        os.environ.pop(_SHARED_CONF, None)
         if previous is None:
             os.environ.pop("SOFTHSM2_CONF", None)
         else:
@@ -132,7 +146,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Setup:
     hsm: SoftHSM = request.getfixturevalue("softhsm")
     return Setup(
         "pkcs11",
-        lambda: Pkcs11KeyProvider(hsm.library, hsm.token_label, hsm.user_pin),
+        lambda: Pkcs11KeyProvider(hsm.library, hsm.token_label, hsm.user_pin, development=True),
         {"kind": "pkcs11", "library": hsm.library, "token": hsm.token_label, "pin": hsm.user_pin},
     )
 
@@ -258,12 +272,13 @@ def test_keys_persist_into_a_new_process(setup: Setup, label: str) -> None:
     public = first.generate_rsa(label).public_key
     script = (
         "import json, sys\n"
-        "from mynumber.jpki.keyproviders import Pkcs11KeyProvider, SoftwareKeyProvider\n"
+        "from mynumber.keys import Pkcs11KeyProvider, SoftwareKeyProvider\n"
         "from pathlib import Path\n"
         "spec, label = json.loads(sys.argv[1]), sys.argv[2]\n"
         "p = (SoftwareKeyProvider(Path(spec['directory']), development=True)\n"
         "     if spec['kind'] == 'software'\n"
-        "     else Pkcs11KeyProvider(spec['library'], spec['token'], spec['pin']))\n"
+        "     else Pkcs11KeyProvider(spec['library'], spec['token'], spec['pin'],\n"
+        "                            development=True))\n"
         "assert p.has_key(label)\n"
         "sys.stdout.write(p.sign(label, b'new process', 'sha256').hex())\n"
     )
@@ -333,7 +348,8 @@ def test_concurrent_signing(setup: Setup, label: str) -> None:
 
 
 def test_pkcs11_private_key_is_sensitive_and_not_extractable(softhsm: SoftHSM, label: str) -> None:
-    provider = Pkcs11KeyProvider(softhsm.library, softhsm.token_label, softhsm.user_pin)
+    provider = Pkcs11KeyProvider(softhsm.library, softhsm.token_label, softhsm.user_pin,
+                                 development=True)
     provider.generate_rsa(label)
     token = pkcs11.lib(softhsm.library).get_token(token_label=softhsm.token_label)
     # The provider's login is the process's login, so a plain session sees the private objects.
@@ -366,15 +382,16 @@ def test_pkcs11_private_key_is_sensitive_and_not_extractable(softhsm: SoftHSM, l
 
 def test_pkcs11_unknown_token_and_wrong_pin(softhsm: SoftHSM, label: str) -> None:
     with pytest.raises(KeyProviderError, match="no PKCS#11 token labelled 'nope'"):
-        Pkcs11KeyProvider(softhsm.library, "nope", softhsm.user_pin).has_key(label)
+        Pkcs11KeyProvider(softhsm.library, "nope", softhsm.user_pin,
+                          development=False).has_key(label)
     with pytest.raises(KeyProviderError, match="cannot load the PKCS#11 library"):
-        Pkcs11KeyProvider("/nonexistent/libp11.so", "t", "1").has_key(label)
+        Pkcs11KeyProvider("/nonexistent/libp11.so", "t", "1", development=False).has_key(label)
     # Login is per process: check a wrong PIN in a fresh one.
     script = (
         "import sys\n"
-        "from mynumber.jpki.keyproviders import KeyProviderError, Pkcs11KeyProvider\n"
+        "from mynumber.keys import KeyProviderError, Pkcs11KeyProvider\n"
         "try:\n"
-        "    Pkcs11KeyProvider(sys.argv[1], sys.argv[2], '0000').has_key('x')\n"
+        "    Pkcs11KeyProvider(sys.argv[1], sys.argv[2], '0000', development=False).has_key('x')\n"
         "except KeyProviderError as e:\n"
         "    print(e)\n"
     )
@@ -390,7 +407,8 @@ def test_pkcs11_unknown_token_and_wrong_pin(softhsm: SoftHSM, label: str) -> Non
 
 
 def test_pkcs11_nothing_opened_before_use() -> None:
-    provider = Pkcs11KeyProvider("/nonexistent/libp11.so", "lazy", "1")  # no error yet
+    provider = Pkcs11KeyProvider("/nonexistent/libp11.so", "lazy", "1",
+                                 development=False)  # no error yet
     assert provider.is_development is False
     with pytest.raises(KeyProviderError):
         provider.has_key("x")
@@ -423,22 +441,27 @@ def test_software_files_are_encrypted_and_owner_only(tmp_path: Path, label: str)
 
 
 def test_software_refuses_readable_files(tmp_path: Path, label: str) -> None:
+    # Production refuses; the embedded mode only warns (tests/keys/test_rules.py).
     directory = tmp_path / "keys"
-    SoftwareKeyProvider(directory, development=True).generate_rsa(label)
+    production = SoftwareKeyProvider(directory, development=False, passphrase=PASSPHRASE)
+    with production.provisioning():
+        production.generate_rsa(label)
     os.chmod(directory / f"{label}.key.pem", 0o644)
-    with pytest.raises(KeyProviderError, match="readable by others"):
-        SoftwareKeyProvider(directory, development=True).sign(label, b"x", "sha256")
+    with pytest.raises(KeyProviderError, match="accessible to other users"):
+        SoftwareKeyProvider(directory, development=False, passphrase=PASSPHRASE).sign(
+            label, b"x", "sha256")
 
 
 def test_software_production_mode_refuses_development_keys(tmp_path: Path, label: str) -> None:
     directory = tmp_path / "keys"
     SoftwareKeyProvider(directory, development=True).generate_rsa(label)
-    production = SoftwareKeyProvider(directory, development=False)
+    production = SoftwareKeyProvider(directory, development=False, passphrase=PASSPHRASE)
     assert not production.is_development
     assert production.has_key(label)
     with pytest.raises(KeyProviderError, match="development key"):
         production.sign(label, b"x", "sha256")
     # A key provisioned in production mode is usable there.
-    production.generate_rsa(f"{label}-prod")
-    fresh = SoftwareKeyProvider(directory, development=False)
+    with production.provisioning():
+        production.generate_rsa(f"{label}-prod")
+    fresh = SoftwareKeyProvider(directory, development=False, passphrase=PASSPHRASE)
     _verify(fresh.public_key(f"{label}-prod"), fresh.sign(f"{label}-prod", b"x", "sha256"), b"x")

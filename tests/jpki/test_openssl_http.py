@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import shutil
@@ -135,3 +136,108 @@ def test_ocsp_get_form_and_malformed_requests(served: tuple[Container, str]) -> 
     with urllib.request.urlopen(f"{base}/jpki/ocsp/auth/{quoted}", timeout=10) as response:
         answer = ocsp.load_der_ocsp_response(response.read())
     assert answer.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+def _pem_crl(der: bytes) -> str:
+    return x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_crl_check_all_with_the_roots_arl(served: tuple[Container, str], tmp_path: Path) -> None:
+    """Issue 10: the CA certificates had no revocation information, so `openssl verify
+    -crl_check_all` failed. The issuing CAs name the root's ARL as their CRL DP."""
+    container, base = served
+    jpki = container.jpki
+    resident = container.registry.register_birth(SYSTEM, new_resident(), dt.date(1990, 4, 1))
+    signing = jpki.issue_certificate(resident.id, CertificateKind.SIGNING, public_pem(),
+                                     CARD_EXPIRY)
+    auth = jpki.issue_certificate(resident.id, CertificateKind.AUTH, public_pem(), CARD_EXPIRY)
+    revoked = jpki.issue_certificate(resident.id, CertificateKind.AUTH, public_pem(),
+                                     CARD_EXPIRY)
+    jpki.revoke(revoked.serial, RevocationReason.LOST, "test")
+
+    def fetch(path: str) -> bytes:
+        with urllib.request.urlopen(f"{base}{path}", timeout=10) as response:
+            assert response.headers["Content-Type"] == "application/pkix-crl"
+            return bytes(response.read())
+
+    arl = x509.load_der_x509_crl(fetch("/jpki/crl/root.crl"))
+    idp = arl.extensions.get_extension_for_class(x509.IssuingDistributionPoint)
+    assert idp.critical and idp.value.only_contains_ca_certs
+    crls = _write(tmp_path / "crls.pem", "".join(
+        _pem_crl(fetch(f"/jpki/crl/{label}.crl")) for label in ("root", "sign", "auth")))
+    chains = {kind: x509.load_pem_x509_certificates(jpki.ca_chain_pem(kind).encode())
+              for kind in (CertificateKind.SIGNING, CertificateKind.AUTH)}
+    root = chains[CertificateKind.AUTH][1]
+    root_pem = _write(tmp_path / "root.pem", root.public_bytes(serialization.Encoding.PEM).decode())
+    for kind, chain in chains.items():
+        points = chain[0].extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+        assert [n.value for p in points for n in p.full_name or ()] == [f"{base}/jpki/crl/root.crl"]
+        assert chain[1] == root
+
+    def verify(kind: CertificateKind, pem: str, name: str) -> tuple[str, str]:
+        issuing = _write(tmp_path / f"{kind.value}-ca.pem",
+                         chains[kind][0].public_bytes(serialization.Encoding.PEM).decode())
+        leaf = _write(tmp_path / f"{name}.pem", pem)
+        return _run("openssl", "verify", "-crl_check_all", "-CAfile", root_pem,
+                    "-untrusted", issuing, "-CRLfile", crls, leaf), leaf
+
+    for kind, issued, name in ((CertificateKind.SIGNING, signing, "signing"),
+                               (CertificateKind.AUTH, auth, "auth")):
+        out, leaf = verify(kind, issued.pem, name)
+        assert f"{leaf}: OK" in out, out
+    out, _ = verify(CertificateKind.AUTH, revoked.pem, "revoked")
+    assert "certificate revoked" in out, out
+    # The leaf CRL downloaded from the leaf's distribution point; the ARL given as a file (the
+    # self-signed root names no distribution point, as roots do not).
+    arl_pem = _write(tmp_path / "arl.pem", _pem_crl(fetch("/jpki/crl/root.crl")))
+    chain_pem = _write(tmp_path / "chain.pem", jpki.ca_chain_pem(CertificateKind.SIGNING))
+    leaf = _write(tmp_path / "signing-dl.pem", signing.pem)
+    out = _run("openssl", "verify", "-crl_check_all", "-crl_download", "-CAfile", chain_pem,
+               "-CRLfile", arl_pem, leaf)
+    assert f"{leaf}: OK" in out, out
+
+
+def test_pyhanko_validator_requiring_revocation_info(served: tuple[Container, str]) -> None:
+    """pyHanko's validator with revocation_mode="require" needs a CRL for every certificate
+    on the path below the root: the ARL for the issuing CA, the issuing CA's CRL for the leaf."""
+    certvalidator = pytest.importorskip("pyhanko_certvalidator")
+    from asn1crypto import crl as asn1_crl
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko_certvalidator.errors import PathValidationError, RevokedError
+
+    container, base = served
+    jpki = container.jpki
+    resident = container.registry.register_birth(SYSTEM, new_resident(), dt.date(1990, 4, 1))
+    issued = {
+        "signing": jpki.issue_certificate(resident.id, CertificateKind.SIGNING, public_pem(),
+                                          CARD_EXPIRY),
+        "auth": jpki.issue_certificate(resident.id, CertificateKind.AUTH, public_pem(),
+                                       CARD_EXPIRY),
+        "revoked": jpki.issue_certificate(resident.id, CertificateKind.AUTH, public_pem(),
+                                          CARD_EXPIRY),
+    }
+    jpki.revoke(issued["revoked"].serial, RevocationReason.LOST, "test")
+    crls = [asn1_crl.CertificateList.load(
+        urllib.request.urlopen(f"{base}/jpki/crl/{label}.crl", timeout=10).read())
+        for label in ("root", "sign", "auth")]
+
+    def der(cert: x509.Certificate) -> asn1_x509.Certificate:
+        return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+    def validate(name: str) -> None:
+        kind = CertificateKind.SIGNING if name == "signing" else CertificateKind.AUTH
+        issuing, root = x509.load_pem_x509_certificates(jpki.ca_chain_pem(kind).encode())
+        context = certvalidator.ValidationContext(
+            trust_roots=[der(root)], crls=crls, revocation_mode="require", allow_fetching=False)
+        leaf = x509.load_pem_x509_certificate(issued[name].pem.encode())
+        validator = certvalidator.CertificateValidator(
+            der(leaf), intermediate_certs=[der(issuing)], validation_context=context)
+        asyncio.run(validator.async_validate_usage({"digital_signature"}))
+
+    validate("signing")
+    validate("auth")
+    with pytest.raises(RevokedError):
+        validate("revoked")
+    crls = crls[1:]  # without the ARL the issuing CA has no revocation information
+    with pytest.raises(PathValidationError, match=r"revocation|CRL"):
+        validate("auth")

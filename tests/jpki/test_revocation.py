@@ -296,3 +296,30 @@ def test_status_values_are_consistent() -> None:
         CertificateStatus(ocsp.OCSPCertStatus.GOOD, REVOKED_AT)
     with pytest.raises(ValueError):
         CertificateStatus(ocsp.OCSPCertStatus.GOOD, None, x509.ReasonFlags.key_compromise)
+
+
+def _request_with_nonce(pki: Pki, nonce: bytes) -> bytes:
+    builder = ocsp.OCSPRequestBuilder().add_certificate(pki.signing, pki.sign_ca, hashes.SHA1())
+    request = builder.add_extension(x509.OCSPNonce(nonce), critical=False).build()
+    return request.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize("size", [0, 33, 1000])
+def test_ocsp_nonce_outside_1_to_32_octets_is_malformed(pki: Pki, size: int) -> None:
+    """RFC 9654 §2.1: Nonce ::= OCTET STRING(SIZE(1..32))."""
+    response = ocsp.load_der_ocsp_response(build_response(
+        _request_with_nonce(pki, b"\x07" * size), _status_of(pki), pki.responder,
+        pki.responder_key, pki.sign_ca, pki.now,
+    ))
+    assert response.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+@pytest.mark.parametrize("size", [1, 32])
+def test_ocsp_nonce_of_1_and_32_octets_is_echoed(pki: Pki, size: int) -> None:
+    nonce = bytes(range(1, size + 1))
+    response = ocsp.load_der_ocsp_response(build_response(
+        _request_with_nonce(pki, nonce), _status_of(pki), pki.responder, pki.responder_key,
+        pki.sign_ca, pki.now,
+    ))
+    assert response.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert response.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import inspect, text
 
 from mynumber.app import ConfigurationError, Container, build_container
@@ -19,11 +19,13 @@ from mynumber.jpki.interfaces import (
     CertificateNotFound,
     CertificateRefused,
     CertificateState,
+    HolderProof,
+    IssuedCertificate,
     RelyingPartyNotRegistered,
     RevocationReason,
+    VerificationFailed,
 )
-from mynumber.jpki.keyproviders import SoftwareKeyProvider
-from mynumber.keys import FileKeyProvider
+from mynumber.keys import FileKeyProvider, SoftwareKeyProvider
 from mynumber.registry.interfaces import SYSTEM
 from mynumber.settings import Mode, Settings
 from tests.conftest import new_resident
@@ -36,6 +38,16 @@ def public_pem(key: rsa.RSAPrivateKey = _KEY) -> str:
     return key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     ).decode()
+
+
+def sign(data: bytes, key: rsa.RSAPrivateKey = _KEY) -> bytes:
+    return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def proof(issued: IssuedCertificate, data: bytes = b"document",
+          key: rsa.RSAPrivateKey = _KEY) -> HolderProof:
+    """The holder's proof: the certificate and a signature by its key (``key``) over ``data``."""
+    return HolderProof(issued.pem, data, sign(data, key))
 
 
 def adult(container: Container, **overrides: object) -> int:
@@ -109,7 +121,7 @@ def test_serial_links_only_for_own_users_while_registered(container: Container) 
     stranger = jpki.issue_certificate(other_id, CertificateKind.SIGNING, public_pem(),
                                       CARD_EXPIRY)
     rp = jpki.register_relying_party("e-Tax", (CertificateKind.SIGNING,))
-    jpki.record_user(rp.id, old.serial)
+    jpki.record_user(rp.id, proof(old))
     assert jpki.current_serial(rp.id, old.serial) == old.serial
     jpki.revoke(old.serial, RevocationReason.SUPERSEDED, "test")
     assert jpki.current_serial(rp.id, old.serial) is None
@@ -129,6 +141,66 @@ def test_serial_links_only_for_own_users_while_registered(container: Container) 
     jpki.retire_relying_party(rp.id)
     with pytest.raises(RelyingPartyNotRegistered):
         jpki.current_serial(rp.id, old.serial)
+
+
+def _users(container: Container) -> int:
+    with container.databases.unit_of_work("jpki") as session:
+        return int(session.execute(text("SELECT count(*) FROM relying_party_users")).scalar_one())
+
+
+def test_a_relying_party_cannot_claim_another_holders_serial(container: Container) -> None:
+    """Issue 10: recording a user took a serial on trust, after which the serial-link look-up
+    followed that person's certificates. Now only the holder's proof records a user."""
+    jpki = container.jpki
+    mine = jpki.issue_certificate(adult(container), CertificateKind.SIGNING, public_pem(),
+                                  CARD_EXPIRY)
+    their_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    theirs = jpki.issue_certificate(adult(container, given_name="次郎"), CertificateKind.SIGNING,
+                                    public_pem(their_key), CARD_EXPIRY)
+    rp = jpki.register_relying_party("e-Tax", (CertificateKind.SIGNING,))
+    jpki.record_user(rp.id, proof(mine))
+    assert _users(container) == 1
+
+    # The other person's certificate, with a signature the party made itself.
+    with pytest.raises(VerificationFailed) as refused:
+        jpki.record_user(rp.id, HolderProof(theirs.pem, b"document", sign(b"document")))
+    assert refused.value.extra["reason"] == "bad_signature"
+    # A certificate of the party's own making that carries the other person's serial.
+    forged = _self_signed(serial=theirs.serial)
+    with pytest.raises(VerificationFailed) as refused:
+        jpki.record_user(rp.id, HolderProof(forged, b"document", sign(b"document")))
+    assert refused.value.extra["reason"] == "untrusted_chain"
+    # Over HTTP the signed data must be a challenge JPKI gave this very party.
+    other = jpki.register_relying_party("bank", (CertificateKind.SIGNING,))
+    foreign = jpki.user_challenge(other.id).challenge
+    with pytest.raises(VerificationFailed) as refused:
+        jpki.record_user_by_challenge(rp.id, foreign, sign(foreign, their_key), theirs.pem)
+    assert refused.value.extra["reason"] == "bad_challenge"
+    with pytest.raises(VerificationFailed):
+        jpki.record_user_by_challenge(rp.id, b"x" * 53, sign(b"x" * 53, their_key), theirs.pem)
+
+    assert _users(container) == 1  # nothing changed
+    with pytest.raises(CertificateNotFound):
+        jpki.current_serial(rp.id, theirs.serial)
+    refusals = _refusals(container)
+    assert refusals.count(("jpki:relying_party:record_user_refused",
+                           f"relying_party:{rp.id}")) == 4
+    # The holder's own proof over the party's challenge works, and only once per holder.
+    challenge = jpki.user_challenge(rp.id).challenge
+    jpki.record_user_by_challenge(rp.id, challenge, sign(challenge, their_key), theirs.pem)
+    jpki.record_user_by_challenge(rp.id, challenge, sign(challenge, their_key), theirs.pem)
+    assert _users(container) == 2
+    assert jpki.current_serial(rp.id, theirs.serial) == theirs.serial
+
+
+def _self_signed(serial: int) -> str:
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "forged")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(_KEY.public_key()).serial_number(serial)
+            .not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1)).sign(_KEY, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def test_pairwise_ids_differ_per_party_and_survive_renewal(container: Container) -> None:

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from mynumber.jpki.interfaces import (
     AuthVerification,
     CertificateKind,
+    HolderProof,
     RelyingParty,
     RelyingPartyNotRegistered,
     SigningVerification,
@@ -188,7 +189,8 @@ class FakeJpki:
         message = f"{relying_party_id}:{serial}".encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
-    def record_user(self, relying_party_id: int, serial: int) -> None:
+    def record_user(self, relying_party_id: int, proof: HolderProof) -> None:
+        serial = x509.load_pem_x509_certificate(proof.certificate_pem.encode()).serial_number
         self.users.append((relying_party_id, serial))
 
 

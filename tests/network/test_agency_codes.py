@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mynumber.codes import resident_code
+from mynumber.keys import Pkcs11BlockCipher, SoftwareBlockCipher
 from mynumber.network.agency_codes import (
     CODE_LENGTH,
-    Pkcs11BlockCipher,
-    SoftwareBlockCipher,
     make_code,
     make_codes,
     open_code,
@@ -70,13 +69,15 @@ def test_batch_and_single_agree():
 
 
 def test_the_agency_code_key_can_live_on_a_pkcs11_token(softhsm: SoftHSM):  # noqa: F811
-    token = Pkcs11BlockCipher(softhsm.library, softhsm.token_label, softhsm.user_pin)
+    token = Pkcs11BlockCipher(softhsm.library, softhsm.token_label, softhsm.user_pin,
+                              development=True)
     code = "1234567890" + resident_code.calc_check_digit("1234567890")
     made = make_code(token, 42, code)
     assert open_code(token, 42, made) == code
     assert open_code(token, 43, made) is None
     # The same key is found again (not regenerated) by a second provider object.
-    again = Pkcs11BlockCipher(softhsm.library, softhsm.token_label, softhsm.user_pin)
+    again = Pkcs11BlockCipher(softhsm.library, softhsm.token_label, softhsm.user_pin,
+                              development=True)
     assert make_code(again, 42, code) == made
 
     from pkcs11 import Attribute, ObjectClass

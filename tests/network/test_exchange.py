@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import inspect, select, text
 
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal, StaffRole
 from mynumber.network import models as nm
 from mynumber.network.interfaces import (
     AgencyStatus,
@@ -21,7 +22,6 @@ from mynumber.network.interfaces import (
     Outcome,
     RefusalReason,
 )
-from mynumber.registry.interfaces import StaffPrincipal, StaffRole
 from tests.conftest import SHINJUKU, make_staff, new_resident
 
 MHLW = "mhlw"  # 厚生労働大臣

@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 
 from mynumber.agencies.seed import seed_exchanges
 from mynumber.app import Container
-from mynumber.registry.interfaces import StaffRole
+from mynumber.auth.interfaces import StaffRole
 from mynumber.registry.seed import current_residents, run_seed
 from tests.conftest import SHINJUKU, make_staff
 

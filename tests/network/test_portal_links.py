@@ -9,14 +9,11 @@ import pytest
 
 from mynumber.agencies.interfaces import PersonNotEnrolled
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.interfaces import IdentityCheck, IssuedPins
 from mynumber.jpki.interfaces import CertificateKind, RevocationReason, VerificationFailed
 from mynumber.network.interfaces import AgencyStatus, NotPermitted
-from mynumber.registry.interfaces import (
-    AcquisitionNumberInvalid,
-    ResidentNotFound,
-    StaffPrincipal,
-)
+from mynumber.registry.interfaces import AcquisitionNumberInvalid, ResidentNotFound
 from tests.conftest import new_resident
 
 PORTAL = "mynaportal"

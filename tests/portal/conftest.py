@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import pytest
 
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.chip import VirtualCard
 from mynumber.card.interfaces import CardRecord, IdentityCheck, IssuedPins
 from mynumber.portal.interfaces import PortalSession
-from mynumber.registry.interfaces import ResidentRecord, StaffPrincipal
+from mynumber.registry.interfaces import ResidentRecord
 from tests.conftest import new_resident
 
 PINS = IssuedPins("ABC123", "1234", "5678", "2468")

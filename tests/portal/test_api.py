@@ -4,6 +4,7 @@ agencies' signed お知らせ, staff proxy registration, and problem documents f
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import secrets
 
@@ -11,9 +12,10 @@ import pyotp
 import pytest
 from fastapi.testclient import TestClient
 
+from mynumber.agencies.interfaces import QueryResult
 from mynumber.app import Container, create_app
+from mynumber.auth.interfaces import StaffPrincipal, StaffRole
 from mynumber.network.interfaces import signed_request_bytes
-from mynumber.registry.interfaces import StaffPrincipal, StaffRole
 from tests.conftest import SHIBUYA, SHINJUKU, new_resident
 from tests.portal.conftest import AUTH_PIN, CITY, CardHolder, hold, resident_record
 
@@ -240,3 +242,35 @@ def test_a_replayed_signed_notice_is_refused(client: TestClient, container: Cont
     session = http_login(client, card_holder)
     notices = client.get(f"{API}/me/notices", headers=auth(session["token"])).json()
     assert len(notices) == 2
+
+
+def test_reporting_the_card_lost_ends_the_api_session(client: TestClient, container: Container,
+                                                      card_holder: CardHolder) -> None:
+    session = http_login(client, card_holder)
+    headers = auth(session["token"])
+    assert client.get(f"{API}/me", headers=headers).status_code == 200
+    r = card_holder.resident
+    container.card.report_lost(card_holder.card_id, r.name_kana, r.birth_date)
+    assert problem(client.get(f"{API}/me", headers=headers), 401)["code"] == \
+        "portal_session_expired"
+
+
+def test_information_carrying_an_individual_number_never_reaches_the_api(
+        client: TestClient, container: Container, card_holder: CardHolder) -> None:
+    hold(container, card_holder.number, CITY, "resident_record",
+         resident_record(card_holder), "C-1")
+    headers = auth(http_login(client, card_holder)["token"])
+    real_query = container.portal.agencies.query
+
+    def leaky(*args: object) -> QueryResult:
+        result = real_query(*args)
+        return dataclasses.replace(result, data={**(result.data or {}),
+                                                 "name": f"山田 {card_holder.number}"})
+
+    container.portal.agencies.query = leaky  # type: ignore[method-assign]
+    try:
+        response = client.get(f"{API}/me/information/basic_four", headers=headers)
+    finally:
+        del container.portal.agencies.query
+    assert problem(response, 502)["code"] == "individual_number_in_answer"
+    assert card_holder.number not in response.text

@@ -10,10 +10,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner, Result
 
 from mynumber.app import Container, create_app
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.chip import VirtualCard
 from mynumber.cli import app
 from mynumber.cli import portal as portal_cli
-from mynumber.registry.interfaces import StaffPrincipal
 from mynumber.settings import Settings
 from tests.conftest import new_resident
 from tests.portal.conftest import AUTH_PIN, CITY, CardHolder, hold, resident_record

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from mynumber.app import Container, create_app
+from mynumber.auth.interfaces import StaffRole
 from mynumber.keys import KeyError_
 from mynumber.portal.interfaces import (
     ClientRecord,
@@ -21,7 +22,6 @@ from mynumber.portal.interfaces import (
     InvalidClient,
 )
 from mynumber.portal.oauth import SIGNING_KEY_FILE, load_signing_key, provision_signing_key
-from mynumber.registry.interfaces import StaffRole
 from tests.conftest import SHINJUKU
 
 GOOD = ["https://kakeibo.example.jp/callback", "http://127.0.0.1:8765/callback",
@@ -209,3 +209,67 @@ def test_a_municipal_supervisor_may_not_vet_api_clients(api: TestClient,
     admin = _staff(container, "a1", StaffRole.ADMIN)
     assert api.post(f"{base}/state", json={"state": "approved", "reason": "vetted"},
                     headers=admin).json()["state"] == "approved"
+
+
+def test_a_retired_client_can_be_reactivated_by_an_admin_with_an_audit_record(
+    api: TestClient, container: Container,
+) -> None:
+    """One admin call used to retire a client for good (issue 10). Retirement now has a way
+    back: reactivation (admin only, audited) returns it to ``suspended``, and a second,
+    separate approval lets it serve again."""
+    record = _register(container)
+    base = f"/api/v1/portal/clients/{record.client_id}"
+    admin = _staff(container, "a1", StaffRole.ADMIN)
+    supervisor = _staff(container, "s1", StaffRole.SUPERVISOR)
+    for state in ("approved", "retired"):
+        assert api.post(f"{base}/state", json={"state": state, "reason": "r"},
+                        headers=admin).json()["state"] == state
+    refused = api.post(f"{base}/reactivate", json={"reason": "mistake"}, headers=supervisor)
+    assert refused.status_code == 403
+    back = api.post(f"{base}/reactivate", json={"reason": "retired by mistake"},
+                    headers=admin)
+    assert back.status_code == 200 and back.json()["state"] == "suspended"
+    again = api.post(f"{base}/reactivate", json={"reason": "twice"}, headers=admin)
+    assert again.status_code == 409 and again.json()["code"] == "client_state_conflict"
+    assert api.post(f"{base}/state", json={"state": "approved", "reason": "vetted again"},
+                    headers=admin).json()["state"] == "approved"
+    with container.databases.unit_of_work("portal") as session:
+        rows = session.execute(text(
+            "SELECT actor, reason FROM audit_events WHERE tag = 'portal:client:reactivate' "
+            "AND subject = :c"), {"c": record.client_id}).all()
+    assert [r.reason for r in rows] == ["retired by mistake"] and rows[0].actor != "cli"
+
+
+def test_concurrent_state_changes_of_one_client_cannot_both_pass(container: Container) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = container.api_clients
+    record = _register(container)
+    clients.set_state("staff:1", record.client_id, ClientState.APPROVED, "vetted")
+    threads = 12
+    barrier = threading.Barrier(threads)
+
+    def change(i: int) -> str:
+        barrier.wait()
+        target = ClientState.RETIRED if i % 2 else ClientState.SUSPENDED
+        try:
+            return clients.set_state(f"staff:{i}", record.client_id, target, "race").state.value
+        except ClientStateConflict:
+            return "conflict"
+
+    with ThreadPoolExecutor(threads) as pool:
+        outcomes = list(pool.map(change, range(threads)))
+    won = [o for o in outcomes if o != "conflict"]
+    # approved -> suspended -> retired is a legal chain, so at most two changes pass, each
+    # from the state the other left; never two from ``approved``.
+    from sqlalchemy import select
+
+    from mynumber.portal.models import AuditEvent
+
+    with container.databases.unit_of_work("portal") as session:
+        moves = session.scalars(select(AuditEvent.details).where(
+            AuditEvent.tag == "portal:client:state", AuditEvent.subject == record.client_id,
+            AuditEvent.reason == "race")).all()
+    assert len(moves) == len(won) <= 2
+    assert [m["from_state"] for m in moves].count("approved") == 1

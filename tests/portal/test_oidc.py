@@ -29,6 +29,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from sqlalchemy import text
 
 from mynumber.app import Container, create_app
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.portal.interfaces import (
     SESSION_COOKIE,
     ClientRecord,
@@ -40,7 +41,6 @@ from mynumber.portal.interfaces import (
     ProxyRecord,
 )
 from mynumber.portal.oauth import AuthorizationProblem
-from mynumber.registry.interfaces import StaffPrincipal
 from tests.conftest import new_resident
 from tests.portal.conftest import (
     CITY,

@@ -8,14 +8,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import secrets
 
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from mynumber.agencies.interfaces import QueryResult
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.chip import WrongPin
-from mynumber.network.interfaces import NotPermitted, Outcome
+from mynumber.network.interfaces import (
+    ExchangeQuery,
+    IndividualNumberInAnswer,
+    NotPermitted,
+    Outcome,
+)
 from mynumber.portal import merkle
 from mynumber.portal.interfaces import (
     PORTAL_AGENCY,
@@ -32,12 +40,12 @@ from mynumber.portal.interfaces import (
     SessionExpired,
     UnknownScope,
 )
-from mynumber.registry.interfaces import StaffPrincipal
 from tests.conftest import new_resident
 from tests.portal.conftest import (
     AUTH_PIN,
     CITY,
     KYOKAI,
+    MHLW,
     POLICE,
     CardHolder,
     hold,
@@ -909,7 +917,7 @@ def test_a_log_without_a_public_key_verifies_nothing(container: Container,
 def test_a_counter_registration_refreshes_a_moved_accounts_municipality(
     container: Container, clerk: StaffPrincipal, card_holder: CardHolder,
 ) -> None:
-    from mynumber.registry.interfaces import StaffRole
+    from mynumber.auth.interfaces import StaffRole
     from tests.conftest import SHIBUYA, make_staff
 
     portal = container.portal
@@ -930,3 +938,94 @@ def test_a_counter_registration_refreshes_a_moved_accounts_municipality(
                                   ProxyKind.ADULT_GUARDIAN)
     assert again.principal_account_id == proxy.principal_account_id
     assert portal.account(proxy.principal_account_id).municipality_code == SHIBUYA
+
+
+# --- issue 10: a revoked card ends its sessions; no forged record; no 個人番号 carried ----------
+
+
+def test_reporting_the_card_lost_ends_the_session_it_opened(container: Container,
+                                                            clerk: StaffPrincipal,
+                                                            card_holder: CardHolder) -> None:
+    session = login(container, card_holder)
+    other = issue_card_holder(container, clerk, given_name="次郎", given_name_kana="ジロウ")
+    other_session = login(container, other)
+    container.portal.session(session.token)  # live
+    r = card_holder.resident
+    container.card.report_lost(card_holder.card_id, r.name_kana, r.birth_date)
+    with pytest.raises(SessionExpired) as ended:
+        container.portal.session(session.token)
+    assert ended.value.extra["reason"] == "card_revoked"
+    with pytest.raises(SessionExpired):  # the end is stored, not re-decided
+        container.portal.session(session.token)
+    with pytest.raises(SessionExpired):
+        container.portal.acting_subject(session)
+    # Another card's session is untouched, and the lost card cannot log in again.
+    assert container.portal.session(other_session.token).account_id == other_session.account_id
+    with pytest.raises(LoginFailed):
+        login(container, card_holder)
+    # The sessions table holds no serial (it is sealed under the bearer token).
+    assert str(card_holder.record.auth_serial) not in _dump(container, "portal")
+
+
+def test_a_forged_query_never_enters_the_history_and_every_shown_record_verifies(
+        container: Container, card_holder: CardHolder) -> None:
+    hold(container, card_holder.number, CITY, "resident_record",
+         resident_record(card_holder), "C-1")
+    hold(container, card_holder.number, MHLW, "resident_record",
+         resident_record(card_holder), "M-1")
+    session = login(container, card_holder)
+    mine = container.portal.my_information(session, "basic_four")
+    code = container.agencies.agency_code(MHLW, "M-1")
+    # An outsider who knows the ministry's code for the person, without the ministry's key:
+    # signed with the city's key, with none, and under a name no agency has.
+    query = ExchangeQuery(requester_id=MHLW, task_id="bekkyo2-1", provider_id=CITY,
+                          item_code="local_tax", subject_code=code,
+                          requested_at=dt.datetime.now(dt.UTC), nonce=secrets.token_urlsafe(16))
+    city_key = container.agencies.keyring.keys(CITY).signing
+    for forged in (dataclasses.replace(query, signature=city_key.sign(query.signed_bytes())),
+                   query, dataclasses.replace(query, requester_id="mhlw-x")):
+        assert container.network.exchange(forged).outcome is Outcome.REFUSED
+    container.network_log.integrate()
+    history = container.portal.history(session)
+    assert [e.record.serial for e in history] == [mine.serial]
+    for entry in history:
+        verdict = container.portal.verify_record(session, entry.record.serial)
+        assert verdict.verified, verdict.reason
+
+
+def test_information_carrying_an_individual_number_is_withheld_everywhere(
+        container: Container, card_holder: CardHolder) -> None:
+    hold(container, card_holder.number, CITY, "resident_record",
+         resident_record(card_holder), "C-1")
+    session = login(container, card_holder)
+    real_query = container.portal.agencies.query
+
+    def leaky(*args: object) -> QueryResult:
+        result = real_query(*args)
+        return dataclasses.replace(result, data={**(result.data or {}),
+                                                 "note": f"番号 {card_holder.number}"})
+
+    container.portal.agencies.query = leaky  # type: ignore[method-assign]
+    try:
+        with pytest.raises(IndividualNumberInAnswer) as caught:
+            container.portal.my_information(session, "basic_four")
+        assert card_holder.number not in str(caught.value.extra) + str(caught.value)
+        with pytest.raises(IndividualNumberInAnswer):  # the OIDC release path
+            container.portal.fetch_for_client(session.account_id, "basic_four", "client-1",
+                                              "RP", grant_id=None)
+    finally:
+        del container.portal.agencies.query
+    assert card_holder.number not in _dump(container, "portal")
+    assert container.portal.my_information(session, "basic_four").data is not None
+
+
+def test_a_notice_carrying_an_individual_number_is_refused(container: Container,
+                                                           card_holder: CardHolder) -> None:
+    hold(container, card_holder.number, CITY, "resident_record",
+         resident_record(card_holder), "C-1")
+    code = container.agencies.agency_code(CITY, "C-1")
+    with pytest.raises(PortalError) as caught:
+        container.portal.send_notice(CITY, code, "general", "お知らせ",
+                                     f"あなたの番号は {card_holder.number} です")
+    assert caught.value.code == "individual_number_in_notice"
+    assert card_holder.number not in _dump(container, "portal")

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from mynumber.app import Container, create_app
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.chip import PinKind
 from mynumber.errors import NotAuthenticated
 from mynumber.network.interfaces import mayor_lookup
@@ -27,7 +28,6 @@ from mynumber.portal.interfaces import (
     NoticeState,
     ProxyKind,
 )
-from mynumber.registry.interfaces import StaffPrincipal
 from tests.conftest import SHIBUYA
 from tests.portal.conftest import AUTH_PIN, CardHolder, issue_card_holder
 from tests.web.test_counter import logged_in

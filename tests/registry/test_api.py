@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from mynumber.app import Container, create_app
+from mynumber.auth import models as auth_models
+from mynumber.auth.interfaces import StaffRole
 from mynumber.registry import models as m
-from mynumber.registry.interfaces import StaffRole
 from tests.conftest import SHIBUYA, SHINJUKU, STAFF_PASSWORD
 
 API = "/api/v1/registry"
@@ -134,10 +135,12 @@ def test_login_is_recorded(client: TestClient, container: Container) -> None:
     client.post(f"{API}/staff/login", json={
         "username": "clerk", "password": "wrong password!", "totp_code": code(secret)})
     login(client, "clerk", secret)
-    with container.databases.unit_of_work("registry") as session:
-        tags = session.scalars(select(m.AuditEvent.tag).where(
-            m.AuditEvent.tag.like("registry:staff:login%")).order_by(m.AuditEvent.id)).all()
-    assert tags == ["registry:staff:login_failed", "registry:staff:login"]
+    # Staff sign-in is its own context (mynumber.auth) with its own audit table.
+    with container.databases.unit_of_work("auth") as session:
+        tags = session.scalars(select(auth_models.AuditEvent.tag).where(
+            auth_models.AuditEvent.tag.like("auth:staff:login%"))
+            .order_by(auth_models.AuditEvent.id)).all()
+    assert tags == ["auth:staff:login_failed", "auth:staff:login"]
 
 
 def test_bearer_token_authenticates(client: TestClient, container: Container) -> None:
@@ -172,8 +175,8 @@ def test_an_idle_session_expires(client: TestClient, container: Container) -> No
     headers = login(client, "clerk", secret)
     assert client.get(f"{API}/staff/me", headers=headers).status_code == 200
     idle = container.settings.session_idle_minutes
-    with container.databases.unit_of_work("registry") as session:
-        session.execute(update(m.StaffSession).values(
+    with container.databases.unit_of_work("auth") as session:
+        session.execute(update(auth_models.StaffSession).values(
             last_seen_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=idle + 1)))
     assert_problem(client.get(f"{API}/staff/me", headers=headers), 401, "session_expired")
     # Once ended, the session stays ended even if used again at once.
@@ -184,8 +187,8 @@ def test_activity_keeps_a_session_alive(client: TestClient, container: Container
     secret = staff_account(container, "clerk")
     headers = login(client, "clerk", secret)
     idle = container.settings.session_idle_minutes
-    with container.databases.unit_of_work("registry") as session:
-        session.execute(update(m.StaffSession).values(
+    with container.databases.unit_of_work("auth") as session:
+        session.execute(update(auth_models.StaffSession).values(
             last_seen_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=idle - 1)))
     assert client.get(f"{API}/staff/me", headers=headers).status_code == 200
 

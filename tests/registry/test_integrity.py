@@ -16,10 +16,11 @@ import pytest
 from sqlalchemy import func, select
 
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.codes import individual_number
 from mynumber.registry import models as m
 from mynumber.registry.importer import FIELDS, Importer
-from mynumber.registry.interfaces import InvalidTransition, ResidentNotFound, StaffPrincipal
+from mynumber.registry.interfaces import InvalidTransition, ResidentNotFound
 from tests.conftest import SHINJUKU, new_resident
 
 BIRTH = dt.date(2024, 5, 1)

@@ -14,11 +14,12 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from mynumber.app import Container
+from mynumber.auth import models as auth_models
+from mynumber.auth.interfaces import LoginFailed, StaffRole
 from mynumber.cli.main import app
 from mynumber.codes import individual_number, kana, resident_code
 from mynumber.registry import models as m
 from mynumber.registry import seed as seeding
-from mynumber.registry.interfaces import LoginFailed, StaffRole
 from mynumber.settings import Mode, Settings
 
 AS_OF = dt.date(2025, 10, 1)
@@ -187,8 +188,8 @@ def test_if_empty_is_a_no_op_the_second_time(container: Container) -> None:
     assert second.skipped and second.created == 0 and second.existing == 60
     assert second.staff_created == []
     assert [r.resident_code for r in _residents(container)] == [r.resident_code for r in before]
-    with container.databases.unit_of_work("registry") as session:
-        assert session.scalar(select(func.count()).select_from(m.Staff)) == 3
+    with container.databases.unit_of_work("auth") as session:
+        assert session.scalar(select(func.count()).select_from(auth_models.Staff)) == 3
 
 
 def test_demo_staff_log_in_with_password_and_totp(container: Container) -> None:
@@ -226,8 +227,8 @@ def test_no_demo_staff_in_production_mode(container: Container) -> None:
     assert seeding.ensure_demo_staff(target) == []
     result = seeding.run_seed(target, 20, seed=1, as_of=AS_OF)
     assert result.created == 20 and result.staff_created == []
-    with container.databases.unit_of_work("registry") as session:
-        assert session.scalar(select(func.count()).select_from(m.Staff)) == 0
+    with container.databases.unit_of_work("auth") as session:
+        assert session.scalar(select(func.count()).select_from(auth_models.Staff)) == 0
 
 
 def _people(population: seeding.Population) -> list[tuple[Any, ...]]:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mynumber.app import Container
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.codes import individual_number, local_government_code, resident_code
 from mynumber.registry import models as m
 from mynumber.registry.interfaces import (
@@ -29,7 +30,6 @@ from mynumber.registry.interfaces import (
     ResidentStatus,
     RoleRequired,
     Sex,
-    StaffPrincipal,
     UnknownMunicipality,
 )
 from mynumber.registry.services import LETTER_HOLD_DAYS, load_municipality_rows
@@ -320,13 +320,15 @@ def test_clerk_of_shibuya_cannot_touch_a_shinjuku_resident(
         lambda: registry.history(shibuya_clerk, record.id),
         lambda: registry.reveal_number(shibuya_clerk, record.id, "確認"),
         lambda: registry.letters(shibuya_clerk, record.id),
-        lambda: registry.find_by_number(shibuya_clerk, number, "確認"),
         lambda: registry.change_address(shibuya_clerk, record.id, "渋谷区", "",
                                         dt.date(2025, 1, 1)),
     ]
     for attempt in attempts:
         with pytest.raises(OutsideJurisdiction):
             attempt()
+    # By number, the refusal reads exactly as "not found" (see test_jurisdiction.py).
+    with pytest.raises(ResidentNotFound):
+        registry.find_by_number(shibuya_clerk, number, "確認")
     assert registry.search(shibuya_clerk, "ヤマダ") == []
     assert registry.search(shibuya_clerk, record.resident_code) == []
     with pytest.raises(OutsideJurisdiction):  # nor register someone into another municipality

@@ -15,9 +15,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from mynumber.app import Container, create_app
+from mynumber.auth import models as auth_models
+from mynumber.auth.interfaces import StaffPrincipal, StaffRole
+from mynumber.kernel.signin import STAFF_COOKIE
 from mynumber.registry import models as m
-from mynumber.registry.api import STAFF_COOKIE
-from mynumber.registry.interfaces import ResidentRecord, StaffPrincipal, StaffRole
+from mynumber.registry.interfaces import ResidentRecord
 from mynumber.web.i18n import MESSAGES
 from tests.conftest import SHIBUYA, SHINJUKU, STAFF_PASSWORD, new_resident
 
@@ -79,9 +81,9 @@ def staff_account(container: Container, username: str, municipality: str = SHINJ
     secret = pyotp.random_base32()
     container.staff_auth.create_staff(username, f"{username} さん", municipality, role,
                                       STAFF_PASSWORD, totp_secret=secret)
-    with container.databases.unit_of_work("registry") as session:
-        staff_id = session.scalars(select(m.Staff.id).where(m.Staff.username == username)).one()
-    return secret, StaffPrincipal(staff_id, username, username, municipality, role)
+    principal = container.staff_auth.find_staff(username)
+    assert principal is not None
+    return secret, principal
 
 
 def logged_in(client: TestClient, container: Container, username: str = "clerk",
@@ -180,8 +182,8 @@ def test_an_idle_session_sends_the_clerk_back_to_login(
 ) -> None:
     counter, _ = logged_in(client, container)
     idle = container.settings.session_idle_minutes
-    with container.databases.unit_of_work("registry") as session:
-        session.execute(update(m.StaffSession).values(
+    with container.databases.unit_of_work("auth") as session:
+        session.execute(update(auth_models.StaffSession).values(
             last_seen_at=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=idle + 1)))
     response = counter.get("/counter")
     assert response.status_code == 303

@@ -38,7 +38,9 @@ router = APIRouter(prefix="/agencies/v1", tags=["agencies"])
     responses={
         403: _problem("`routed_query_rejected` (core signature does not verify, or stale) or "
                       "`agency_not_served` (the provider is not served here)"),
-        422: _problem("Invalid input; `field` / `errors` name the fields"),
+        422: _problem("Invalid input; `field` / `errors` name the fields; "
+                      "`individual_number_in_copy`: the 副本 carries a 個人番号 and is never "
+                      "provided"),
         503: _problem("`intermediate_server_unavailable`: none configured in this deployment"),
     },
 )

@@ -10,7 +10,7 @@ The 個人番号 passes through :meth:`AgenciesService.enrol_person` only and is
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,9 +18,15 @@ from mynumber.errors import Conflict, DomainError, Forbidden, InvalidInput, NotF
 from mynumber.network.interfaces import (
     AgencyRecord,
     ExchangeResult,
+    IndividualNumberInAnswer,
+    IndividualNumberInCopy,
     Outcome,
     RefusalReason,
 )
+from mynumber.registry.interfaces import ResidentRecord
+
+# The network's errors for a 副本 carrying a 個人番号 (put_copy, put_copies, query raise them).
+__all__ = ["IndividualNumberInAnswer", "IndividualNumberInCopy"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,8 @@ class AgenciesService(Protocol):
     def put_copy(
         self, agency_id: str, address_number: str, item_code: str, payload: Mapping[str, Any]
     ) -> CopyRecord:
-        """Register or update a 副本; each update increments its version."""
+        """Register or update a 副本; each update increments its version. A payload carrying
+        a 個人番号 anywhere is refused (IndividualNumberInCopy) and nothing is written."""
         ...
 
     def put_copies(self, agency_id: str, copies: Sequence[CopyInput]) -> int:
@@ -110,7 +117,8 @@ class AgenciesService(Protocol):
     def query(
         self, agency_id: str, address_number: str, task_id: str, provider_id: str, item_code: str
     ) -> QueryResult:
-        """情報照会: ask ``provider_id`` for ``item_code`` about the person, through the core."""
+        """情報照会: ask ``provider_id`` for ``item_code`` about the person, through the core.
+        An answer carrying a 個人番号 is withheld (IndividualNumberInAnswer)."""
         ...
 
     def record_declined(
@@ -167,3 +175,26 @@ class IntermediateServerUnavailable(DomainError):
     code = "intermediate_server_unavailable"
     status = 503
     title = "Intermediate server unavailable"
+
+
+# Agencies the demo data and the portal's information sources name by id.
+MHLW = "mhlw"
+PENSION = "japan_pension_service"
+KYOKAI = "kyokai_kenpo"
+
+
+def resident_record_copy(r: ResidentRecord, household: Iterable[ResidentRecord]
+                         ) -> dict[str, Any]:
+    """住民票関係情報 as the municipality holds it: the 4 basic items and the household (the
+    other members of ``household``)."""
+    return {
+        "name": r.name, "name_kana": r.name_kana, "birth_date": r.birth_date.isoformat(),
+        "sex": r.sex.value, "address": r.address,
+        "household": [
+            {"name": o.name, "birth_date": o.birth_date.isoformat(),
+             "relationship": o.relationship}
+            for o in household if o.id != r.id
+        ],
+        "household_relationship": r.relationship, "moved_in": False,
+        "municipality_code": r.municipality_code,
+    }

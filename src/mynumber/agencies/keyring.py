@@ -15,8 +15,12 @@ Two sources:
        "signing_key": "<base64 of the raw 32-byte Ed25519 private key>",
        "encryption_key": "<base64 of the raw 32-byte X25519 private key>"}
 
-  :func:`provision_agency_keys` writes such a file with fresh random keys. A file marked
-  ``"development": true``, readable by group or others, or for another agency is refused.
+  :func:`provision_agency_keys` (``mynumber keys agency <agency_id>``) writes such a file with
+  fresh random keys. A file marked ``"development": true`` (or unmarked), readable by group or
+  others, or for another agency is refused; a missing file is never created implicitly.
+
+Files are written and read through :mod:`mynumber.keys.files`, under the rule of
+:mod:`mynumber.keys.errors`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 import re
 import secrets
 import threading
@@ -37,9 +40,17 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mynumber.envelope import raw_public
-from mynumber.keys import KeyError_, KeyProvider
+from mynumber.keys import (
+    KeyError_,
+    KeyFileError,
+    KeyProvider,
+    check_marker,
+    read_secret_file,
+    write_owner_only,
+)
 
 MASTER_PURPOSE = "agencies.master"
+AGENCY_PROVISION_COMMAND = "mynumber keys agency {agency_id}"
 AGENCY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
@@ -133,19 +144,27 @@ class FileKeyring(_Cached):
 
     def _load(self, agency_id: str) -> AgencyKeys:
         file = self.path_for(agency_id)
-        try:
-            mode = file.stat().st_mode
-            data = json.loads(file.read_text())
-        except FileNotFoundError:
+        if not file.exists():
+            # Never created here: an agency's keys are provisioned on its own server.
+            command = AGENCY_PROVISION_COMMAND.format(agency_id=agency_id)
             raise AgencyKeyError(
-                f"no keys provisioned for agency {agency_id!r} in {self.directory}"
-            ) from None
+                f"no keys provisioned for agency {agency_id!r} in {self.directory}; production "
+                f"mode never creates keys implicitly: run `{command}` on the agency's server"
+            )
+        try:
+            data = json.loads(read_secret_file(file, production=True))
+        except KeyFileError as exc:
+            raise AgencyKeyError(str(exc)) from None
         except (OSError, ValueError) as exc:
             raise AgencyKeyError(f"cannot read the keys of agency {agency_id!r}: {exc}") from None
-        if mode & 0o077:
-            raise AgencyKeyError(f"{file} is readable by others; it must be mode 0600")
-        if not isinstance(data, dict) or data.get("development") is not False:
-            raise AgencyKeyError(f"the keys of agency {agency_id!r} are not production keys")
+        if not isinstance(data, dict):
+            raise AgencyKeyError(f"the keys of agency {agency_id!r} are malformed")
+        try:
+            check_marker(data.get("development"), development=False,
+                         what=f"the keys of agency {agency_id!r}")
+        except KeyError_ as exc:
+            raise AgencyKeyError(f"the keys of agency {agency_id!r} are not production keys: "
+                                 f"{exc}") from None
         if data.get("agency_id") != agency_id:
             raise AgencyKeyError(f"{file} holds the keys of another agency")
         try:
@@ -159,19 +178,16 @@ class FileKeyring(_Cached):
 def provision_agency_keys(directory: Path, agency_id: str) -> Path:
     """Write fresh production keys for one agency (0600; refuses to overwrite)."""
     check_agency_id(agency_id)
-    directory.mkdir(parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
     body = json.dumps({
         "agency_id": agency_id,
         "development": False,
         "signing_key": base64.b64encode(secrets.token_bytes(32)).decode(),
         "encryption_key": base64.b64encode(secrets.token_bytes(32)).decode(),
     })
-    file = directory / f"{agency_id}.json"
-    fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(body)
-    return file
+    try:
+        return write_owner_only(directory / f"{agency_id}.json", body.encode())
+    except KeyFileError as exc:
+        raise AgencyKeyError(str(exc)) from None
 
 
 def build_keyring(provider: KeyProvider, *, development: bool, key_dir: Path) -> AgencyKeyring:

@@ -19,15 +19,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mynumber.agencies.interfaces import CopyInput
+from mynumber.agencies.interfaces import (
+    KYOKAI,
+    MHLW,
+    PENSION,
+    CopyInput,
+    resident_record_copy,
+)
 from mynumber.network.interfaces import LegalTable, mayor_lookup
 from mynumber.registry.interfaces import ResidentRecord
 from mynumber.settings import Mode, Settings
 
 PORTAL = "mynaportal"
-MHLW = "mhlw"
-PENSION = "japan_pension_service"
-KYOKAI = "kyokai_kenpo"
 JASSO = "jasso"
 HISTORY_DAYS = 180
 MAX_EXCHANGES = 5000
@@ -59,23 +62,6 @@ def address_number(seed: int, agency_id: str, resident_id: int) -> str:
     nothing outside the core can join their tables."""
     digest = hashlib.blake2b(f"{seed}:{agency_id}:{resident_id}".encode(), digest_size=8)
     return f"A{int.from_bytes(digest.digest(), 'big') % 10**12:012d}"
-
-
-def resident_record_copy(r: ResidentRecord, household: Iterable[ResidentRecord]
-                         ) -> dict[str, Any]:
-    """住民票関係情報 as the municipality holds it: the 4 basic items and the household (the
-    other members of ``household``)."""
-    return {
-        "name": r.name, "name_kana": r.name_kana, "birth_date": r.birth_date.isoformat(),
-        "sex": r.sex.value, "address": r.address,
-        "household": [
-            {"name": o.name, "birth_date": o.birth_date.isoformat(),
-             "relationship": o.relationship}
-            for o in household if o.id != r.id
-        ],
-        "household_relationship": r.relationship, "moved_in": False,
-        "municipality_code": r.municipality_code,
-    }
 
 
 def _age(birth: dt.date, on: dt.date) -> int:

@@ -51,10 +51,13 @@ from mynumber.network.interfaces import (
     AgencyRecord,
     ExchangeQuery,
     ExchangeResult,
+    IndividualNumberInAnswer,
+    IndividualNumberInCopy,
     IntermediateServer,
     NetworkService,
     RoutedQuery,
     SealedAnswer,
+    contains_individual_number,
 )
 from mynumber.registry.interfaces import RegistryService
 
@@ -94,6 +97,11 @@ def _check_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidAgencyInput(f"payload: larger than {MAX_PAYLOAD_BYTES} bytes",
                                  field="payload")
     result: dict[str, Any] = json.loads(encoded)
+    if contains_individual_number(result):
+        # 番号法: a 副本 is exchanged under the agency's code, never with the number. The
+        # number itself is not repeated in the error (nor logged).
+        raise IndividualNumberInCopy("payload: contains an individual number (a 12-digit "
+                                     "value with a valid check digit)", field="payload")
     return result
 
 
@@ -437,6 +445,10 @@ class AgenciesServiceImpl:
         if (body.get("serial") != result.serial or body.get("item") != item_code
                 or body.get("provider") != provider_id or not isinstance(body.get("data"), dict)):
             raise AnswerRejected("the provider's answer belongs to another exchange")
+        if contains_individual_number(body["data"]):
+            # Defence in depth: a provider that stored such a copy anyway is not believed.
+            raise IndividualNumberInAnswer("the provider's answer carries an individual number "
+                                           "and was withheld")
         return body
 
     def _record_sent(self, agency_id: str, address_number: str, query: ExchangeQuery,
@@ -486,9 +498,9 @@ class AgenciesServiceImpl:
         if result.sealed is not None:
             try:
                 body = self._open(agency_id, provider_id, item_code, result)
-            except AnswerRejected:
+            except (AnswerRejected, IndividualNumberInAnswer) as exc:
                 self._record_sent(agency_id, address_number, query, result,
-                                  result.outcome.value, "answer_rejected")
+                                  result.outcome.value, exc.code)
                 raise
         self._record_sent(agency_id, address_number, query, result, result.outcome.value,
                           None if result.reason is None else result.reason.value)
@@ -580,6 +592,11 @@ class IntermediateServerImpl:
                     updated_at = dt.datetime.fromisoformat(updated_at)
                 if updated_at.tzinfo is None:  # SQLite keeps UTC without the offset
                     updated_at = updated_at.replace(tzinfo=dt.UTC)
+                if contains_individual_number(payload):
+                    # Stored before this check existed, or written around it: never provided.
+                    raise IndividualNumberInCopy(
+                        "the copy contains an individual number and is not provided",
+                        field="item_code")
                 body = {
                     "serial": query.serial, "provider": query.provider_id,
                     "item": query.item_code, "as_of": updated_at.isoformat(),

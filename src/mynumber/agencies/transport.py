@@ -14,7 +14,12 @@ from pydantic import ValidationError
 from mynumber.agencies import schemas as s
 from mynumber.agencies.interfaces import IntermediateServerUnavailable
 from mynumber.errors import DomainError
-from mynumber.network.interfaces import IntermediateServer, RoutedQuery, SealedAnswer
+from mynumber.network.interfaces import (
+    IndividualNumberInCopy,
+    IntermediateServer,
+    RoutedQuery,
+    SealedAnswer,
+)
 
 PATH = "/agencies/v1/routed-queries"
 
@@ -74,6 +79,9 @@ class HttpIntermediateServer:
                 raise IntermediateServerUnavailable(
                     f"the intermediate server failed with HTTP {response.status_code}",
                     remote_code=code)
+            if code == IndividualNumberInCopy.code:  # the core records its own reason
+                raise IndividualNumberInCopy(
+                    "the intermediate server withheld a copy carrying an individual number")
             raise RemoteRefusal(f"the intermediate server refused the query ({code})",
                                 remote_code=code, remote_status=response.status_code)
         try:

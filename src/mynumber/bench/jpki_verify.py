@@ -43,7 +43,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from mynumber.bench import BenchOptions
-from mynumber.jpki.interfaces import CertificateKind, RelyingParty, SigningVerification
+from mynumber.jpki.interfaces import (
+    CertificateKind,
+    HolderProof,
+    RelyingParty,
+    SigningVerification,
+)
 from mynumber.jpki.profiles import (
     RevocationEndpoints,
     auth_certificate,
@@ -82,7 +87,7 @@ class BenchJpki:
         message = f"{relying_party_id}:{serial}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
-    def record_user(self, relying_party_id: int, serial: int) -> None:
+    def record_user(self, relying_party_id: int, proof: HolderProof) -> None:
         return None
 
 

@@ -51,8 +51,8 @@ def _settings(data_dir: Path, keys: Path, url: str | None) -> Any:
 
 
 def _clerk(container: Any) -> Any:
-    from mynumber.registry.interfaces import StaffRole
-    from mynumber.registry.services import current_totp
+    from mynumber.auth.interfaces import StaffRole
+    from mynumber.auth.services import current_totp
 
     password = secrets.token_urlsafe(16)
     container.staff_auth.create_staff("bench-clerk", "bench clerk", "131041", StaffRole.CLERK,

@@ -48,12 +48,14 @@ virtual cards for development and tests only.
 Key at rest (the file written by :meth:`VirtualCard.save`): all card contents (PIN hashes,
 counters, private keys, certificates, card-face data) are sealed as one AES-256-GCM blob under a
 random 256-bit per-card *card key*; the header (format, version, card id) is authenticated as
-associated data.  The card key is either stored in the file in the clear (the default, marked
-``"protection": "none"``: confidentiality then rests on the file's 0600 permissions only) or
-wrapped under a caller-supplied 32-byte ``storage_key`` kept elsewhere (an environment secret,
-a KMS...).  Keys are deliberately NOT encrypted under a PIN-derived key: a counter reset sets a
-new PIN without knowing the old one, which would make the old encryption unopenable, and a
-key derived from a 4-digit PIN adds little against an offline attacker anyway.
+associated data.  The card key is either wrapped under a caller-supplied 32-byte
+``storage_key`` kept elsewhere — the system's card store uses the key kernel's
+``card.chip_sealing`` key, so a copied card file opens nowhere else — or, for a standalone test
+card handed to a developer, stored in the file in the clear (marked ``"protection": "none"``:
+confidentiality then rests on the file's 0600 permissions only).  Keys are deliberately NOT
+encrypted under a PIN-derived key: a counter reset sets a new PIN without knowing the old one,
+which would make the old encryption unopenable, and a key derived from a 4-digit PIN adds little
+against an offline attacker anyway.
 
 >>> import datetime
 >>> card = VirtualCard.issue(
@@ -113,6 +115,7 @@ __all__ = [
     "ResetAuthorizer",
     "ResetNotAuthorized",
     "Slot",
+    "UnsealedCardFile",
     "VirtualCard",
     "WrongPin",
 ]
@@ -213,6 +216,10 @@ class CertificateMismatch(CardError, ValueError):
 
 class CardFileError(CardError, ValueError):
     """A saved card file is malformed, tampered with, or the storage key is wrong."""
+
+
+class UnsealedCardFile(CardFileError):
+    """A storage key was given but the file keeps its card key in the clear (an old file)."""
 
 
 # --------------------------------------------------------------------------- data types
@@ -588,8 +595,14 @@ class VirtualCard:
         *,
         storage_key: bytes | None = None,
         on_failed_pin: Callable[[FailedPinEvent], None] | None = None,
+        allow_unsealed: bool = False,
     ) -> VirtualCard:
-        """Read a card written by :meth:`save`; counters (and locks) are as they were saved."""
+        """Read a card written by :meth:`save`; counters (and locks) are as they were saved.
+
+        With a ``storage_key``, a file whose card key is stored in the clear is refused with
+        :class:`UnsealedCardFile` unless ``allow_unsealed`` (a caller that re-seals it at once):
+        whoever expects a sealed card must not silently accept one anybody could have written.
+        """
         try:
             document = json.loads(Path(path).read_bytes())
         except (OSError, ValueError) as exc:
@@ -601,6 +614,8 @@ class VirtualCard:
             aad = _canonical(header)
             protection = document["card_key"]["protection"]
             if protection == "none":
+                if storage_key is not None and not allow_unsealed:
+                    raise UnsealedCardFile("this card file is not sealed under the storage key")
                 card_key = _unb64(document["card_key"]["key"])
             elif protection == "storage-key":
                 if storage_key is None:
@@ -621,7 +636,12 @@ class VirtualCard:
             )
             keys: dict[str, rsa.RSAPrivateKey] = {}
             for slot, der in payload["keys"].items():
-                key = serialization.load_der_private_key(_unb64(der), password=None)
+                # The payload is authenticated (AES-GCM above): these are the bytes the chip
+                # itself generated and saved, so the costly RSA consistency check (~70 ms a key,
+                # paid on every PIN entry) adds nothing.
+                key = serialization.load_der_private_key(
+                    _unb64(der), password=None, unsafe_skip_rsa_key_validation=True
+                )
                 if not isinstance(key, rsa.RSAPrivateKey):
                     raise CardFileError("card file holds a non-RSA key")
                 keys[_slot(slot)] = key

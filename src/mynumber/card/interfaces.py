@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.errors import Conflict, Forbidden, InvalidInput, NotFound
-from mynumber.registry.interfaces import StaffPrincipal
 
 
 class CardState(StrEnum):

@@ -7,7 +7,7 @@ import datetime as dt
 from pydantic import BaseModel, Field
 
 from mynumber.card.interfaces import CardState
-from mynumber.registry.schemas import Strict
+from mynumber.kernel.schemas import Strict
 
 
 class LossReportRequest(Strict):

@@ -5,8 +5,9 @@ Where things live:
 
 - The card context's database keeps public data only (ids, states, dates, serials, public keys).
 - The chip (:class:`~mynumber.card.chip.VirtualCard`) is the holder's. In embedded mode the
-  :class:`CardStore` keeps it under ``DATA_DIR/cards/<card_id>.json`` (mode 0600), standing in
-  for the card in the resident's pocket; the CLI and tests load it from there.
+  :class:`CardStore` keeps it under ``DATA_DIR/cards/<card_id>.json`` (mode 0600, sealed under
+  the key kernel's ``card.chip_sealing`` key), standing in for the card in the resident's
+  pocket; the CLI and tests load it from there.
 - Certificates come from JPKI through :class:`~mynumber.jpki.interfaces.JpkiService`; identity
   verification from the registry's ``verify_identity`` (recorded there).
 
@@ -18,6 +19,8 @@ that certificate again.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -31,8 +34,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mynumber import audit
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card import models as m
-from mynumber.card.chip import CardError, FailedPinEvent, PinFormatError, PinKind, VirtualCard
+from mynumber.card.chip import (
+    CardError,
+    FailedPinEvent,
+    PinFormatError,
+    PinKind,
+    UnsealedCardFile,
+    VirtualCard,
+)
 from mynumber.card.interfaces import (
     ApplicationNotFound,
     ApplicationRecord,
@@ -64,6 +75,7 @@ from mynumber.jpki.interfaces import (
     JpkiService,
     RevocationReason,
 )
+from mynumber.keys import KeyProvider
 from mynumber.registry.interfaces import (
     SYSTEM,
     AssuranceLevel,
@@ -72,7 +84,6 @@ from mynumber.registry.interfaces import (
     ResidentRecord,
     ResidentStatus,
     Sex,
-    StaffPrincipal,
     VerificationRecord,
 )
 
@@ -157,29 +168,103 @@ def _kana_key(value: str) -> str:
 # --- the holder's side --------------------------------------------------------------------
 
 
-class CardStore:
-    """Virtual card files, one per card: ``<directory>/<card_id>.json`` (0600)."""
+CHIP_SEALING_KEY = "card.chip_sealing"
 
-    def __init__(self, directory: Path) -> None:
+
+class CardStore:
+    """Virtual card files, one per card: ``<directory>/<card_id>.json`` (0600).
+
+    Sealing: every chip file is sealed under the key kernel's ``card.chip_sealing`` key (the
+    file holds only the card key wrapped under it), never under a key kept in or beside the
+    file: a copy of the cards directory alone opens nothing. Production provisions that key
+    (``mynumber keys init``); the embedded mode creates a development key on first use.
+    A dev data dir's older files, whose card key sits in the clear, are re-sealed on their
+    first read (decided over "regenerate with the seed": they are synthetic test cards, and
+    re-sealing keeps a developer's cards and their PIN counters).
+
+    PIN counters: a PIN entry is a read-modify-write of the chip file. :meth:`session` holds an
+    exclusive ``fcntl.flock`` on ``<card_id>.lock`` around it, so parallel wrong PINs (threads or
+    processes) are counted one after the other, as the single chip serialises its commands.
+    A lock file rather than the card database: the counter is chip state (the database keeps
+    public data only), chip files exist only on this host (embedded mode), and ``flock`` covers
+    every writer of the file, the CLI included. The JSON file itself is not locked because
+    :meth:`save` replaces it by rename (a lock on the old inode would protect nothing).
+    """
+
+    def __init__(self, directory: Path, keys: KeyProvider | None = None) -> None:
         self.directory = directory
+        self._keys = keys
 
     def path(self, card_id: str) -> Path:
         if not (card_id.isascii() and card_id.isalnum() and len(card_id) <= 32):
             raise CardNotFound("no card with this id", field="card_id")
         return self.directory / f"{card_id}.json"
 
+    def _sealing_key(self) -> bytes:
+        if self._keys is None:
+            raise RuntimeError("the card store needs the key kernel (CardStore(directory, keys))")
+        return self._keys.symmetric_key(CHIP_SEALING_KEY, 32)
+
     def save(self, card: VirtualCard) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.path(card.card_id)
-        card.save(path)
+        card.save(path, storage_key=self._sealing_key())
         return path
 
     def load(self, card_id: str,
              on_failed_pin: Callable[[FailedPinEvent], None] | None = None) -> VirtualCard:
+        """The chip as saved (for reads; use :meth:`session` for anything that moves a PIN
+        counter)."""
+        path = self._existing(card_id)
+        try:
+            return VirtualCard.load(path, storage_key=self._sealing_key(),
+                                    on_failed_pin=on_failed_pin)
+        except UnsealedCardFile:
+            with self._locked(card_id):
+                return self._load_locked(card_id, on_failed_pin)
+
+    def _existing(self, card_id: str) -> Path:
         path = self.path(card_id)
         if not path.exists():
             raise CardNotFound("this card's chip is not held here", field="card_id")
-        return VirtualCard.load(path, on_failed_pin=on_failed_pin)
+        return path
+
+    def _load_locked(self, card_id: str,
+                     on_failed_pin: Callable[[FailedPinEvent], None] | None) -> VirtualCard:
+        """Load with the card's lock held; an old unsealed file is re-sealed here, once (the
+        clear card key goes with the replaced file)."""
+        path, key = self._existing(card_id), self._sealing_key()
+        try:
+            return VirtualCard.load(path, storage_key=key, on_failed_pin=on_failed_pin)
+        except UnsealedCardFile:
+            card = VirtualCard.load(path, storage_key=key, on_failed_pin=on_failed_pin,
+                                    allow_unsealed=True)
+            self.save(card)
+            return card
+
+    @contextmanager
+    def _locked(self, card_id: str) -> Iterator[None]:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lock_path = self.path(card_id).with_suffix(".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # blocks; released by close, even on a crash
+            yield
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def session(self, card_id: str,
+                on_failed_pin: Callable[[FailedPinEvent], None] | None = None,
+                ) -> Iterator[VirtualCard]:
+        """The chip, loaded under the card's lock and saved on the way out (also when a PIN
+        error leaves the block: the counter moved), so no concurrent entry is lost."""
+        with self._locked(card_id):
+            card = self._load_locked(card_id, on_failed_pin)
+            try:
+                yield card
+            finally:
+                self.save(card)
 
 
 # --- the service --------------------------------------------------------------------------
@@ -421,8 +506,16 @@ class CardServiceImpl:
                         locked=event.remaining == 0, was_locked=event.was_locked)
 
     def open_card(self, card_id: str) -> VirtualCard:
-        """The holder's chip, wired so failed PINs are audited (embedded mode)."""
+        """The holder's chip, wired so failed PINs are audited (embedded mode). For reads:
+        anything that enters a PIN goes through :meth:`chip_session`."""
         return self.store.load(card_id, on_failed_pin=self.record_failed_pin)
+
+    @contextmanager
+    def chip_session(self, card_id: str) -> Iterator[VirtualCard]:
+        """The holder's chip under its lock, saved on exit: PIN entries made in the block are
+        counted atomically with any made in parallel (see :class:`CardStore`)."""
+        with self.store.session(card_id, on_failed_pin=self.record_failed_pin) as chip:
+            yield chip
 
     def reset_pin(
         self, actor: StaffPrincipal, card_id: str, pin_kind: PinKind | str, new_pin: str,
@@ -437,19 +530,18 @@ class CardServiceImpl:
         if record.state is not CardState.ACTIVE:
             raise CardStateConflict(f"the card is {record.state.value}", field="card_id")
         verification = self._verify(actor, record.resident_id, check, "暗証番号の初期化")
-        card = self.open_card(record.card_id)
 
         def authorize(cid: str, which: PinKind) -> bool:
             return (cid == record.card_id and which is kind
                     and self._is_fresh(actor, record.resident_id, verification.id))
 
         try:
-            card.counter_reset(kind, new_pin, authorize)
+            with self.chip_session(record.card_id) as card:  # no parallel entry is lost
+                card.counter_reset(kind, new_pin, authorize)
         except PinFormatError as exc:
             raise PinRefused(str(exc), field="new_pin") from None
         except CardError as exc:
             raise IdentityNotVerified(str(exc)) from None
-        self.store.save(card)
         with self._transaction() as session:
             self._audit(session, "card:pin:reset", actor.actor, f"card:{record.card_id}",
                         pin_kind=kind.value, verification=verification.id)

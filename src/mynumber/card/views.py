@@ -1,47 +1,39 @@
 """Card pages: counter procedures for staff (application, issuance, PIN reset, suspension)
-on the registry counter's :class:`CounterRoute` (login, CSRF, no-store, errors as HTML), and
-a resident page to report a lost card (/card/lost, no login, its own CSRF cookie).
+on the kernel's counter route class (login, CSRF bound to the staff session, no-store, errors
+as HTML), and a resident page to report a lost card (/card/lost, no login: a public page route
+whose CSRF token is bound to the pre-login cookie by HMAC).
 
 PINs and the 個人番号 are never echoed back into a form; the loss page answers a mismatch with
 the same generic message whatever did not match."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.datastructures import FormData
 from fastapi.responses import HTMLResponse
 
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.api import CardsDep
 from mynumber.card.chip import PinKind
 from mynumber.card.interfaces import IdentityCheck, IssuedPins
 from mynumber.card.services import CardServiceImpl
 from mynumber.errors import DomainError, InvalidInput, NotFound
-from mynumber.registry.interfaces import IdentityDocument, NumberConfirmation, StaffPrincipal
-from mynumber.registry.views import (
-    CounterRoute,
-    CounterStaff,
-    FormDep,
-    FormField,
-    _date,
-    _error,
-    _kept_values,
-    _page,
-    _value,
-)
+from mynumber.kernel import csrf, forms
+from mynumber.kernel.counter import CounterRoute, CounterStaff, counter_page
+from mynumber.kernel.errors import error_box
+from mynumber.kernel.forms import FormField
+from mynumber.kernel.routes import FormDep, PagePolicy, page_route
+from mynumber.registry.interfaces import IdentityDocument, NumberConfirmation
 from mynumber.web.templating import render
-
-router = APIRouter(include_in_schema=False, route_class=CounterRoute)
-public = APIRouter(include_in_schema=False)
 
 PIN_FIELDS = frozenset({"signing_password", "user_auth_pin", "residence_pin", "card_info_pin",
                         "new_pin", "individual_number"})
-RESIDENT_CSRF_COOKIE = "mn_card_csrf"
 LOST_PATH = "/card/lost"
+LOST_CSRF_SCOPE = "card.lost"
 
 IDENTITY_FIELDS = (
     FormField("individual_number", "password", required=True, maxlength=14),
@@ -54,16 +46,18 @@ IDENTITY_FIELDS = (
 
 def _check(form: FormData) -> IdentityCheck:
     docs = tuple(v for v in form.getlist("identity_documents") if isinstance(v, str))
-    return IdentityCheck(_value(form, "individual_number"), _value(form, "number_confirmation"),
-                         docs)
+    return IdentityCheck(forms.value(form, "individual_number"),
+                         forms.value(form, "number_confirmation"), docs)
 
 
 def _resident_id(form: FormData) -> int:
-    text = _value(form, "resident_id")
+    text = forms.value(form, "resident_id")
     if not (text.isascii() and text.isdigit()) or len(text) > 18 or int(text) < 1:
         raise InvalidInput("resident_id must be a number", field="resident_id")
     return int(text)
 
+
+router = APIRouter(include_in_schema=False, route_class=CounterRoute)
 
 Runner = Callable[[CardServiceImpl, StaffPrincipal, FormData], dict[str, str]]
 
@@ -74,24 +68,24 @@ def _apply(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dic
 
 
 def _issue(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
-    pins = IssuedPins(_value(form, "signing_password"), _value(form, "user_auth_pin"),
-                      _value(form, "residence_pin"), _value(form, "card_info_pin"))
-    record, _ = cards.issue(staff, _value(form, "application_id"), _check(form), pins,
-                            adult_ward=_value(form, "adult_ward") == "yes")
+    pins = IssuedPins(forms.value(form, "signing_password"), forms.value(form, "user_auth_pin"),
+                      forms.value(form, "residence_pin"), forms.value(form, "card_info_pin"))
+    record, _ = cards.issue(staff, forms.value(form, "application_id"), _check(form), pins,
+                            adult_ward=forms.value(form, "adult_ward") == "yes")
     return {"card_id": record.card_id, "expires_on": record.expires_on.isoformat()}
 
 
 def _pin_reset(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
-    kind = _value(form, "pin_kind")
+    kind = forms.value(form, "pin_kind")
     if kind not in {k.value for k in PinKind}:
         raise InvalidInput("choose the PIN to reset", field="pin_kind")
-    cards.reset_pin(staff, _value(form, "card_id"), kind, _value(form, "new_pin"),
+    cards.reset_pin(staff, forms.value(form, "card_id"), kind, forms.value(form, "new_pin"),
                     _check(form))
-    return {"card_id": _value(form, "card_id").upper(), "pin_kind": kind}
+    return {"card_id": forms.value(form, "card_id").upper(), "pin_kind": kind}
 
 
 def _suspend(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
-    report = cards.suspend(staff, _value(form, "card_id"))
+    report = cards.suspend(staff, forms.value(form, "card_id"))
     return {"card_id": report.card_id, "state": report.state.value}
 
 
@@ -135,18 +129,18 @@ def _form(slug: str) -> CardForm:
 
 
 def _kept(form: FormData, field: str | None = None) -> dict[str, Any]:
-    return {k: v for k, v in _kept_values(form, field).items() if k not in PIN_FIELDS}
+    return forms.kept_values(form, field, sensitive=forms.SENSITIVE_FIELDS | PIN_FIELDS)
 
 
 @router.get("/counter/cards", response_class=HTMLResponse)
 def card_home(request: Request, staff: CounterStaff) -> HTMLResponse:
-    return _page(request, "card/home.html", staff=staff, forms=FORMS)
+    return counter_page(request, "card/home.html", staff=staff, forms=FORMS)
 
 
 @router.get("/counter/cards/{slug}", response_class=HTMLResponse)
 def card_form(request: Request, staff: CounterStaff, slug: str) -> HTMLResponse:
-    return _page(request, "card/form.html", staff=staff, form=_form(slug), values={},
-                 action=f"/counter/cards/{slug}")
+    return counter_page(request, "card/form.html", staff=staff, form=_form(slug), values={},
+                        action=f"/counter/cards/{slug}")
 
 
 @router.post("/counter/cards/{slug}", response_class=HTMLResponse)
@@ -156,32 +150,29 @@ def card_submit(request: Request, staff: CounterStaff, cards: CardsDep, form: Fo
     try:
         result = procedure.run(cards, staff, form)
     except DomainError as exc:
-        return _page(request, "card/form.html", status=exc.status, staff=staff,
-                     form=procedure, values=_kept(form, exc.field), error=_error(request, exc),
-                     action=f"/counter/cards/{slug}")
-    return _page(request, "card/done.html", staff=staff, form=procedure, result=result)
+        return counter_page(request, "card/form.html", status=exc.status, staff=staff,
+                            form=procedure, values=_kept(form, exc.field),
+                            error=error_box(request, exc), action=f"/counter/cards/{slug}")
+    return counter_page(request, "card/done.html", staff=staff, form=procedure, result=result)
 
 
 # --- resident: report a lost card ---------------------------------------------------------
 
 
 def _resident_page(request: Request, status: int = 200, **context: Any) -> HTMLResponse:
-    token = request.cookies.get(RESIDENT_CSRF_COOKIE, "")
-    fresh = len(token) < 32
-    if fresh:
-        token = secrets.token_urlsafe(32)
-    response = render(request, "card/lost.html", status_code=status, csrf_token=token,
-                      csrf_field="csrf_token", staff=None, **context)
-    if fresh:
-        response.set_cookie(RESIDENT_CSRF_COOKIE, token, httponly=True, samesite="strict",
-                            path="/card")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    return response
+    return render(request, "card/lost.html", status_code=status, staff=None,
+                  **csrf.form_fields(request, LOST_CSRF_SCOPE, None), **context)
 
 
-async def _form_data(request: Request) -> FormData:
-    return await request.form()
+def _lost_error_page(request: Request, exc: DomainError, status: int | None = None,
+                     code: str | None = None) -> HTMLResponse:
+    return _resident_page(request, status=status or exc.status, values={},
+                          error=error_box(request, exc, code))
+
+
+# No sign-in: every POST is bound to the pre-login cookie.
+LOST_PAGE = PagePolicy(scope=LOST_CSRF_SCOPE, error_page=_lost_error_page)
+public = APIRouter(include_in_schema=False, route_class=page_route("LostCardRoute", LOST_PAGE))
 
 
 @public.get(LOST_PATH, response_class=HTMLResponse)
@@ -190,26 +181,16 @@ def lost_form(request: Request) -> HTMLResponse:
 
 
 @public.post(LOST_PATH, response_class=HTMLResponse)
-def lost_submit(request: Request, cards: CardsDep,
-                form: Annotated[FormData, Depends(_form_data)]) -> Response:
-    cookie = request.cookies.get(RESIDENT_CSRF_COOKIE, "")
-    submitted = form.get("csrf_token")
-    values = {k: _value(form, k) for k in ("card_id", "name_kana", "birth_date")}
-    if not cookie or not isinstance(submitted, str) or not secrets.compare_digest(
-        cookie.encode(), submitted.encode()
-    ):
-        exc: DomainError = InvalidInput("the form expired; reload the page and retry",
-                                        field="csrf_token")
-        return _resident_page(request, status=403, values=values,
-                              error=_error(request, exc, "csrf_failed"))
+def lost_submit(request: Request, cards: CardsDep, form: FormDep) -> Response:
+    values = {k: forms.value(form, k) for k in ("card_id", "name_kana", "birth_date")}
     try:
         if not values["card_id"] or len(values["card_id"]) > 32:
             raise InvalidInput("enter the card ID", field="card_id")
         if not values["name_kana"] or len(values["name_kana"]) > 80:
             raise InvalidInput("enter the name in kana", field="name_kana")
         report = cards.report_lost(values["card_id"], values["name_kana"],
-                                   _date(form, "birth_date"), "web")
+                                   forms.date(form, "birth_date"), "web")
     except DomainError as exc:
         return _resident_page(request, status=exc.status, values=values,
-                              error=_error(request, exc))
+                              error=error_box(request, exc))
     return _resident_page(request, values={}, done=report.card_id)

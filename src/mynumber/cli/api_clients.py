@@ -82,8 +82,15 @@ def suspend(client: str, reason: Reason, actor: Actor = "cli") -> None:
 
 @app.command("retire")
 def retire(client: str, reason: Reason, actor: Actor = "cli") -> None:
-    """Retire for good."""
+    """Retire (reversible only by `reactivate`, which needs a new approval)."""
     _set_state(client, "retired", reason, actor)
+
+
+@app.command("reactivate")
+def reactivate(client: str, reason: Reason, actor: Actor = "cli") -> None:
+    """retired -> suspended (approve it again to let it serve); recorded with the reason."""
+    record = _call(lambda clients: clients.reactivate(actor, client, reason))
+    console.print(f"{record.client_id}: {record.state.value} ({record.state_reason})")
 
 
 @app.command("rate-limit")
@@ -117,7 +124,8 @@ def monitoring(client: str) -> None:
 @app.command("signing-key")
 def signing_key(production: Annotated[bool, typer.Option(
         help="mark the key as a production key")] = False) -> None:
-    """Create the RSA key ID tokens are signed with (production mode never creates it)."""
+    """Create the first RSA key ID tokens are signed with (production mode never creates it
+    implicitly); `mynumber oidc rotate-keys` rotates it."""
     from mynumber.portal.oauth import SIGNING_KEY_FILE, provision_signing_key
     from mynumber.settings import get_settings
 

@@ -48,33 +48,22 @@ def issue_test(
     card_info_pin: Annotated[str, typer.Option(help="4 digits")] = "2468",
 ) -> None:
     """Mint a synthetic test resident with an issued virtual card; print its PINs."""
-    from sqlalchemy import text
-
+    from mynumber.auth.interfaces import StaffPrincipal, StaffRole
     from mynumber.card.interfaces import IdentityCheck, IssuedPins
     from mynumber.errors import DomainError
     from mynumber.jpki.interfaces import CertificateKind
-    from mynumber.registry.interfaces import (
-        SYSTEM,
-        NewResident,
-        Sex,
-        StaffPrincipal,
-        StaffRole,
-    )
+    from mynumber.registry.interfaces import SYSTEM, NewResident, Sex
 
     container = container_from_env()
     pins = IssuedPins(signing_password, user_auth_pin, residence_pin, card_info_pin)
     try:
-        with container.databases.unit_of_work("registry") as session:
-            found = session.execute(text("SELECT id FROM staff WHERE username = :u"),
-                                    {"u": TEST_ISSUER}).first()
+        found = container.staff_auth.find_staff(TEST_ISSUER)
         if found is None:
             container.staff_auth.create_staff(TEST_ISSUER, "test card issuer", municipality,
                                               StaffRole.CLERK, secrets.token_urlsafe(24))
-            with container.databases.unit_of_work("registry") as session:
-                found = session.execute(text("SELECT id FROM staff WHERE username = :u"),
-                                        {"u": TEST_ISSUER}).first()
+            found = container.staff_auth.find_staff(TEST_ISSUER)
         assert found is not None
-        clerk = StaffPrincipal(int(found[0]), TEST_ISSUER, "test card issuer", municipality,
+        clerk = StaffPrincipal(found.id, TEST_ISSUER, "test card issuer", municipality,
                                StaffRole.CLERK)
         birth = dt.date(1985, 1, 1) + dt.timedelta(days=secrets.randbelow(365 * 15))
         resident = container.registry.register_birth(SYSTEM, NewResident(

@@ -15,9 +15,11 @@ from mynumber.cli import bench as bench_cli
 from mynumber.cli import card as card_cli
 from mynumber.cli import log as log_cli
 from mynumber.cli import network as network_cli
+from mynumber.cli import oidc as oidc_cli
 from mynumber.cli import portal as portal_cli
 from mynumber.cli import registry as registry_cli
 from mynumber.cli import seed as seed_cli
+from mynumber.cli import staff as staff_cli
 from mynumber.cli import tls as tls_cli
 from mynumber.cli.common import console, container_from_env, fail
 from mynumber.codes import corporate_number, individual_number, local_government_code, resident_code
@@ -27,7 +29,6 @@ app = typer.Typer(help="mynumber: Japan's individual number system, runnable.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 number_app = typer.Typer(help="Check numbers and codes.", no_args_is_help=True)
-staff_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Key material.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(number_app, name="number")
@@ -37,8 +38,9 @@ app.add_typer(log_cli.app, name="log")
 app.add_typer(network_cli.app, name="network")
 app.add_typer(portal_cli.app, name="portal")
 app.add_typer(api_clients_cli.app, name="api-clients")
+app.add_typer(oidc_cli.app, name="oidc")
 app.add_typer(tls_cli.app, name="tls")
-app.add_typer(staff_app, name="staff")
+app.add_typer(staff_cli.app, name="staff")
 app.add_typer(keys_app, name="keys")
 app.command(name="bench")(bench_cli.bench)
 app.command(name="seed")(seed_cli.seed)
@@ -152,65 +154,88 @@ def number_check(
         raise typer.Exit(1)
 
 
-@staff_app.command("create")
-def staff_create(
-    username: str,
-    municipality: Annotated[str, typer.Option(help="6-digit municipality code")],
-    role: Annotated[str, typer.Option(help="clerk | supervisor | admin")] = "clerk",
-    display_name: Annotated[str, typer.Option()] = "",
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True)] = "",
-) -> None:
-    """Create a staff account; prints the TOTP secret to enrol in an authenticator app."""
-    from mynumber.errors import DomainError
-    from mynumber.registry.interfaces import StaffRole
-
-    container = container_from_env()
-    try:
-        secret = container.staff_auth.create_staff(
-            username, display_name or username, municipality, StaffRole(role), password
-        )
-    except (DomainError, ValueError) as exc:
-        fail(str(exc))
-    console.print(f"created {username}; TOTP secret (enrol it now): {secret}")
-
-
-@staff_app.command("totp")
-def staff_totp(username: str) -> None:
-    """Print a staff member's current one-time code (embedded mode only: a demo convenience)."""
-    from mynumber.registry.services import current_totp
-    from mynumber.settings import Mode
-
-    container = container_from_env()
-    if container.settings.mode is not Mode.EMBEDDED:
-        fail("only in the embedded (development) mode")
-    code = current_totp(container.databases, username)
-    if code is None:
-        fail(f"no staff account {username!r}")
-    print(code)
-
-
 @keys_app.command("init")
 def keys_init(
     production: Annotated[bool, typer.Option(help="mark the keys as production keys")] = False,
 ) -> None:
-    """Create any missing symmetric keys in MYNUMBER_KEY_DIR (or DATA_DIR/keys)."""
+    """Create any missing symmetric keys in MYNUMBER_KEY_DIR (or DATA_DIR/keys), and the
+    agency-code key on the PKCS#11 token when one is configured. Production: run it first,
+    then `mynumber db upgrade`, then `mynumber keys init-ca`."""
     import secrets
 
-    from mynumber.keys import FileKeyProvider
+    from mynumber.app import CODE_KEY, NETWORK_KEYS, SERVICE_KEYS
+    from mynumber.keys import FileKeyProvider, KeyError_, Pkcs11BlockCipher
+    from mynumber.portal.oauth import PAIRWISE_KEY, SIGNING_KEY_FILE, provision_signing_key
     from mynumber.registry.numbering import INDEX_KEY, NUMBERING_KEY, POOL_KEY
-    from mynumber.settings import get_settings
+    from mynumber.settings import Mode, get_settings
 
     settings = get_settings()
+    if settings.mode is Mode.PRODUCTION and not production:
+        fail("MYNUMBER_MODE is production: pass --production (development keys would be refused)")
+    # The explicit provisioning step: keys are written here, never on first use in production.
     keys = FileKeyProvider(settings.keys_path, create_missing=False,
                            development=not production)
-    from mynumber.app import NETWORK_KEYS
-    from mynumber.portal.oauth import PAIRWISE_KEY, SIGNING_KEY_FILE, provision_signing_key
-
-    for purpose in (POOL_KEY, NUMBERING_KEY, INDEX_KEY, *NETWORK_KEYS, PAIRWISE_KEY):
-        if not keys._file(purpose).exists():
-            keys.write_key(purpose, secrets.token_bytes(32), development=not production)
-            console.print(f"created {purpose}")
+    on_token = bool(settings.pkcs11_library and settings.pkcs11_token and settings.pkcs11_pin)
+    purposes = (POOL_KEY, NUMBERING_KEY, INDEX_KEY, *NETWORK_KEYS, PAIRWISE_KEY, *SERVICE_KEYS)
+    try:
+        for purpose in purposes:
+            if on_token and purpose == CODE_KEY:
+                continue  # the agency-code key lives on the token (below), not in a file
+            if not keys.has_key(purpose):
+                keys.write_key(purpose, secrets.token_bytes(32), development=not production)
+                console.print(f"created {purpose}")
+        if on_token:
+            assert settings.pkcs11_library and settings.pkcs11_token and settings.pkcs11_pin
+            cipher = Pkcs11BlockCipher(settings.pkcs11_library, settings.pkcs11_token,
+                                       settings.pkcs11_pin.get_secret_value(),
+                                       development=not production)
+            with cipher.provisioning():
+                cipher.ensure_key()
+            console.print(f"agency-code key {Pkcs11BlockCipher.LABEL!r} present on the token")
+    except KeyError_ as exc:
+        fail(str(exc))
     if not (settings.keys_path / SIGNING_KEY_FILE).exists():
         provision_signing_key(settings.keys_path, development=not production)
         console.print(f"created {SIGNING_KEY_FILE}")
+    if production:
+        console.print("next: `mynumber db upgrade`, then `mynumber keys init-ca` (JPKI CA keys)")
+
+
+@keys_app.command("init-ca")
+def keys_init_ca() -> None:
+    """Create the JPKI CA hierarchy and its keys (software or on the PKCS#11 token).
+
+    Production never creates CA keys on first use: run this once after `mynumber db upgrade`.
+    The embedded mode creates them on first use; this command is harmless there."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mynumber.keys import KeyError_
+
+    container = container_from_env()
+    try:
+        with container.jpki.keys.provisioning():
+            authorities = container.jpki.hierarchy()
+    except KeyError_ as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        fail(f"the JPKI database is not ready ({type(exc).__name__}): "
+             "run `mynumber db upgrade` first")
+    finally:
+        container.close()
+    for label in sorted(authorities):
+        subject = authorities[label].certificate.subject.rfc4514_string()
+        console.print(f"{label}: {subject}")
+
+
+@keys_app.command("agency")
+def keys_agency(agency_id: Annotated[str, typer.Argument(help="the agency's id")]) -> None:
+    """Create an agency's own production keys (KEY_DIR/agencies/<id>.json, 0600), on the
+    agency's intermediate server; then register them with `mynumber network register-keys`."""
+    from mynumber.agencies.keyring import AgencyKeyError, provision_agency_keys
+    from mynumber.settings import get_settings
+
+    try:
+        path = provision_agency_keys(get_settings().keys_path / "agencies", agency_id)
+    except AgencyKeyError as exc:
+        fail(str(exc))
+    console.print(f"created {path}")

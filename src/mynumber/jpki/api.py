@@ -4,6 +4,8 @@ Standard protocols (not in the OpenAPI document; see docs/api.md):
 
 * ``GET /jpki/crl/{label}.crl`` — the full CRL of an issuing CA, DER, ``application/pkix-crl``
   (RFC 5280 §4.2.1.13, RFC 2585); a fresh CRL with the next CRL number on every fetch.
+  ``/jpki/crl/root.crl`` is the root's ARL (the CA certificates it issued), which the issuing
+  CA certificates name as their CRL distribution point.
 * ``POST /jpki/ocsp/{label}`` (``application/ocsp-request``) and
   ``GET /jpki/ocsp/{label}/{base64 request}`` — RFC 6960 Appendix A.1. Bytes that are not an
   OCSP request get an OCSP ``malformedRequest`` response with HTTP 200: A.1 defines the
@@ -14,13 +16,16 @@ Standard protocols (not in the OpenAPI document; see docs/api.md):
 
 JSON API (in the OpenAPI document): relying-party administration for staff administrators,
 and the 新旧シリアル番号紐付け look-up for relying parties, which authenticate with the API key
-they were given at registration (``X-Relying-Party-Key``; only its SHA-256 is stored).
+they were given at registration (``X-Relying-Party-Key``; only its SHA-256 is stored). The
+look-up answers only for holders the party recorded as its users, and recording one takes the
+holder's signature over a challenge JPKI gave that party, never a bare serial.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from typing import Annotated
 from urllib.parse import unquote
 
@@ -28,11 +33,13 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 
-from mynumber.errors import NotAuthenticated
+from mynumber.auth.interfaces import StaffRole
+from mynumber.errors import InvalidInput, NotAuthenticated
 from mynumber.jpki.interfaces import CertificateKind, RelyingParty
 from mynumber.jpki.services import JpkiServiceImpl
-from mynumber.registry.api import MAX_ID, CurrentStaff
-from mynumber.registry.interfaces import RoleRequired, StaffRole
+from mynumber.kernel.schemas import MAX_ID
+from mynumber.kernel.signin import CurrentStaff
+from mynumber.registry.interfaces import RoleRequired
 
 CRL_MEDIA_TYPE = "application/pkix-crl"
 OCSP_REQUEST = "application/ocsp-request"
@@ -52,7 +59,8 @@ def get_jpki(request: Request) -> JpkiServiceImpl:
 
 
 JpkiDep = Annotated[JpkiServiceImpl, Depends(get_jpki)]
-Label = Annotated[str, Path(pattern=r"^[a-z]{1,20}$", description="issuing CA: sign or auth")]
+Label = Annotated[str, Path(pattern=r"^[a-z]{1,20}$",
+                           description="issuing CA: sign or auth (root: the ARL, CRLs only)")]
 
 # --- standard protocols -----------------------------------------------------------------------
 
@@ -115,6 +123,8 @@ class RelyingPartyPublic(BaseModel):
     name: str
     kinds: list[CertificateKind]
     active: bool
+    system: bool = Field(description="registered by the platform itself (the portal's card"
+                                     " login); cannot be retired")
 
 
 class RelyingPartyRegistered(BaseModel):
@@ -126,13 +136,33 @@ class SerialLookup(BaseModel):
     serial: Serial
 
 
+Base64 = Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]+={0,2}$", max_length=1024,
+                               description="base64 (standard alphabet, padded)")]
+MAX_CERTIFICATE_PEM = 8192
+
+
+class UserChallengeIssued(BaseModel):
+    challenge: Base64 = Field(description="have the holder sign these bytes (RSASSA-PKCS1-v1_5,"
+                                          " SHA-256) with the certificate's key")
+    expires_at: dt.datetime
+
+
+class UserProof(BaseModel):
+    """The holder's proof: a challenge from ``POST /user-challenges`` signed by the holder."""
+
+    challenge: Base64
+    signature: Base64
+    certificate_pem: str = Field(min_length=1, max_length=MAX_CERTIFICATE_PEM,
+                                 description="the certificate the holder presented (PEM)")
+
+
 class CurrentSerial(BaseModel):
     serial: Serial | None = Field(description="the current serial; null when none is good")
 
 
 def _public(party: RelyingParty) -> RelyingPartyPublic:
     return RelyingPartyPublic(id=party.id, name=party.name, kinds=list(party.kinds),
-                              active=party.active)
+                              active=party.active, system=party.system)
 
 
 def _admin(staff: CurrentStaff) -> str:
@@ -176,8 +206,19 @@ def get_relying_party(relying_party_id: RelyingPartyId, _actor: AdminActor,
              status_code=204)
 def retire_relying_party(relying_party_id: RelyingPartyId, actor: AdminActor,
                          jpki: JpkiDep) -> None:
-    """End a registration: the party's key and look-ups stop working at once."""
+    """End a registration: the party's key and look-ups stop working at once. The platform's
+    own relying party (``system``, the portal's card login) is refused with a 409
+    ``system_relying_party`` problem and left as it was. Undone by ``…/reactivate``."""
     jpki.retire_relying_party(relying_party_id, actor)
+
+
+@router.post("/relying-parties/{relying_party_id}/reactivate",
+             operation_id="reactivate_relying_party", status_code=204)
+def reactivate_relying_party(relying_party_id: RelyingPartyId, actor: AdminActor,
+                             jpki: JpkiDep) -> None:
+    """Undo a retirement: the party's API key and recorded users work again. Idempotent (an
+    active party stays active, 204); an unknown id is a 404 ``relying_party_not_found``."""
+    jpki.reactivate_relying_party(relying_party_id, actor)
 
 
 @router.post("/serial-links/lookup", operation_id="lookup_current_serial",
@@ -189,8 +230,27 @@ def lookup_current_serial(body: SerialLookup, party: CurrentRelyingParty,
     return CurrentSerial(serial=None if current is None else str(current))
 
 
+@router.post("/user-challenges", operation_id="new_user_challenge", status_code=201,
+             response_model=UserChallengeIssued)
+def new_user_challenge(party: CurrentRelyingParty, jpki: JpkiDep) -> UserChallengeIssued:
+    """A challenge, bound to the caller, for its holder to sign (see ``POST /users``)."""
+    issued = jpki.user_challenge(party.id)
+    return UserChallengeIssued(challenge=base64.b64encode(issued.challenge).decode(),
+                               expires_at=issued.expires_at)
+
+
 @router.post("/users", operation_id="record_relying_party_user", status_code=204)
-def record_user(body: SerialLookup, party: CurrentRelyingParty, jpki: JpkiDep) -> None:
-    """Record the holder of a certificate the caller has verified as one of its users."""
-    jpki.record_user(party.id, int(body.serial))
+def record_user(body: UserProof, party: CurrentRelyingParty, jpki: JpkiDep) -> None:
+    """Record the holder as one of the caller's users, on the holder's signature over a
+    challenge the caller got from ``POST /user-challenges``. A serial alone is not accepted:
+    it would let a party claim anyone as its user."""
+    jpki.record_user_by_challenge(party.id, _b64(body.challenge, "challenge"),
+                                  _b64(body.signature, "signature"), body.certificate_pem)
+
+
+def _b64(value: str, name: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"{name} is not valid base64", field=name) from None
 

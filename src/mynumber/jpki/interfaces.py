@@ -5,12 +5,12 @@ module, never ``models``."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
 from mynumber.errors import Conflict, Forbidden, InvalidInput, NotFound
-from mynumber.registry.interfaces import ResidentRecord
+from mynumber.registry.interfaces import SYSTEM, ResidentRecord
 
 
 class CertificateKind(StrEnum):
@@ -67,6 +67,8 @@ class RelyingParty:
     name: str
     kinds: tuple[CertificateKind, ...]
     active: bool
+    # Registered by the platform itself (the portal): administrators cannot retire it.
+    system: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,26 @@ class AuthVerification:
     """What a relying party learns from a valid auth certificate: a pairwise id, nothing else."""
 
     pairwise_id: str
+
+
+@dataclass(frozen=True)
+class HolderProof:
+    """What the holder presented to a relying party: a certificate and a signature made with
+    its key over ``data``. JPKI records a holder as a party's user only on such a proof (it
+    checks both), never on a serial the party names."""
+
+    certificate_pem: str
+    data: bytes
+    signature: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class UserChallenge:
+    """Data a relying party has its holder sign to prove, over HTTP, that the holder presented
+    the certificate to *this* party just now (bound to the party, valid until ``expires_at``)."""
+
+    challenge: bytes
+    expires_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -126,6 +148,19 @@ class AlreadyRevoked(Conflict):
     title = "Certificate already revoked"
 
 
+class RelyingPartyNotFound(NotFound):
+    code = "relying_party_not_found"
+    title = "Relying party not found"
+
+
+class SystemRelyingParty(Conflict):
+    """The platform's own relying party (the portal's card login) cannot be retired by an
+    administrator: retiring it would stop card login for everyone."""
+
+    code = "system_relying_party"
+    title = "The platform's own relying party cannot be retired"
+
+
 class JpkiService(Protocol):
     """Issuance, revocation and status. Each change is one transaction with its audit record."""
 
@@ -158,28 +193,42 @@ class JpkiService(Protocol):
         ...
 
     def register_relying_party(
-        self, name: str, kinds: tuple[CertificateKind, ...]
+        self, name: str, kinds: tuple[CertificateKind, ...], *, system: bool = False
     ) -> RelyingParty:
-        """署名検証者 / 利用者証明検証者: registered before it may verify."""
+        """署名検証者 / 利用者証明検証者: registered before it may verify. ``system`` marks
+        the platform's own relying party (the portal), which administrators cannot retire."""
         ...
 
-    def retire_relying_party(self, relying_party_id: int) -> None: ...
+    def retire_relying_party(self, relying_party_id: int, actor: str = SYSTEM.actor, *,
+                             allow_system: bool = False) -> None:
+        """End a registration. A system relying party is refused (SystemRelyingParty) unless
+        ``allow_system``, which only its owner uses, to retire its own duplicate."""
+        ...
+
+    def reactivate_relying_party(self, relying_party_id: int, actor: str) -> None:
+        """Undo a retirement (RelyingPartyNotFound for an unknown id; idempotent)."""
+        ...
 
     def relying_party(self, relying_party_id: int) -> RelyingParty:
         """Raise RelyingPartyNotRegistered unless registered and active."""
         ...
 
     def basic_items(self, relying_party_id: int, serial: int) -> SigningVerification:
-        """For a registered signature verifier: the 4 basic items of a signing certificate."""
+        """For a registered signature verifier: the 4 basic items of a signing certificate.
+        In-process only, for the verification library once it has verified the holder's
+        signature with that certificate; no HTTP route takes a serial to it."""
         ...
 
     def pairwise_id(self, relying_party_id: int, serial: int) -> str:
         """For a registered auth verifier: a stable identifier of the holder, different for
-        every relying party, never the serial (derived from the holder, so renewal keeps it)."""
+        every relying party, never the serial (derived from the holder, so renewal keeps it).
+        In-process only, like :meth:`basic_items`."""
         ...
 
-    def record_user(self, relying_party_id: int, serial: int) -> None:
-        """Remember that this relying party has this certificate's holder as a user."""
+    def record_user(self, relying_party_id: int, proof: HolderProof) -> None:
+        """Remember that this relying party has the holder as a user, on the holder's proof:
+        a certificate JPKI issued, good now, and a valid signature by its key over
+        ``proof.data`` (VerificationFailed otherwise; nothing is recorded)."""
         ...
 
     def link_for_certificate(

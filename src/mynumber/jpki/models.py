@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -108,6 +109,9 @@ class RelyingParty(Base):
     name: Mapped[str] = mapped_column(String(200))
     kinds: Mapped[str] = mapped_column(String(40))  # "signing,auth"
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Registered by the platform itself (the portal's card login): an administrator cannot
+    # retire it, since that would stop card login for everyone.
+    system: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

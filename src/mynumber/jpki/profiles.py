@@ -103,7 +103,7 @@ class CallbackRSAPrivateKey(rsa.RSAPrivateKey):
     Accepted by cryptography's Certificate/CRL/OCSP builders (checked with cryptography 50):
     they dispatch on the ``RSAPrivateKey`` ABC and call :meth:`sign` with the full TBS bytes.
     Only PKCS#1 v1.5 with SHA-256 is offered; anything needing the private numbers raises.
-    With a :mod:`mynumber.jpki.keyproviders` provider::
+    With a :mod:`mynumber.keys` provider::
 
         CallbackRSAPrivateKey(public_key, lambda tbs: provider.sign(label, tbs))
     """
@@ -310,10 +310,11 @@ def _basic_items_san(items: BasicFourItems) -> x509.SubjectAlternativeName:
 
 @dataclass(frozen=True)
 class RevocationEndpoints:
-    """Where relying parties fetch the CRL and ask the OCSP responder for one issuing CA."""
+    """Where relying parties fetch the CRL and ask the OCSP responder for one issuing CA.
+    ``ocsp_url`` is None for a CA certificate checked by the root's ARL only (no responder)."""
 
     crl_url: str
-    ocsp_url: str
+    ocsp_url: str | None
 
     @classmethod
     def from_base_url(cls, base_url: str, ca_label: str) -> RevocationEndpoints:
@@ -408,13 +409,14 @@ def _revocation_pointers(
         reasons=None,
         crl_issuer=None,
     )
+    builder = builder.add_extension(x509.CRLDistributionPoints([dp]), critical=False)
+    if endpoints.ocsp_url is None:
+        return builder
     aia = x509.AccessDescription(
         AuthorityInformationAccessOID.OCSP,
         x509.UniformResourceIdentifier(endpoints.ocsp_url),
     )
-    return builder.add_extension(x509.CRLDistributionPoints([dp]), critical=False).add_extension(
-        x509.AuthorityInformationAccess([aia]), critical=False
-    )
+    return builder.add_extension(x509.AuthorityInformationAccess([aia]), critical=False)
 
 
 def ca_certificate(
@@ -434,7 +436,9 @@ def ca_certificate(
 
     JPKI runs separate issuing CAs for signing and for user-authentication certificates; call
     this once per CA. ``endpoints`` (CRL DP + AIA of the *parent*) only make sense for a
-    subordinate CA.
+    subordinate CA: its CRL DP names the root's ARL (the CRL over the CA certificates the root
+    issued), so ``openssl verify -crl_check_all`` and validators that require revocation
+    information for every certificate on the path find it.
     """
     if not isinstance(public_key, rsa.RSAPublicKey) or public_key.key_size < END_ENTITY_KEY_BITS:
         raise ValueError("CA keys are RSA, at least 2048 bits")

@@ -42,6 +42,11 @@ __all__ = [
 ]
 
 DEFAULT_OCSP_VALIDITY = dt.timedelta(hours=24)
+# RFC 9654 §2.1: Nonce ::= OCTET STRING(SIZE(1..32)). A responder must not echo a nonce outside
+# this range (an empty one defeats replay protection; a long one is a response-size amplifier),
+# and answering such a request at all is refused: it is not a valid OCSP request.
+MIN_NONCE_OCTETS = 1
+MAX_NONCE_OCTETS = 32
 
 
 # ---------------------------------------------------------------------------------------------
@@ -61,11 +66,16 @@ def build_crl(
     this_update: dt.datetime,
     next_update: dt.datetime,
     crl_number: int,
+    *,
+    authority_only: bool = False,
 ) -> bytes:
     """A full CRL (DER) with CRLNumber and AuthorityKeyIdentifier; reason codes per entry.
 
     A reason of ``None`` or ``unspecified`` is left out, as RFC 5280 §5.3.1 asks.
-    ``removeFromCRL`` belongs to delta CRLs only and is refused.
+    ``removeFromCRL`` belongs to delta CRLs only and is refused. ``authority_only`` makes an
+    ARL: a critical IssuingDistributionPoint with onlyContainsCACerts (RFC 5280 §5.2.5), so no
+    validator takes it as the status of an end-entity certificate. It names no distribution
+    point: OpenSSL then also accepts it for the self-signed root, which has no CRL DP.
     """
     if this_update.tzinfo is None or next_update.tzinfo is None:
         raise ValueError("CRL times must be timezone-aware")
@@ -87,6 +97,15 @@ def build_crl(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
         )
     )
+    if authority_only:
+        builder = builder.add_extension(
+            x509.IssuingDistributionPoint(
+                full_name=None, relative_name=None, only_contains_user_certs=False,
+                only_contains_ca_certs=True, only_some_reasons=None, indirect_crl=False,
+                only_contains_attribute_certs=False,
+            ),
+            critical=True,
+        )
     seen: set[int] = set()
     for serial, revoked_at, reason in revoked:
         if serial in seen:
@@ -193,12 +212,18 @@ def _issued_by(requested: RequestedCertificate, issuer_cert: x509.Certificate) -
 
 
 def _nonce(request: ocsp.OCSPRequest) -> x509.OCSPNonce | None:
+    """The request's nonce; :class:`MalformedOcspRequest` unless it is 1-32 octets (RFC 9654)."""
     try:
-        return request.extensions.get_extension_for_class(x509.OCSPNonce).value
+        nonce = request.extensions.get_extension_for_class(x509.OCSPNonce).value
     except x509.ExtensionNotFound:
         return None
     except ValueError as exc:  # an extension that does not parse
         raise MalformedOcspRequest(str(exc)) from exc
+    if not MIN_NONCE_OCTETS <= len(nonce.nonce) <= MAX_NONCE_OCTETS:
+        raise MalformedOcspRequest(
+            f"the nonce must be {MIN_NONCE_OCTETS}-{MAX_NONCE_OCTETS} octets (RFC 9654)"
+        )
+    return nonce
 
 
 def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
@@ -231,7 +256,8 @@ def build_response(
 ) -> bytes:
     """A signed OCSP response (DER) for ``request_der``, answered by a delegated responder.
 
-    * unreadable or multi-certificate request -> ``malformedRequest``;
+    * unreadable or multi-certificate request, or a nonce that is not 1-32 octets (RFC 9654)
+      -> ``malformedRequest``;
     * a CertID naming another issuer than ``issuer_cert`` -> ``unauthorized``;
     * otherwise ``successful`` with good / revoked (time, reason) / unknown from ``lookup``,
       thisUpdate ``now``, nextUpdate ``now + validity``, the request's nonce echoed, the

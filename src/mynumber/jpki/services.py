@@ -1,7 +1,7 @@
 """JPKI service: the CA hierarchy, issuance, revocation, CRL/OCSP and relying parties.
 
 Every change is one transaction on the ``jpki`` database with its audit record. CA private keys
-live in a :mod:`mynumber.jpki.keyproviders` provider (software or PKCS#11); this module only ever
+live in a :mod:`mynumber.keys` provider (software or PKCS#11); this module only ever
 holds public keys and signs through :class:`profiles.CallbackRSAPrivateKey`.
 
 The hierarchy (made on first use, see :meth:`JpkiServiceImpl.hierarchy`)::
@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -46,15 +47,19 @@ from mynumber.jpki.interfaces import (
     CertificateState,
     Device,
     HolderLink,
+    HolderProof,
     IssuedCertificate,
     RelyingParty,
+    RelyingPartyNotFound,
     RelyingPartyNotRegistered,
     RevocationReason,
     SeedCertificateRequest,
     SigningVerification,
+    SystemRelyingParty,
+    UserChallenge,
     VerificationFailed,
 )
-from mynumber.jpki.keyproviders import SigningKeyProvider
+from mynumber.keys import SigningKeyProvider
 from mynumber.registry.interfaces import (
     SYSTEM,
     LifeEventKind,
@@ -82,6 +87,13 @@ REASON_CODES = {
     RevocationReason.DEVICE_REVOKED: x509.ReasonFlags.cessation_of_operation,
 }
 SEX_CODES = {Sex.MALE: "1", Sex.FEMALE: "2"}
+# A user challenge: prefix | relying party id (4) | expiry, epoch seconds (8) | random (16) |
+# HMAC-SHA256 truncated to 16 bytes. Stateless on purpose: a replay of a proof within the TTL
+# can only record the same holder for the same party again, which changes nothing, so no
+# one-time bookkeeping is needed. 53 bytes: short enough for any card reader's challenge.
+USER_CHALLENGE_PREFIX = b"mnjpki-u1"
+USER_CHALLENGE_TTL = dt.timedelta(minutes=5)
+_USER_CHALLENGE_LENGTH = len(USER_CHALLENGE_PREFIX) + 4 + 8 + 16 + 16
 
 
 class UnknownAuthority(CertificateNotFound):
@@ -137,7 +149,7 @@ def _utf8string(der: bytes) -> str:
 
 def _to_rp(row: m.RelyingParty) -> RelyingParty:
     kinds = tuple(CertificateKind(k) for k in row.kinds.split(",") if k)
-    return RelyingParty(row.id, row.name, kinds, row.active)
+    return RelyingParty(row.id, row.name, kinds, row.active, row.system)
 
 
 def _to_issued(row: m.Certificate) -> IssuedCertificate:
@@ -243,6 +255,7 @@ class JpkiServiceImpl:
             issuing = profiles.ca_certificate(
                 f"JPKI {title} CA", key.public_key(), issuer=root, issuer_key=root_key,
                 not_before=not_before, not_after=not_before + ISSUING_VALIDITY, path_length=0,
+                endpoints=self._arl_endpoints(),
             )
             rows.append(self._ca_row(label, kind.value, ROOT, issuing, key_label))
             responder_label, responder_key = new_key(f"{label}-ocsp")
@@ -261,6 +274,10 @@ class JpkiServiceImpl:
                             labels=[r.label for r in rows])
         except IntegrityError:
             pass  # another process made the hierarchy first: use theirs
+
+    def _arl_endpoints(self) -> profiles.RevocationEndpoints:
+        """The CRL DP of an issuing CA: the root's ARL (no OCSP for CA certificates)."""
+        return profiles.RevocationEndpoints(f"{self.public_url}/jpki/crl/{ROOT}.crl", None)
 
     @staticmethod
     def _ca_row(label: str, kind: str, parent: str | None, cert: x509.Certificate,
@@ -483,16 +500,14 @@ class JpkiServiceImpl:
     # -- CRL and OCSP ---------------------------------------------------------------------------
 
     def crl_der(self, label: str) -> bytes:
-        """A fresh full CRL of one issuing CA (DER), with the next CRL number."""
+        """A fresh full CRL (DER) with the next CRL number: of an issuing CA, or for ``root``
+        the ARL over the CA certificates the root issued (the issuing CAs' CRL DP)."""
+        if label == ROOT:
+            return self._arl_der()
         issuer = self.issuing_authority(label)
         now = _seconds(utcnow())
         with self._transaction() as session:
-            number = session.execute(
-                update(m.CertificateAuthority)
-                .where(m.CertificateAuthority.label == label)
-                .values(crl_number=m.CertificateAuthority.crl_number + 1)
-                .returning(m.CertificateAuthority.crl_number)
-            ).scalar_one()
+            number = self._next_crl_number(session, label)
             rows = session.execute(
                 select(m.Certificate.serial, m.Certificate.revoked_at,
                        m.Certificate.revocation_reason)
@@ -506,6 +521,29 @@ class JpkiServiceImpl:
         ]
         return revocation.build_crl(issuer.certificate, issuer.key, revoked, now,
                                     now + CRL_VALIDITY, number)
+
+    def _arl_der(self) -> bytes:
+        """The root's ARL. This system never revokes a CA certificate (there is no operation
+        for it: a compromised CA means a new hierarchy), so it lists nothing; it exists so that
+        relying parties can check the issuing CAs as RFC 5280 §6.3 and ``-crl_check_all``
+        expect, and it is where a CA revocation would appear."""
+        root = self.hierarchy()[ROOT]
+        now = _seconds(utcnow())
+        with self._transaction() as session:
+            number = self._next_crl_number(session, ROOT)
+        return revocation.build_crl(root.certificate, root.key, [], now, now + CRL_VALIDITY,
+                                    number, authority_only=True)
+
+    @staticmethod
+    def _next_crl_number(session: Session, label: str) -> int:
+        # Atomic increment: concurrent fetches never sign two CRLs with one number.
+        number: int = session.execute(
+            update(m.CertificateAuthority)
+            .where(m.CertificateAuthority.label == label)
+            .values(crl_number=m.CertificateAuthority.crl_number + 1)
+            .returning(m.CertificateAuthority.crl_number)
+        ).scalar_one()
+        return number
 
     def _status(self, label: str, serial: int) -> revocation.CertificateStatus:
         if serial <= 0 or serial >= 2**160:
@@ -536,12 +574,13 @@ class JpkiServiceImpl:
     # -- relying parties ------------------------------------------------------------------------
 
     def register_relying_party(
-        self, name: str, kinds: tuple[CertificateKind, ...]
+        self, name: str, kinds: tuple[CertificateKind, ...], *, system: bool = False
     ) -> RelyingParty:
-        return self.register_relying_party_with_key(name, kinds).relying_party
+        return self.register_relying_party_with_key(name, kinds, system=system).relying_party
 
     def register_relying_party_with_key(
-        self, name: str, kinds: tuple[CertificateKind, ...], actor: str = SYSTEM.actor,
+        self, name: str, kinds: tuple[CertificateKind, ...], actor: str = SYSTEM.actor, *,
+        system: bool = False,
     ) -> RelyingPartyCredentials:
         """Register a relying party and mint its API key (returned once, stored hashed)."""
         name = name.strip()
@@ -554,22 +593,61 @@ class JpkiServiceImpl:
         api_key = "rp_" + secrets.token_urlsafe(32)
         with self._transaction() as session:
             row = m.RelyingParty(name=name, kinds=",".join(wanted), active=True,
-                                 api_key_hash=_hash_key(api_key))
+                                 system=system, api_key_hash=_hash_key(api_key))
             session.add(row)
             session.flush()
             self._audit(session, "jpki:relying_party:register", actor,
-                        f"relying_party:{row.id}", kinds=wanted)
+                        f"relying_party:{row.id}", kinds=wanted, system=system)
             return RelyingPartyCredentials(_to_rp(row), api_key)
 
-    def retire_relying_party(self, relying_party_id: int, actor: str = SYSTEM.actor) -> None:
+    def retire_relying_party(self, relying_party_id: int, actor: str = SYSTEM.actor, *,
+                             allow_system: bool = False) -> None:
+        """End a registration: its key and look-ups stop working at once.
+
+        A system relying party (the portal's own) is refused with SystemRelyingParty and left
+        as it was; the refusal is audited. ``allow_system`` is for the owner only: the portal
+        retiring the duplicate it registered when it lost a registration race.
+        """
+        rp = m.RelyingParty
         with self._transaction() as session:
-            row = session.get(m.RelyingParty, relying_party_id)
-            if row is None:
-                raise RelyingPartyNotRegistered("no such relying party", field="relying_party_id")
-            row.active = False
-            row.retired_at = utcnow()
-            self._audit(session, "jpki:relying_party:retire", actor,
-                        f"relying_party:{row.id}")
+            retire = update(rp).where(rp.id == relying_party_id)
+            if not allow_system:
+                # The guard is part of the UPDATE, so no read-then-write window exists.
+                retire = retire.where(rp.system.is_(False))
+            done = session.scalar(retire.values(active=False, retired_at=utcnow())
+                                  .returning(rp.id))
+            if done is not None:
+                self._audit(session, "jpki:relying_party:retire", actor,
+                            f"relying_party:{relying_party_id}")
+                return
+            exists = session.scalar(select(rp.id).where(rp.id == relying_party_id))
+        if exists is None:
+            raise RelyingPartyNotRegistered("no such relying party", field="relying_party_id")
+        # Audited in a transaction of its own: nothing changed, but the attempt is recorded.
+        with self._transaction() as session:
+            self._audit(session, "jpki:relying_party:retire_refused", actor,
+                        f"relying_party:{relying_party_id}", reason="system relying party")
+        raise SystemRelyingParty(
+            "this is the platform's own relying party (card login to the portal);"
+            " it cannot be retired", field="relying_party_id")
+
+    def reactivate_relying_party(self, relying_party_id: int, actor: str) -> None:
+        """Undo a retirement: the party's existing API key and its recorded users work again.
+
+        Idempotent: reactivating an active party changes nothing and succeeds (a retried
+        request must not fail), but is audited like any other administrator action.
+        RelyingPartyNotFound (404) for an unknown id.
+        """
+        rp = m.RelyingParty
+        with self._transaction() as session:
+            done = session.scalar(
+                update(rp).where(rp.id == relying_party_id, rp.active.is_(False))
+                .values(active=True, retired_at=None).returning(rp.id))
+            if done is None and session.get(rp, relying_party_id) is None:
+                raise RelyingPartyNotFound("no such relying party", field="relying_party_id")
+            self._audit(session, "jpki:relying_party:reactivate", actor,
+                        f"relying_party:{relying_party_id}",
+                        reason=None if done is not None else "already active")
 
     def find_relying_party(self, relying_party_id: int) -> RelyingParty:
         """Any relying party, active or retired (for administrators)."""
@@ -660,20 +738,103 @@ class JpkiServiceImpl:
             raise VerificationFailed("not a user-authentication certificate", field="serial")
         return self._pairwise(relying_party_id, code)
 
-    def record_user(self, relying_party_id: int, serial: int) -> None:
+    # -- recording a relying party's users (on the holder's proof, never on a named serial) ---
+
+    def _challenge_key(self) -> bytes:
+        return hmac.new(self._secret(), b"user challenge key v1", hashlib.sha256).digest()
+
+    def user_challenge(self, relying_party_id: int) -> UserChallenge:
+        """A fresh challenge for the party's holder to sign (:meth:`record_user_by_challenge`)."""
         self.relying_party(relying_party_id)
-        with self._transaction() as session:
-            row = self._certificate(session, serial)
-            key = self._pairwise(relying_party_id, row.resident_code)
-            exists = session.scalar(select(m.RelyingPartyUser.id).where(
-                m.RelyingPartyUser.relying_party_id == relying_party_id,
-                m.RelyingPartyUser.holder_key == key,
-            ))
-            if exists is None:
-                session.add(m.RelyingPartyUser(relying_party_id=relying_party_id,
-                                               holder_key=key))
-                self._audit(session, "jpki:relying_party:record_user",
-                            f"relying_party:{relying_party_id}", f"certificate:{row.serial}")
+        expires = _seconds(utcnow()) + USER_CHALLENGE_TTL
+        body = (USER_CHALLENGE_PREFIX + relying_party_id.to_bytes(4, "big")
+                + int(expires.timestamp()).to_bytes(8, "big") + secrets.token_bytes(16))
+        tag = hmac.new(self._challenge_key(), body, hashlib.sha256).digest()[:16]
+        return UserChallenge(body + tag, expires)
+
+    def _check_challenge(self, relying_party_id: int, challenge: bytes) -> None:
+        if len(challenge) != _USER_CHALLENGE_LENGTH or not challenge.startswith(
+                USER_CHALLENGE_PREFIX):
+            raise VerificationFailed("not a challenge from JPKI", field="challenge",
+                                     reason="bad_challenge")
+        body, tag = challenge[:-16], challenge[-16:]
+        expected = hmac.new(self._challenge_key(), body, hashlib.sha256).digest()[:16]
+        start = len(USER_CHALLENGE_PREFIX)
+        party = int.from_bytes(body[start:start + 4], "big")
+        expires = int.from_bytes(body[start + 4:start + 12], "big")
+        # Bound to the party: a challenge (and so a proof) obtained by another party is refused.
+        if not hmac.compare_digest(tag, expected) or party != relying_party_id:
+            raise VerificationFailed("not a challenge from JPKI for this relying party",
+                                     field="challenge", reason="bad_challenge")
+        if expires < utcnow().timestamp():
+            raise VerificationFailed("the challenge has expired", field="challenge",
+                                     reason="challenge_expired")
+
+    def _proven_certificate(self, session: Session, proof: HolderProof) -> m.Certificate:
+        """The certificate row of the proof: JPKI's own certificate (byte for byte, not only
+        the serial), good now, and the signature over ``proof.data`` made by its key."""
+        try:
+            presented = x509.load_pem_x509_certificate(proof.certificate_pem.encode("ascii"))
+        except (ValueError, UnicodeError):
+            raise VerificationFailed("not a readable certificate", field="certificate_pem",
+                                     reason="malformed_certificate") from None
+        row = session.scalar(select(m.Certificate).where(
+            m.Certificate.serial == str(presented.serial_number)))
+        ours = None if row is None else x509.load_pem_x509_certificate(row.pem.encode())
+        if row is None or ours is None or ours != presented:
+            raise VerificationFailed("not a certificate issued by JPKI", field="certificate_pem",
+                                     reason="untrusted_chain")
+        if self._state(row, utcnow()) is not CertificateState.GOOD:
+            raise VerificationFailed("the certificate is not valid now", field="certificate_pem",
+                                     reason="revoked")
+        public_key = ours.public_key()
+        try:
+            if not isinstance(public_key, rsa.RSAPublicKey):
+                raise InvalidSignature
+            public_key.verify(proof.signature, proof.data, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            raise VerificationFailed("the signature does not verify", field="signature",
+                                     reason="bad_signature") from None
+        return row
+
+    def record_user(self, relying_party_id: int, proof: HolderProof) -> None:
+        """Record the holder of a certificate as one of the party's users, on the holder's
+        proof (see :class:`HolderProof`). Naming a serial is not enough: that let any party
+        claim anyone as its user and then follow their serials (新旧シリアル番号紐付け)."""
+        self.relying_party(relying_party_id)
+        try:
+            with self._transaction() as session:
+                row = self._proven_certificate(session, proof)
+                key = self._pairwise(relying_party_id, row.resident_code)
+                exists = session.scalar(select(m.RelyingPartyUser.id).where(
+                    m.RelyingPartyUser.relying_party_id == relying_party_id,
+                    m.RelyingPartyUser.holder_key == key,
+                ))
+                if exists is None:
+                    session.add(m.RelyingPartyUser(relying_party_id=relying_party_id,
+                                                   holder_key=key))
+                    self._audit(session, "jpki:relying_party:record_user",
+                                f"relying_party:{relying_party_id}", f"certificate:{row.serial}")
+        except IntegrityError:
+            return  # recorded concurrently by the same party: the unique constraint held
+        except VerificationFailed as exc:
+            self._refused("jpki:relying_party:record_user_refused", relying_party_id,
+                          f"relying_party:{relying_party_id}", exc.detail)
+            raise
+
+    def record_user_by_challenge(self, relying_party_id: int, challenge: bytes,
+                                 signature: bytes, certificate_pem: str) -> None:
+        """:meth:`record_user` for a party outside the process (HTTP): the signed data must be
+        a :meth:`user_challenge` JPKI gave this party, so the proof shows that the holder
+        presented the certificate to this party, not merely that a signature exists."""
+        self.relying_party(relying_party_id)
+        try:
+            self._check_challenge(relying_party_id, challenge)
+        except VerificationFailed as exc:
+            self._refused("jpki:relying_party:record_user_refused", relying_party_id,
+                          f"relying_party:{relying_party_id}", exc.detail)
+            raise
+        self.record_user(relying_party_id, HolderProof(certificate_pem, challenge, signature))
 
     def link_for_certificate(
         self, relying_party_id: int, agency_id: str, serial: int

@@ -58,17 +58,23 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from mynumber.jpki.interfaces import (
     AuthVerification,
     CertificateKind,
+    HolderProof,
     RelyingParty,
     RelyingPartyNotRegistered,
     SigningVerification,
     VerificationFailed,
 )
 from mynumber.jpki.profiles import AUTH_POLICY_OID, BASIC_ITEM_OIDS, SIGNING_POLICY_OID
-from mynumber.jpki.revocation import UNKNOWN, CertificateStatus
+from mynumber.jpki.revocation import GOOD, UNKNOWN, CertificateStatus, revoked
 
+# The status types a StatusSource returns are part of this library's API (a relying party that
+# knows the status in-process, such as the portal, builds them).
 __all__ = [
+    "GOOD",
     "REASONS",
+    "UNKNOWN",
     "CallableStatusSource",
+    "CertificateStatus",
     "CrlStatusSource",
     "OcspStatusSource",
     "Refusal",
@@ -78,6 +84,7 @@ __all__ = [
     "VerifierJpki",
     "certificate_kind",
     "read_basic_items",
+    "revoked",
 ]
 
 REASONS = (
@@ -110,7 +117,7 @@ class VerifierJpki(Protocol):
 
     def pairwise_id(self, relying_party_id: int, serial: int) -> str: ...
 
-    def record_user(self, relying_party_id: int, serial: int) -> None: ...
+    def record_user(self, relying_party_id: int, proof: HolderProof) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -585,7 +592,7 @@ class RelyingPartyVerifier:
         data: bytes,
         signature: bytes,
         certificate_pem: str | bytes,
-        result: Callable[[_Leaf], _T],
+        result: Callable[[_Leaf, HolderProof], _T],
     ) -> _T:
         leaf: _Leaf | None = None
         try:
@@ -603,7 +610,9 @@ class RelyingPartyVerifier:
             if not leaf.chain_not_before <= now <= leaf.chain_not_after:
                 raise _Refused("untrusted_chain", "a CA certificate on the path is not valid now")
             self._check_status(leaf, now)
-            return result(leaf)
+            pem = certificate_pem if isinstance(certificate_pem, str) else \
+                certificate_pem.decode("ascii", "replace")
+            return result(leaf, HolderProof(pem, bytes(data), bytes(signature)))
         except _Refused as refused:
             cert = leaf.certificate if leaf is not None else None
             if self._on_refused is not None:
@@ -636,7 +645,7 @@ class RelyingPartyVerifier:
         if status.state is not ocsp.OCSPCertStatus.GOOD:
             raise _Refused("status_unknown", "the certificate's status is unknown")
 
-    def _signing_result(self, leaf: _Leaf) -> SigningVerification:
+    def _signing_result(self, leaf: _Leaf, proof: HolderProof) -> SigningVerification:
         serial = leaf.certificate.serial_number
         items = read_basic_items(leaf.certificate)
         try:
@@ -658,10 +667,12 @@ class RelyingPartyVerifier:
                                         from_cert.sex, from_cert.address):
             raise _Refused("basic_items_mismatch",
                            "the certificate's basic items differ from JPKI's record")
-        self._jpki.record_user(self._rp, serial)
+        # JPKI records the user on the holder's proof (it checks the signature again), never on
+        # the serial alone: a serial is no evidence that the holder came to this party.
+        self._jpki.record_user(self._rp, proof)
         return from_cert
 
-    def _auth_result(self, leaf: _Leaf) -> AuthVerification:
+    def _auth_result(self, leaf: _Leaf, proof: HolderProof) -> AuthVerification:
         if self._jpki is None:
             raise _Refused("no_identifier",
                            "an auth certificate yields an identifier only through JPKI")

@@ -1,7 +1,8 @@
 """機関別符号: each agency's own code for a person, derived inside the core.
 
 A code is one AES-256 block, enciphered under a key that never leaves the core's key
-provider (a PKCS#11 token in production, a development key file in embedded mode)::
+provider (a PKCS#11 token in production, a development key file in embedded mode; the ciphers
+are :class:`mynumber.keys.BlockCipher` implementations)::
 
     block = version (1 byte) || agency number (4 bytes) || 住民票コード (5 bytes) || zeros (6 bytes)
     code  = base32(AES-256-ECB(key, block))                      # 26 characters
@@ -21,92 +22,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
-from typing import Protocol
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from mynumber.codes import resident_code as resident_code_format
 from mynumber.codes.exceptions import ValidationError
+from mynumber.keys import BlockCipher
 
 VERSION = 1
 CODE_LENGTH = 26
 _PADDING = bytes(6)
-
-
-class BlockCipher(Protocol):
-    """AES-256 over whole 16-byte blocks (ECB), keyed by the core's agency-code key."""
-
-    def encrypt_blocks(self, data: bytes) -> bytes: ...
-
-    def decrypt_blocks(self, data: bytes) -> bytes: ...
-
-
-class SoftwareBlockCipher:
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
-            raise ValueError("the agency-code key must be 32 bytes (AES-256)")
-        self._cipher = Cipher(algorithms.AES(key), modes.ECB())  # noqa: S305 - see module doc
-
-    def encrypt_blocks(self, data: bytes) -> bytes:
-        encryptor = self._cipher.encryptor()
-        return encryptor.update(data) + encryptor.finalize()
-
-    def decrypt_blocks(self, data: bytes) -> bytes:
-        decryptor = self._cipher.decryptor()
-        return decryptor.update(data) + decryptor.finalize()
-
-
-class Pkcs11BlockCipher:
-    """The key lives on a PKCS#11 token, created there (sensitive, never extractable)."""
-
-    LABEL = "network-agency-codes"
-
-    def __init__(self, library_path: str, token_label: str, user_pin: str) -> None:
-        from mynumber.tokens import shared_session
-
-        self._token = shared_session(library_path, token_label, user_pin)
-
-    def _key(self, session: object) -> object:
-        import pkcs11
-        from pkcs11 import Attribute, KeyType, ObjectClass
-
-        found = list(session.get_objects(  # type: ignore[attr-defined]
-            {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: self.LABEL}
-        ))
-        if found:
-            return found[0]
-        return session.generate_key(  # type: ignore[attr-defined]
-            KeyType.AES, 256, label=self.LABEL, store=True,
-            template={
-                Attribute.SENSITIVE: True,
-                Attribute.EXTRACTABLE: False,
-                Attribute.ENCRYPT: True,
-                Attribute.DECRYPT: True,
-            },
-            capabilities=pkcs11.MechanismFlag.ENCRYPT | pkcs11.MechanismFlag.DECRYPT,
-        )
-
-    def encrypt_blocks(self, data: bytes) -> bytes:
-        from pkcs11 import Mechanism
-
-        def run(session: object) -> bytes:
-            result: bytes = self._key(session).encrypt(  # type: ignore[attr-defined]
-                data, mechanism=Mechanism.AES_ECB
-            )
-            return result
-
-        return self._token.run(run)
-
-    def decrypt_blocks(self, data: bytes) -> bytes:
-        from pkcs11 import Mechanism
-
-        def run(session: object) -> bytes:
-            result: bytes = self._key(session).decrypt(  # type: ignore[attr-defined]
-                data, mechanism=Mechanism.AES_ECB
-            )
-            return result
-
-        return self._token.run(run)
 
 
 def _block(agency_number: int, resident_code: str) -> bytes:

@@ -7,11 +7,16 @@ request (docs/network.md); in production the transport is mutual TLS as well."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from mynumber.db import utcnow
 from mynumber.errors import DomainError
@@ -21,7 +26,10 @@ from mynumber.network.interfaces import (
     BadSignature,
     ExchangeQuery,
     NetworkError,
+    Operation,
     Outcome,
+    RefusalReason,
+    UnknownAgency,
     signed_request_bytes,
 )
 from mynumber.network.services import MAX_CLOCK_SKEW, NetworkServiceImpl
@@ -40,7 +48,40 @@ def get_log(request: Request) -> AccessLog:
 NetworkDep = Annotated[NetworkServiceImpl, Depends(get_network)]
 LogDep = Annotated[AccessLog, Depends(get_log)]
 
-router = APIRouter(prefix="/api/v1/network", tags=["network"])
+# The signed operations, by operation id: a body that does not even parse is a refusal before
+# authentication too, and counts as one.
+_SIGNED_OPERATIONS = {
+    "exchange": Operation.EXCHANGE,
+    "issue_agency_code": Operation.AGENCY_CODE,
+    "record_declined_application": Operation.DECLINED_APPLICATION,
+    "query_access_records": Operation.ACCESS_RECORDS,
+}
+
+
+class _CountingRoute(APIRoute):
+    """Counts a signed operation's malformed requests in the rejection counter."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        operation = _SIGNED_OPERATIONS.get(self.operation_id or "")
+        if operation is None:
+            return handler
+
+        async def counted(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (RequestValidationError, HTTPException) as exc:
+                # FastAPI answers an undecodable body with starlette's 400 HTTPException.
+                if isinstance(exc, HTTPException) and not 400 <= exc.status_code < 500:
+                    raise
+                await run_in_threadpool(get_network(request).count_rejection, operation,
+                                        RefusalReason.MALFORMED_REQUEST)
+                raise
+
+        return counted
+
+
+router = APIRouter(prefix="/api/v1/network", tags=["network"], route_class=_CountingRoute)
 
 
 class ExchangeRefused(DomainError):
@@ -49,14 +90,25 @@ class ExchangeRefused(DomainError):
     title = "Exchange refused"
 
 
-def _check_signed(network: NetworkServiceImpl, kind: str, body: Any) -> None:
-    agency = network.agency(body.agency_id)
+def _check_signed(network: NetworkServiceImpl, operation: Operation, kind: str,
+                  body: Any) -> None:
+    """Authenticate a signed non-exchange request. Every refusal here happens before the
+    sender is known, so it is counted (bounded), never recorded anywhere else."""
+    def refuse(reason: RefusalReason, error: DomainError) -> DomainError:
+        network.count_rejection(operation, reason)
+        return error
+
+    try:
+        agency = network.agency(body.agency_id)
+    except UnknownAgency as exc:
+        raise refuse(RefusalReason.UNKNOWN_AGENCY, exc) from None
     requested_at = body.requested_at
     if requested_at.tzinfo is None:
-        raise NetworkError("requested_at: needs a timezone", field="requested_at")
+        raise refuse(RefusalReason.MALFORMED_REQUEST, NetworkError(
+            "requested_at: needs a timezone", field="requested_at"))
     if abs(utcnow() - requested_at) > MAX_CLOCK_SKEW:
-        raise NetworkError("requested_at: more than 5 minutes from the core's clock",
-                           field="requested_at")
+        raise refuse(RefusalReason.STALE_REQUEST, NetworkError(
+            "requested_at: more than 5 minutes from the core's clock", field="requested_at"))
     try:
         if agency.signing_key is None:
             raise InvalidSignature
@@ -64,8 +116,9 @@ def _check_signed(network: NetworkServiceImpl, kind: str, body: Any) -> None:
             body.signature, signed_request_bytes(kind, body.model_dump())
         )
     except (InvalidSignature, ValueError):
-        raise BadSignature("the request's signature does not verify with the agency's "
-                           "registered key", field="signature") from None
+        raise refuse(RefusalReason.BAD_SIGNATURE, BadSignature(
+            "the request's signature does not verify with the agency's registered key",
+            field="signature")) from None
 
 
 def _agency(a: Any) -> s.AgencyPublic:
@@ -125,10 +178,12 @@ def list_items(network: NetworkDep) -> list[s.ItemPublic]:
 @router.post("/exchanges", operation_id="exchange", response_model=s.ExchangeResultOut)
 def exchange(body: s.ExchangeQueryIn, network: NetworkDep) -> s.ExchangeResultOut:
     """情報照会・情報提供: the core checks the legal table, maps the requester's code to the
-    provider's, and returns the provider's sealed answer. A refused query is recorded like
-    any other and answered with a 403 problem `exchange_refused` naming the reason and the
-    処理通番."""
+    provider's, and returns the provider's sealed answer. A query refused once the requester
+    is authenticated is recorded like any other and answered with a 403 problem
+    `exchange_refused` naming the reason and the 処理通番; one refused before that (unknown
+    requester, bad signature, stale, malformed) is only counted and has no 処理通番."""
     if body.requested_at.tzinfo is None:
+        network.count_rejection(Operation.EXCHANGE, RefusalReason.MALFORMED_REQUEST)
         raise NetworkError("requested_at: needs a timezone", field="requested_at")
     result = network.exchange(ExchangeQuery(
         requester_id=body.requester_id, task_id=body.task_id, provider_id=body.provider_id,
@@ -137,6 +192,8 @@ def exchange(body: s.ExchangeQueryIn, network: NetworkDep) -> s.ExchangeResultOu
     ))
     if result.outcome is Outcome.REFUSED:
         reason = result.reason.value if result.reason else "refused"
+        if not result.serial:  # refused before authentication: nothing recorded, no serial
+            raise ExchangeRefused(f"the core refused this query: {reason}", reason=reason)
         raise ExchangeRefused(f"the core refused this query: {reason}", serial=result.serial,
                               reason=reason)
     return s.ExchangeResultOut(serial=result.serial, outcome=result.outcome,
@@ -148,7 +205,7 @@ def exchange(body: s.ExchangeQueryIn, network: NetworkDep) -> s.ExchangeResultOu
              response_model=s.AgencyCodeOut)
 def issue_agency_code(body: s.AgencyCodeIn, network: NetworkDep) -> s.AgencyCodeOut:
     """符号取得: redeem a one-time 取得番号 from the registry for this agency's code."""
-    _check_signed(network, "agency-code-request", body)
+    _check_signed(network, Operation.AGENCY_CODE, "agency-code-request", body)
     return s.AgencyCodeOut(
         agency_code=network.issue_agency_code(body.agency_id, body.acquisition_number)
     )
@@ -159,9 +216,11 @@ def issue_agency_code(body: s.AgencyCodeIn, network: NetworkDep) -> s.AgencyCode
 def record_declined_application(body: s.DeclinedIn, network: NetworkDep) -> s.ExchangeResultOut:
     """The resident gave no number: the application proceeds on the attached documents; the
     core records that, and no exchange happens."""
-    _check_signed(network, "declined-application", body)
+    _check_signed(network, Operation.DECLINED_APPLICATION, "declined-application", body)
+    # The nonce is claimed atomically with the record: a replayed request is 409
+    # `replayed_request` and records nothing.
     result = network.record_declined(body.agency_id, body.task_id, body.application_ref,
-                                     body.documents)
+                                     body.documents, nonce=body.nonce)
     return s.ExchangeResultOut(serial=result.serial, outcome=result.outcome)
 
 
@@ -172,7 +231,7 @@ def query_access_records(
 ) -> s.AccessRecordsOut:
     """情報提供等記録: one resident's records (for the portal), each with its log entry and
     an inclusion proof against the returned checkpoint."""
-    _check_signed(network, "access-records-query", body)
+    _check_signed(network, Operation.ACCESS_RECORDS, "access-records-query", body)
     access_log.integrate()
     records = network.access_records(body.agency_id, body.subject_code)
     head = access_log.latest_head()

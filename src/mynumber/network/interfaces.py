@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,7 +20,8 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from mynumber.errors import Forbidden, InvalidInput, NotFound
+from mynumber.codes import individual_number
+from mynumber.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 
 class AgencyStatus(StrEnum):
@@ -117,6 +120,81 @@ class RefusalReason(StrEnum):
     STALE_REQUEST = "stale_request"
     REPLAYED = "replayed_request"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    # The provider's 副本 carries a 個人番号: its intermediate server refused to provide it.
+    INDIVIDUAL_NUMBER_IN_COPY = "individual_number_in_copy"
+    # Only for requests refused before the requester is authenticated (rejection counter).
+    MALFORMED_REQUEST = "malformed_request"
+
+
+#: Refusals decided before the requester is authenticated. They are never recorded as
+#: exchanges nor written to the public log (anyone could fill it, or a resident's やりとり履歴,
+#: with them); they only count in the bounded rejection counter (``NetworkService.rejections``).
+UNAUTHENTICATED_REFUSALS = frozenset({
+    RefusalReason.UNKNOWN_AGENCY, RefusalReason.BAD_SIGNATURE, RefusalReason.STALE_REQUEST,
+    RefusalReason.REPLAYED, RefusalReason.MALFORMED_REQUEST,
+})
+
+
+class Operation(StrEnum):
+    """The signed network operations the rejection counter counts refusals of (a fixed set:
+    the counter's key space is Operation x reason x hour)."""
+
+    EXCHANGE = "exchange"
+    AGENCY_CODE = "agency_code"
+    DECLINED_APPLICATION = "declined_application"
+    ACCESS_RECORDS = "access_records"
+
+
+@dataclass(frozen=True)
+class RejectionCount:
+    """How many requests of one operation were refused for one reason, before authentication,
+    in the hour starting at ``hour``."""
+
+    operation: Operation
+    reason: RefusalReason
+    hour: dt.datetime
+    count: int
+
+
+# 12 digits, or three groups of four split by one space or hyphen-like mark (as printed or
+# typed), not touching other digits. Checked after NFKC, so full-width digits and separators
+# count; ASCII digits only afterwards (the check digit decides).
+_NUMBER_RUN = re.compile(
+    r"(?<![0-9])[0-9]{4}[ \-\u2010-\u2015\u2212\u30fc]?[0-9]{4}[ \-\u2010-\u2015\u2212\u30fc]?"
+    r"[0-9]{4}(?![0-9])")
+
+
+def _text_has_number(text: str) -> bool:
+    normalised = unicodedata.normalize("NFKC", text)
+    return any(individual_number.is_valid(m.group(0)) for m in _NUMBER_RUN.finditer(normalised))
+
+
+def contains_individual_number(value: Any) -> bool:
+    """Whether a JSON-like value carries a 個人番号 anywhere: in any string (key or value) or
+    number, at any depth. A 12-digit run passing the check digit counts, whatever it means:
+    one in eleven random 12-digit values does, so 副本 must not hold bare 12-digit values.
+    The network and the portal refuse to carry such a value (番号法 第19条: a 副本 is
+    exchanged under the agency's code, never with the number)."""
+    stack = [value]
+    while stack:  # iterative: a deeply nested payload cannot exhaust the stack
+        item = stack.pop()
+        if isinstance(item, str):
+            if _text_has_number(item):
+                return True
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int | float):
+            if _text_has_number(repr(item)):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack.extend(item)
+        else:
+            if _text_has_number(str(item)):
+                return True
+    return False
 
 
 def canonical_json(value: Any) -> bytes:
@@ -310,6 +388,11 @@ class AccessLog(Protocol):
 
     def index_of(self, serial: str) -> int | None: ...
 
+    def logged(self, serials: Sequence[str]) -> dict[str, tuple[int | None, bytes]]:
+        """For each of ``serials`` that the log holds: (its index, or None while it is only
+        queued, and its entry bytes). Serials the log does not hold are absent."""
+        ...
+
     def entries(self, start: int, end: int) -> list[LogEntry]:
         """Entries with start <= index < end (at most 1,000)."""
         ...
@@ -361,7 +444,10 @@ class NetworkService(Protocol):
         ...
 
     def exchange(self, query: ExchangeQuery) -> ExchangeResult:
-        """Route one query; permitted or refused, it is recorded and logged."""
+        """Route one query. Once the requester is authenticated (known agency, signature,
+        clock), the exchange is recorded and logged, permitted or refused. A query refused
+        before that (``UNAUTHENTICATED_REFUSALS``) is only counted (``rejections``) and its
+        result carries no serial (``""``): nothing was recorded."""
         ...
 
     def record_declined(
@@ -370,9 +456,21 @@ class NetworkService(Protocol):
         task_id: str,
         application_ref: str,
         documents: Sequence[str],
+        *,
+        nonce: str | None = None,
     ) -> ExchangeResult:
         """A resident applied without giving the number: no linkage, no exchange; the
-        attached documents are recorded instead. Never a reason to refuse the benefit."""
+        attached documents are recorded instead. Never a reason to refuse the benefit.
+        ``nonce`` (a signed request's) is accepted once per agency: RequestReplayed after."""
+        ...
+
+    def count_rejection(self, operation: Operation, reason: RefusalReason) -> None:
+        """Count one request refused before its sender was authenticated (atomic upsert of
+        the (operation, reason, hour) bucket; old buckets are pruned)."""
+        ...
+
+    def rejections(self, since: dt.datetime | None = None) -> list[RejectionCount]:
+        """The rejection counter for monitoring: every bucket from ``since`` on."""
         ...
 
     def access_records(
@@ -421,6 +519,29 @@ class NotPermitted(Forbidden):
 class BadSignature(Forbidden):
     code = "bad_signature"
     title = "Signature does not verify"
+
+
+class RequestReplayed(Conflict):
+    """A signed request whose (agency, nonce) was already accepted."""
+
+    code = "replayed_request"
+    title = "This signed request was already received"
+
+
+class IndividualNumberInCopy(InvalidInput):
+    """A 副本 that carries a 個人番号: the intermediate server neither stores nor provides it."""
+
+    code = "individual_number_in_copy"
+    title = "A copy must not contain an individual number"
+
+
+class IndividualNumberInAnswer(DomainError):
+    """An answer (a provider's sealed data, or what the portal would show or release) that
+    carries a 個人番号: refused, and the number never reaches the caller."""
+
+    code = "individual_number_in_answer"
+    status = 502
+    title = "The answer contained an individual number and was withheld"
 
 
 class LogIndexOutOfRange(NotFound):

@@ -546,6 +546,23 @@ class MerkleAccessLog:
             value = conn.execute(select(LogLeaf.idx).where(LogLeaf.serial == serial)).scalar()
         return None if value is None else int(value)
 
+    def logged(self, serials: Sequence[str]) -> dict[str, tuple[int | None, bytes]]:
+        wanted = list(dict.fromkeys(serials))
+        found: dict[str, tuple[int | None, bytes]] = {}
+        with self.databases.engine(CONTEXT).connect() as conn:
+            for start in range(0, len(wanted), MAX_ENTRIES):
+                chunk = wanted[start:start + MAX_ENTRIES]
+                # The queue first, then the leaves: an entry integrated in between is still
+                # found (in the leaves), and a leaf wins over its queued copy.
+                for serial, entry in conn.execute(
+                        select(LogQueue.serial, LogQueue.entry).where(LogQueue.serial.in_(chunk))):
+                    found[serial] = (None, bytes(entry))
+                for serial, idx, entry in conn.execute(
+                        select(LogLeaf.serial, LogLeaf.idx, LogLeaf.entry)
+                        .where(LogLeaf.serial.in_(chunk))):
+                    found[serial] = (int(idx), bytes(entry))
+        return found
+
     def index_of_hash(self, digest: bytes, tree_size: int | None = None) -> int:
         with self.databases.engine(CONTEXT).connect() as conn:
             size = self._current_size(conn) if tree_size is None else tree_size

@@ -74,6 +74,20 @@ class Exchange(Base):
     documents: Mapped[str | None] = mapped_column(Text)
 
 
+class Rejection(Base):
+    """The bounded rejection counter: requests refused before their sender was authenticated
+    (bad signature, unknown agency, malformed...). They never become exchanges or log entries;
+    only these counts remain. The key space is fixed (operation x reason, both enums, x hour)
+    and buckets older than the retention are pruned, so a flood cannot grow the table."""
+
+    __tablename__ = "rejections"
+
+    operation: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
 # The access-record log's tables live in their own module; importing it here puts them in this
 # context's metadata (migrations read ``Base.metadata``).
 from mynumber.network import log_models as _log_models  # noqa: E402,F401

@@ -17,17 +17,20 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mynumber import audit
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
 from mynumber.envelope import raw_public
+from mynumber.keys import BlockCipher
 from mynumber.network import models as m
-from mynumber.network.agency_codes import BlockCipher, make_code, make_codes, open_code
+from mynumber.network.agency_codes import make_code, make_codes, open_code
 from mynumber.network.interfaces import (
     AccessLog,
     AccessRecord,
@@ -35,14 +38,18 @@ from mynumber.network.interfaces import (
     AgencyStatus,
     ExchangeQuery,
     ExchangeResult,
+    IndividualNumberInCopy,
     IntermediateServer,
     LegalTable,
     NetworkError,
     NetworkService,
     NotPermitted,
+    Operation,
     Outcome,
     Provision,
     RefusalReason,
+    RejectionCount,
+    RequestReplayed,
     RoutedQuery,
     UnknownAgency,
     UnknownTask,
@@ -58,6 +65,9 @@ MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 # How long a process trusts its cached copy of the directory (status, keys, endpoints).
 DIRECTORY_TTL_SECONDS = 5.0
 PORTAL_KIND = "portal"
+# The rejection counter keeps hourly buckets this long, pruned at most this often per process.
+REJECTION_RETENTION = dt.timedelta(days=90)
+REJECTION_PRUNE_SECONDS = 3600.0
 
 
 _INSERT_EXCHANGE = HotSQL(
@@ -126,6 +136,7 @@ class NetworkServiceImpl:
         self._directory_loaded = 0.0
         self._directory_version: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
+        self._rejections_pruned: float | None = None
 
     # -- directory ---------------------------------------------------------------------------
     @staticmethod
@@ -275,46 +286,59 @@ class NetworkServiceImpl:
         directory = self._load_directory()
         requester = directory.get(query.requester_id)
         provider = directory.get(query.provider_id)
-        resident_code: str | None = None
         provision: Provision | None = None
         reason: RefusalReason | None = None
         answer_sealed: bytes | None = None
         outcome = Outcome.REFUSED
-        signed = False
 
+        # Authentication first. Until it succeeds the query is anyone's: it is only counted,
+        # never recorded or logged (the public log and a resident's やりとり履歴 hold only what
+        # an authenticated agency did), and its subject code is not even opened.
         if requester is None:
-            reason = RefusalReason.UNKNOWN_AGENCY
+            unauthenticated: RefusalReason | None = RefusalReason.UNKNOWN_AGENCY
+        elif not self._signature_ok(requester, query):
+            unauthenticated = RefusalReason.BAD_SIGNATURE
+        elif (query.requested_at.tzinfo is None
+              or abs(now - query.requested_at) > MAX_CLOCK_SKEW):
+            # A signature that old proves nothing about now (the nonce guard relies on it).
+            unauthenticated = RefusalReason.STALE_REQUEST
         else:
-            resident_code = open_code(self.cipher, requester.number, query.subject_code)
-            signed = self._signature_ok(requester, query)
-            if not signed:
-                reason = RefusalReason.BAD_SIGNATURE
-            elif abs(now - query.requested_at) > MAX_CLOCK_SKEW:
-                reason = RefusalReason.STALE_REQUEST
-            elif requester.status is not AgencyStatus.ACTIVE:
-                reason = RefusalReason.REQUESTER_SUSPENDED
-            elif provider is None:
-                reason = RefusalReason.UNKNOWN_AGENCY
-            elif provider.status is not AgencyStatus.ACTIVE:
-                reason = RefusalReason.PROVIDER_SUSPENDED
-            elif query.task_id not in self._tasks:
-                reason = RefusalReason.UNKNOWN_TASK
-            elif query.item_code not in self._items:
-                reason = RefusalReason.UNKNOWN_ITEM
-            elif resident_code is None:
-                reason = RefusalReason.UNKNOWN_AGENCY_CODE
-            else:
-                provision = self.table.find(
-                    requester.kind, query.task_id, provider.kind, query.item_code
-                )
-                if provision is None:
-                    reason = RefusalReason.NOT_IN_LEGAL_TABLE
-                elif provider.encryption_key is None or requester.encryption_key is None:
-                    reason = RefusalReason.PROVIDER_UNAVAILABLE
-        if reason is None and provider is not None and requester is not None and resident_code:
+            unauthenticated = None
+        if requester is None or unauthenticated is not None:
+            refused = unauthenticated or RefusalReason.UNKNOWN_AGENCY
+            self.count_rejection(Operation.EXCHANGE, refused)
+            return ExchangeResult(serial="", outcome=Outcome.REFUSED, reason=refused)
+
+        resident_code = open_code(self.cipher, requester.number, query.subject_code)
+        if requester.status is not AgencyStatus.ACTIVE:
+            reason = RefusalReason.REQUESTER_SUSPENDED
+        elif provider is None:
+            reason = RefusalReason.UNKNOWN_AGENCY
+        elif provider.status is not AgencyStatus.ACTIVE:
+            reason = RefusalReason.PROVIDER_SUSPENDED
+        elif query.task_id not in self._tasks:
+            reason = RefusalReason.UNKNOWN_TASK
+        elif query.item_code not in self._items:
+            reason = RefusalReason.UNKNOWN_ITEM
+        elif resident_code is None:
+            reason = RefusalReason.UNKNOWN_AGENCY_CODE
+        else:
+            provision = self.table.find(
+                requester.kind, query.task_id, provider.kind, query.item_code
+            )
+            if provision is None:
+                reason = RefusalReason.NOT_IN_LEGAL_TABLE
+            elif provider.encryption_key is None or requester.encryption_key is None:
+                reason = RefusalReason.PROVIDER_UNAVAILABLE
+        if reason is None and provider is not None and resident_code:
             routed = self._routed(serial, query, provider, requester, resident_code, now)
             try:
                 answer = self.servers(provider).answer(routed)
+            except IndividualNumberInCopy:
+                # The provider's server would not hand out a 副本 carrying a 個人番号.
+                log.warning("intermediate server of %s withheld a copy carrying an individual "
+                            "number for %s", provider.agency_id, serial)
+                reason = RefusalReason.INDIVIDUAL_NUMBER_IN_COPY
             except Exception:  # the provider's failure must not lose the record
                 log.warning("intermediate server of %s failed for %s", provider.agency_id,
                             serial, exc_info=True)
@@ -333,16 +357,17 @@ class NetworkServiceImpl:
                 serial=serial, now=now, requester_id=query.requester_id, task_id=query.task_id,
                 provider_id=query.provider_id, item_code=query.item_code, provision=provision,
                 outcome=outcome, reason=reason, resident_code=resident_code,
-                # Only a verified signature binds the nonce to the requester.
-                nonce=_clip(query.nonce) if signed else None,
+                nonce=_clip(query.nonce),  # the signature binds the nonce to the requester
             )
         except _Replayed:
-            # The same signed query seen twice: refuse the replay, and record that too.
+            # The same signed query seen twice: refuse the replay and record it, but linked to
+            # no person: a copy of a signed query proves nothing about who sent it now, so it
+            # must not add a line to the resident's やりとり履歴.
             outcome, reason, answer_sealed = Outcome.REFUSED, RefusalReason.REPLAYED, None
             self._record_exchange(
                 serial=serial, now=now, requester_id=query.requester_id, task_id=query.task_id,
                 provider_id=query.provider_id, item_code=query.item_code, provision=provision,
-                outcome=outcome, reason=reason, resident_code=resident_code, nonce=None,
+                outcome=outcome, reason=reason, resident_code=None, nonce=None,
             )
         return ExchangeResult(
             serial=serial, outcome=outcome, reason=reason, sealed=answer_sealed,
@@ -429,6 +454,7 @@ class NetworkServiceImpl:
     # -- the resident's refusal ------------------------------------------------------------------
     def record_declined(
         self, agency_id: str, task_id: str, application_ref: str, documents: Sequence[str],
+        *, nonce: str | None = None,
     ) -> ExchangeResult:
         self.agency(agency_id)
         if task_id not in self._tasks:
@@ -440,15 +466,56 @@ class NetworkServiceImpl:
             raise NetworkError(
                 "documents: name at least one attached document (the application proceeds "
                 "on documents when no number is given)", field="documents")
+        if nonce is not None and not 0 < len(nonce) <= 64:
+            raise NetworkError("nonce: 1 to 64 characters", field="nonce")
         now = self.clock()
         serial = new_serial(now)
-        self._record_exchange(
-            serial=serial, now=now, requester_id=agency_id, task_id=task_id, provider_id=None,
-            item_code=None, provision=None, outcome=Outcome.DECLINED, reason=None,
-            resident_code=None, nonce=None, application_ref=application_ref.strip(),
-            documents=cleaned,
-        )
+        try:
+            # The nonce goes into the row under the (requester, nonce) unique index that
+            # guards exchanges: of any number of concurrent copies of one signed request the
+            # database lets exactly one insert through, with its log entry.
+            self._record_exchange(
+                serial=serial, now=now, requester_id=agency_id, task_id=task_id,
+                provider_id=None, item_code=None, provision=None, outcome=Outcome.DECLINED,
+                reason=None, resident_code=None, nonce=nonce,
+                application_ref=application_ref.strip(), documents=cleaned,
+            )
+        except _Replayed:
+            self.count_rejection(Operation.DECLINED_APPLICATION, RefusalReason.REPLAYED)
+            raise RequestReplayed("this signed request was already received",
+                                  field="nonce") from None
         return ExchangeResult(serial=serial, outcome=Outcome.DECLINED)
+
+    # -- the rejection counter -------------------------------------------------------------------
+    def count_rejection(self, operation: Operation, reason: RefusalReason) -> None:
+        operation, reason = Operation(operation), RefusalReason(reason)  # the fixed key space
+        now = self.clock()
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        table = cast(Table, m.Rejection.__table__)
+        insert_ = pg_insert if self.databases.is_postgres else sqlite_insert
+        statement = insert_(table).values(
+            operation=operation.value, reason=reason.value, hour=hour, count=1)
+        # One atomic statement: concurrent refusals in any process all count.
+        statement = statement.on_conflict_do_update(
+            index_elements=["operation", "reason", "hour"],
+            set_={"count": table.c.count + 1})
+        with self.databases.unit_of_work(CONTEXT) as session:
+            session.execute(statement)
+            if (self._rejections_pruned is None
+                    or time.monotonic() - self._rejections_pruned > REJECTION_PRUNE_SECONDS):
+                self._rejections_pruned = time.monotonic()
+                session.execute(delete(m.Rejection).where(
+                    m.Rejection.hour < hour - REJECTION_RETENTION))
+
+    def rejections(self, since: dt.datetime | None = None) -> list[RejectionCount]:
+        query = select(m.Rejection).order_by(m.Rejection.hour, m.Rejection.operation,
+                                              m.Rejection.reason)
+        if since is not None:
+            query = query.where(m.Rejection.hour >= since.replace(minute=0, second=0,
+                                                                  microsecond=0))
+        with self.databases.unit_of_work(CONTEXT) as session:
+            return [RejectionCount(Operation(r.operation), RefusalReason(r.reason), r.hour,
+                                   int(r.count)) for r in session.scalars(query)]
 
     # -- the resident's view -----------------------------------------------------------------------
     def portal_code(self, agency_id: str, subject_code: str) -> tuple[str, str]:
@@ -486,10 +553,18 @@ class NetworkServiceImpl:
                 .order_by(m.Exchange.occurred_at.desc(), m.Exchange.id.desc())
             ))
         directory = self._load_directory()
+        logged = self.log.logged([row.serial for row in rows])
         records = []
         for row in rows:
             if row.restricted and row.disclose_after and row.disclose_after > now:
                 continue  # deferred, never dropped: it appears once the deferral ends
+            # A record is shown only when the signed log (or its queue, written in the same
+            # transaction) holds an entry for it that describes it and commits to this person.
+            # A row that reached the table any other way cannot enter anyone's やりとり履歴.
+            index, entry = logged.get(row.serial, (None, b""))
+            if not self._entry_matches(entry, row, resident_code):
+                log.warning("exchange %s has no matching log entry; not shown", row.serial)
+                continue
             requester = directory.get(row.requester_id)
             provider = directory.get(row.provider_id or "")
             task = self._tasks.get(row.task_id)
@@ -505,9 +580,21 @@ class NetworkServiceImpl:
                 reason=RefusalReason(row.reason) if row.reason else None,
                 restricted=row.restricted,
                 disclosed_at=row.disclose_after if row.restricted else None,
-                log_index=self.log.index_of(row.serial),
+                log_index=index,
             ))
         return records
+
+    def _entry_matches(self, entry: bytes, row: m.Exchange, resident_code: str) -> bool:
+        try:
+            fields = json.loads(entry) if entry else None
+        except ValueError:
+            return False
+        return (isinstance(fields, dict) and fields.get("serial") == row.serial
+                and fields.get("requester") == row.requester_id
+                and fields.get("outcome") == row.outcome
+                and fields.get("subject") is not None
+                and hmac.compare_digest(str(fields["subject"]),
+                                        self._commitment(resident_code, row.serial)))
 
 
 

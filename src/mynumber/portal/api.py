@@ -26,6 +26,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mynumber.db import utcnow
+from mynumber.kernel.schemas import MAX_ID
+from mynumber.kernel.signin import CurrentStaff
 from mynumber.network.interfaces import BadSignature, signed_request_bytes
 from mynumber.portal import schemas as s
 from mynumber.portal.interfaces import (
@@ -34,7 +36,6 @@ from mynumber.portal.interfaces import (
     SessionExpired,
 )
 from mynumber.portal.services import NOTICE_CLOCK_SKEW, PortalServiceImpl
-from mynumber.registry.api import MAX_ID, CurrentStaff
 from mynumber.registry.interfaces import RegistryService
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

@@ -19,7 +19,7 @@ from mynumber.portal.models import Base, BigId
 
 class ApiClient(Base):
     """An API client (API利用者) and its vetting state. The counters are flushed in batches
-    from the hot path (see ``oauth._Counters``)."""
+    from the hot path (see ``oauth.ratelimit.Counters``)."""
 
     __tablename__ = "oidc_clients"
 
@@ -116,6 +116,9 @@ class AuthorizationCode(Base):
     auth_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Set when a second redemption was seen: the tokens of the first are revoked, and a token
+    # not yet stored by a racing first redemption is refused (``OpenIdProvider.save_token``).
+    replayed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class AccessToken(Base):

@@ -4,7 +4,8 @@ browser can log in to the portal without a physical reader.
 
 The chip does what a real one does: the user-authentication PIN is checked on the chip, a
 wrong PIN counts down (and is audited through the card service's ``on_failed_pin``), three
-wrong PINs lock it. The chip is saved after every attempt so the counter persists. Outside the
+wrong PINs lock it. Each attempt loads, checks and saves the chip under its lock, so the counter
+persists and parallel attempts are all counted. Outside the
 embedded mode there is no reader: every call raises :class:`CardReaderUnavailable`."""
 
 from __future__ import annotations
@@ -84,13 +85,15 @@ class PortalCardReader:
         if not challenge or len(challenge) > CHALLENGE_BYTES:
             raise InvalidInput("the challenge is missing or too long", field="challenge")
         try:
-            chip = self.container.card.open_card(card_id)
-            certificate = chip.certificate("auth").decode("ascii")
-        except (CardNotFound, CardError):
-            raise ReaderCardNotFound("no card with this id in the reader",
-                                     field="card_id") from None
-        try:
-            signature = chip.sign("auth", pin, challenge)
+            # Load, PIN check and save under the chip's lock (CardStore.session): parallel
+            # wrong PINs are each counted, so three of them lock the PIN whatever the timing.
+            with self.container.card.chip_session(card_id) as chip:
+                try:
+                    certificate = chip.certificate("auth").decode("ascii")
+                except CardError:
+                    raise ReaderCardNotFound("no card with this id in the reader",
+                                             field="card_id") from None
+                signature = chip.sign("auth", pin, challenge)
         except WrongPin as exc:
             if exc.remaining == 0:
                 raise ReaderPinLocked(
@@ -105,7 +108,7 @@ class PortalCardReader:
         except NoSuchKey:
             raise ReaderCardNotFound("the card holds no authentication key",
                                      field="card_id") from None
-        finally:
-            # The try counter lives on the chip: keep it (a reset to 3 or a count-down).
-            self.container.card.store.save(chip)
+        except (CardNotFound, CardError):
+            raise ReaderCardNotFound("no card with this id in the reader",
+                                     field="card_id") from None
         return signature, certificate

@@ -10,14 +10,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, PlainSerializer
 
+from mynumber.kernel.schemas import MAX_ID
 from mynumber.network.interfaces import AccessRecord, Outcome
 from mynumber.portal.interfaces import (
     ApplicationState,
     NoticeState,
     ProxyKind,
 )
-
-MAX_ID = 2**63 - 1
 
 
 def _b64decode(value: object, limit: int) -> bytes:

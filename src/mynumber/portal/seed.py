@@ -27,12 +27,13 @@ from typing import Any
 
 import pyotp
 
-from mynumber.agencies.seed import KYOKAI, MHLW, PENSION, resident_record_copy
+from mynumber.agencies.interfaces import KYOKAI, MHLW, PENSION, resident_record_copy
+from mynumber.auth.interfaces import StaffPrincipal, StaffRole
 from mynumber.card.interfaces import IdentityCheck, IssuedPins
 from mynumber.network.interfaces import mayor_lookup
 from mynumber.portal import models as m
 from mynumber.portal.interfaces import ProxyKind
-from mynumber.registry.interfaces import NewResident, Sex, StaffPrincipal, StaffRole
+from mynumber.registry.interfaces import NewResident, Sex
 from mynumber.settings import Mode
 
 MARKER = "demo_seed"

@@ -27,14 +27,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mynumber import audit
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
 from mynumber.errors import Conflict, NotFound
-from mynumber.jpki import revocation
+from mynumber.jpki import verify as jpki_status
 from mynumber.jpki.interfaces import (
     CertificateKind,
     CertificateNotFound,
@@ -43,7 +48,13 @@ from mynumber.jpki.interfaces import (
     VerificationFailed,
 )
 from mynumber.jpki.verify import CallableStatusSource, RelyingPartyVerifier
-from mynumber.network.interfaces import AccessRecord, SignedTreeHead, mayor_lookup
+from mynumber.network.interfaces import (
+    AccessRecord,
+    IndividualNumberInAnswer,
+    SignedTreeHead,
+    contains_individual_number,
+    mayor_lookup,
+)
 from mynumber.portal import merkle
 from mynumber.portal import models as m
 from mynumber.portal.interfaces import (
@@ -78,7 +89,7 @@ from mynumber.portal.interfaces import (
     UnknownScope,
 )
 from mynumber.portal.oauth_models import AccessToken, Grant
-from mynumber.registry.interfaces import OutsideJurisdiction, StaffPrincipal
+from mynumber.registry.interfaces import OutsideJurisdiction
 from mynumber.settings import Settings
 
 CONTEXT = "portal"
@@ -145,6 +156,11 @@ class ProxyAlreadyRegistered(Conflict):
     title = "This proxy is already registered"
 
 
+class NumberInNotice(PortalError):
+    code = "individual_number_in_notice"
+    title = "A notice must not contain an individual number"
+
+
 class NoticeReplayed(Conflict):
     code = "notice_replayed"
     title = "This signed notice was already received"
@@ -159,6 +175,33 @@ class _AccountRef:
     address_number: str
     agency_code: str
     municipality_code: str
+
+
+def _session_key(token: str, session_id: str) -> AESGCM:
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                       info=b"mynumber portal session certificate v1\n" + session_id.encode()
+                       ).derive(token.encode()))
+
+
+def seal_serial(token: str, session_id: str, serial: int) -> bytes:
+    """The serial of the certificate that opened a session, sealed under a key derived from
+    the session's bearer token. The portal stores no certificate serial (it would link the
+    resident across relying parties): only the holder of the token, i.e. the request itself,
+    can open this, so the database alone never yields it."""
+    nonce = secrets.token_bytes(12)
+    return nonce + _session_key(token, session_id).encrypt(
+        nonce, serial.to_bytes(20, "big"), session_id.encode())
+
+
+def open_serial(token: str, session_id: str, sealed: bytes | None) -> int | None:
+    if not sealed or len(sealed) <= 12:
+        return None
+    try:
+        plain = _session_key(token, session_id).decrypt(sealed[:12], sealed[12:],
+                                                         session_id.encode())
+    except InvalidTag:
+        return None
+    return int.from_bytes(plain, "big")
 
 
 def hash_secret(secret: str) -> str:
@@ -272,7 +315,7 @@ class PortalServiceImpl:
                 known = int(row.value) if row is not None else None
             if known is None:
                 party = self.jpki.register_relying_party(RELYING_PARTY_NAME,
-                                                         (CertificateKind.AUTH,))
+                                                         (CertificateKind.AUTH,), system=True)
                 try:
                     with self._transaction() as session:
                         session.add(m.PortalSetting(key=RELYING_PARTY_SETTING,
@@ -285,19 +328,19 @@ class PortalServiceImpl:
                         row = session.get(m.PortalSetting, RELYING_PARTY_SETTING)
                         assert row is not None
                         known = int(row.value)
-                    self.jpki.retire_relying_party(party.id)
+                    self.jpki.retire_relying_party(party.id, allow_system=True)
             self._rp_id = known
             return known
 
-    def _status(self, serial: int) -> revocation.CertificateStatus:
+    def _status(self, serial: int) -> jpki_status.CertificateStatus:
         """Revocation status straight from JPKI's records: a suspension counts at once."""
         try:
             state = self.jpki.state(serial)
         except CertificateNotFound:
-            return revocation.UNKNOWN
+            return jpki_status.UNKNOWN
         if state is CertificateState.REVOKED:
-            return revocation.revoked(self.clock())
-        return revocation.GOOD  # expiry is the verifier's own check
+            return jpki_status.revoked(self.clock())
+        return jpki_status.GOOD  # expiry is the verifier's own check
 
     def _login_verifier(self) -> RelyingPartyVerifier:
         if self._verifier is None:
@@ -472,9 +515,9 @@ class PortalServiceImpl:
         except VerificationFailed as exc:
             reason = str(exc.extra.get("reason", "refused"))
             raise LoginFailed(f"the card was not accepted: {reason}", reason=reason) from None
+        serial = x509.load_pem_x509_certificate(certificate_pem.encode()).serial_number
         ref = self._account_by_subject(verification.pairwise_id)
         if ref is None:
-            serial = x509.load_pem_x509_certificate(certificate_pem.encode()).serial_number
             try:
                 link = self.jpki.link_for_certificate(self.relying_party_id(), PORTAL_AGENCY,
                                                       serial)
@@ -482,15 +525,18 @@ class PortalServiceImpl:
                 raise LoginFailed("the card was not accepted: revoked", reason="revoked") \
                     from None
             ref = self._link(link)
-        return self._start_session(ref.account_id, now)
+        return self._start_session(ref.account_id, now, serial)
 
-    def _start_session(self, account_id: int, now: dt.datetime) -> PortalSession:
+    def _start_session(self, account_id: int, now: dt.datetime,
+                       certificate_serial: int) -> PortalSession:
         token = secrets.token_urlsafe(32)
+        session_id = secrets.token_urlsafe(12)
         row = m.PortalSessionRow(
-            session_id=secrets.token_urlsafe(12), token_hash=hash_secret(token),
+            session_id=session_id, token_hash=hash_secret(token),
             account_id=account_id, acting_for=account_id, proxy_kind=None,
             csrf_token=secrets.token_urlsafe(32), started_at=now, last_seen=now,
-            expires_at=now + self.session_lifetime)
+            expires_at=now + self.session_lifetime,
+            certificate_seal=seal_serial(token, session_id, certificate_serial))
         with self._transaction() as session:
             session.add(row)
             session.execute(update(m.Account).where(m.Account.id == account_id)
@@ -522,12 +568,28 @@ class PortalServiceImpl:
             elif now >= row.last_seen + self.idle_timeout:
                 ended = row.end_reason = "idle"
                 row.ended_at = now
+            elif not self._card_still_good(token, row):
+                ended = row.end_reason = "card_revoked"
+                row.ended_at = now
             else:
                 row.last_seen = now
                 result = self._to_session(row, token, now)
         if ended is not None:  # raised after the commit, so the end is stored
             raise SessionExpired("the session has ended; log in again", reason=ended)
         return result
+
+    def _card_still_good(self, token: str, row: m.PortalSessionRow) -> bool:
+        """Whether the auth certificate that opened the session is still good, asked of JPKI
+        now (nothing cached beyond this request): a card reported lost or otherwise revoked
+        ends every session it opened at the next look-up. A session without a sealed
+        certificate (opened before this check existed) is not trusted either."""
+        serial = open_serial(token, row.session_id, row.certificate_seal)
+        if serial is None:
+            return False
+        try:
+            return bool(self.jpki.state(serial) is CertificateState.GOOD)
+        except CertificateNotFound:
+            return False
 
     def logout(self, token: str) -> None:
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN:
@@ -606,6 +668,9 @@ class PortalServiceImpl:
             live = (row is not None and row.ended_at is None and now < row.expires_at
                     and now < row.last_seen + self.idle_timeout
                     and row.account_id == session.account_id)
+            if live and row is not None and not self._card_still_good(session.token, row):
+                live = False
+                row.ended_at, row.end_reason = now, "card_revoked"
         if not live:
             raise SessionExpired("the session has ended; log in again", reason="ended")
         ref, kind = self._subject(session)
@@ -641,6 +706,17 @@ class PortalServiceImpl:
         result = self.agencies.query(PORTAL_AGENCY, ref.address_number, SELF_INFORMATION_TASK,
                                      provider, source.item_code)
         data = result.data
+        if data is not None and contains_individual_number(data):
+            # Defence in depth (the intermediate servers refuse such a 副本 already): whatever
+            # asked (a page, the JSON API, a relying party), the number is never passed on.
+            with self._transaction() as tx:
+                audit.record(tx, m.AuditEvent, "portal:information:withheld", actor="system",
+                             subject=f"account:{ref.account_id}", scope=source.scope,
+                             provider=provider, serial=result.serial,
+                             reason="individual_number_in_answer")
+            raise IndividualNumberInAnswer(
+                "the information contained an individual number and was withheld",
+                serial=result.serial)
         if data is not None and source.scope == "basic_four":
             data = {k: data[k] for k in BASIC_FOUR if k in data}
         return InformationResult(source.scope, source.item_code, provider,
@@ -789,6 +865,10 @@ class PortalServiceImpl:
             raise PortalError("kind: lower-case letters, digits and _", field="kind")
         title = _clean(title, "title", 200)
         body = _clean(body, "body", 4000, multiline=True)
+        if contains_individual_number([title, body]):
+            # The portal carries no 個人番号 to a resident, whoever sends it.
+            raise NumberInNotice("title/body: must not contain an individual number",
+                                 field="body")
         portal_agency, code = self.network.portal_code(agency_id, agency_code)
         if portal_agency != PORTAL_AGENCY:
             raise PortalError("the network routes notices to another portal",

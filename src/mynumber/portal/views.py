@@ -8,9 +8,9 @@ Security decisions, in one place:
   and a paste). A new login always starts a NEW session and ends the one the terminal's cookie
   still names (``previous_token``): on a shared terminal nothing of the previous person
   survives. The cookie (``SESSION_COOKIE``) is HttpOnly, SameSite=Lax, path /, Secure on https.
-- Every POST carries a CSRF token, checked in :class:`PortalRoute` before any handler runs:
-  the session's own ``csrf_token`` on logged-in pages; a random token bound to an HttpOnly
-  SameSite=Strict cookie on the login and reader forms.
+- Every POST carries a CSRF token, checked by the kernel's page route class before any handler
+  runs: bound to the portal session (HMAC of the server key over the session's id) on
+  logged-in pages, to the pre-login cookie on the login and reader forms.
 - A page with no live session redirects (303) to the login page (saying the session ended when
   a cookie was there, and deleting it). ``next`` is honoured only as a same-site path.
 - Pages are ``Cache-Control: no-store`` (a shared terminal's back button shows nothing of the
@@ -22,17 +22,26 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.datastructures import FormData
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
 
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.errors import DomainError, InvalidInput, NotAuthenticated
+from mynumber.kernel import csrf, forms
+from mynumber.kernel.counter import CounterRoute, CounterStaff, counter_page
+from mynumber.kernel.errors import error_box
+from mynumber.kernel.routes import (
+    FormDep,
+    PagePolicy,
+    SignInRequired,
+    page_route,
+    safe_next,
+    secure_cookies,
+)
 from mynumber.portal.interfaces import (
     SESSION_COOKIE,
     ChildAllowanceForm,
@@ -51,28 +60,15 @@ from mynumber.portal.interfaces import (
 )
 from mynumber.portal.reader import PortalCardReader, ReaderPinLocked, ReaderWrongPin
 from mynumber.portal.services import PortalServiceImpl
-from mynumber.registry.api import RegistryDep
-from mynumber.registry.interfaces import StaffPrincipal
-from mynumber.registry.views import (
-    CounterRoute,
-    CounterStaff,
-    FormDep,
-    _kept_values,
-    _secure,
-    _text,
-)
-from mynumber.registry.views import _date as _form_date
-from mynumber.registry.views import _error as _counter_error
-from mynumber.registry.views import _page as _counter_page
+from mynumber.registry.interfaces import RegistryService
 from mynumber.settings import Mode
-from mynumber.web.templating import language, render
+from mynumber.web.templating import render
 
 HOME_PATH = "/portal"
 LOGIN_PATH = "/portal/login"
 READER_PATH = "/portal/reader"
 LOGOUT_PATH = "/portal/logout"
-LOGIN_CSRF_COOKIE = "mn_portal_login_csrf"
-CSRF_FIELD = "csrf_token"
+CSRF_SCOPE = "portal"
 PUBLIC_POSTS = frozenset({LOGIN_PATH, READER_PATH})
 # Documents a resident attaches instead of letting the portal fetch the data (現況届).
 DOCUMENTS = ("tax_certificate", "health_insurance_copy", "child_resident_record")
@@ -80,47 +76,6 @@ OPTIONAL_DOCUMENTS = ("other",)
 CHILD_ROWS = 4  # rows for children on a blank 現況届
 HIDDEN_KEYS = ("individual_number", "my_number", "number")  # never shown, whatever a provider sends
 SERIAL = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
-
-
-class SessionEnded(Exception):
-    """No live portal session: the route answers with a redirect to the login page."""
-
-    def __init__(self, expired: bool) -> None:
-        super().__init__("login required")
-        self.expired = expired
-
-
-class PortalRoute(APIRoute):
-    """Every portal route: CSRF on POST, login redirect, errors as HTML, no caching."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        original = super().get_route_handler()
-
-        async def handler(request: Request) -> Response:
-            response: Response
-            try:
-                if request.method == "POST" and not _csrf_ok(request, await request.form()):
-                    response = _error_page(request, InvalidInput(
-                        "the form is out of date or did not come from this site; reload and "
-                        "retry", field=CSRF_FIELD), status=403, code="csrf_failed")
-                else:
-                    response = await original(request)
-            except SessionEnded as exc:
-                response = _login_redirect(request, exc.expired)
-            except SessionExpired:  # the session ended while the page was being made
-                response = _login_redirect(request, True)
-            except DomainError as exc:
-                response = _error_page(request, exc)
-            response.headers["Cache-Control"] = "no-store"
-            response.headers["X-Frame-Options"] = "DENY"
-            response.headers["Referrer-Policy"] = "same-origin"
-            return response
-
-        return handler
-
-
-router = APIRouter(include_in_schema=False, route_class=PortalRoute)
-counter = APIRouter(include_in_schema=False, route_class=CounterRoute)
 
 
 # --- plumbing ------------------------------------------------------------------------------
@@ -139,7 +94,7 @@ def _resolve_session(request: Request, *, required: bool = True) -> PortalSessio
     if hasattr(request.state, "portal_session"):
         cached: PortalSession | None = request.state.portal_session
         if cached is None and required:
-            raise SessionEnded(expired=False)
+            raise SignInRequired(expired=False)
         return cached
     token = request.cookies.get(SESSION_COOKIE, "")
     session: PortalSession | None = None
@@ -147,10 +102,10 @@ def _resolve_session(request: Request, *, required: bool = True) -> PortalSessio
         try:
             session = _portal(request).session(token)
         except NotAuthenticated:
-            raise SessionEnded(expired=True) from None
+            raise SignInRequired(expired=True) from None
     request.state.portal_session = session
     if session is None and required:
-        raise SessionEnded(expired=False)
+        raise SignInRequired(expired=False)
     return session
 
 
@@ -168,57 +123,13 @@ SessionDep = Annotated[PortalSession, Depends(current_session)]
 OptionalSessionDep = Annotated[PortalSession | None, Depends(optional_session)]
 
 
-def _csrf_ok(request: Request, form: FormData) -> bool:
-    submitted = form.get(CSRF_FIELD)
-    if not isinstance(submitted, str) or not submitted:
-        return False
-    if request.url.path in PUBLIC_POSTS:
-        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    else:
-        session = _resolve_session(request)
-        assert session is not None
-        expected = session.csrf_token
-    if not expected:
-        return False
-    return secrets.compare_digest(expected.encode(), submitted.encode())
-
-
-def _safe_next(value: object) -> str:
-    """A same-site path to go to after login, else ""."""
-    if not isinstance(value, str) or len(value) > 2000:
-        return ""
-    if not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return ""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        return ""
-    return value
-
-
-def _login_redirect(request: Request, expired: bool) -> Response:
-    params = []
-    if expired:
-        params.append("expired=1")
-    if request.method == "GET":
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        if _safe_next(target) and request.url.path != HOME_PATH:
-            params.append("next=" + quote(target, safe=""))
-    response = RedirectResponse(LOGIN_PATH + ("?" + "&".join(params) if params else ""),
-                                status_code=303)
-    if expired or request.cookies.get(SESSION_COOKIE):
-        response.delete_cookie(SESSION_COOKIE, path="/")
-    return response
+def _session_binding(request: Request) -> str:
+    """Logged-in pages' CSRF binding: the session's id (rotates at every login)."""
+    return current_session(request).session_id
 
 
 def _error(request: Request, exc: DomainError, code: str | None = None) -> dict[str, Any]:
-    lang = language(request)
-    code = code or exc.code
-    title = (_text(f"portal.error.{code}", lang) or _text(f"error.{code}", lang)
-             or (exc.title if lang == "en" else "") or _text("error.generic", lang))
-    field = exc.field
-    field_label = (_text(f"portal.field.{field}", lang) or field) if field else ""
-    return {"code": code, "title": title, "field": field, "field_label": field_label,
-            "detail": exc.detail, "status": exc.status,
-            "reason": str(exc.extra.get("reason", "")) if exc.extra else ""}
+    return error_box(request, exc, code, prefixes=("portal.", ""))
 
 
 def _who(request: Request, session: PortalSession | None) -> dict[str, Any] | None:
@@ -237,21 +148,11 @@ def _who(request: Request, session: PortalSession | None) -> dict[str, Any] | No
 
 def _page(request: Request, template: str, *, status: int = 200,
           session: PortalSession | None = None, **context: Any) -> HTMLResponse:
-    fresh = False
-    if session is not None:
-        token = session.csrf_token
-    else:
-        token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-        fresh = len(token) < 32
-        if fresh:
-            token = secrets.token_urlsafe(32)
-    response = render(request, template, status_code=status, csrf_token=token,
-                      csrf_field=CSRF_FIELD, session=session, who=_who(request, session),
-                      embedded=request.app.state.settings.mode is Mode.EMBEDDED, **context)
-    if fresh:
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict",
-                            secure=_secure(request), path=HOME_PATH)
-    return response
+    binding = session.session_id if session is not None else None
+    return render(request, template, status_code=status, session=session,
+                  who=_who(request, session),
+                  embedded=request.app.state.settings.mode is Mode.EMBEDDED,
+                  **csrf.form_fields(request, CSRF_SCOPE, binding), **context)
 
 
 def _error_page(request: Request, exc: DomainError, status: int | None = None,
@@ -264,14 +165,17 @@ def _error_page(request: Request, exc: DomainError, status: int | None = None,
         return _page(request, "portal/error.html", status=status, error=error)
 
 
+PORTAL = PagePolicy(
+    scope=CSRF_SCOPE, error_page=_error_page, session_binding=_session_binding,
+    login_path=LOGIN_PATH, home_path=HOME_PATH, session_cookie=SESSION_COOKIE,
+    public_posts=PUBLIC_POSTS, remember_next=True, expired_errors=(SessionExpired,),
+)
+router = APIRouter(include_in_schema=False, route_class=page_route("PortalRoute", PORTAL))
+counter = APIRouter(include_in_schema=False, route_class=CounterRoute)
+
+
 def _value(form: FormData | Mapping[str, Any], name: str, limit: int = 200) -> str:
-    value = form.get(name)
-    if not isinstance(value, str):
-        return ""
-    value = value.strip()
-    if len(value) > limit:
-        raise InvalidInput(f"{name} is too long", field=name)
-    return value
+    return forms.value(form, name, limit)
 
 
 def _positive_int(text: str, error: Callable[[str], DomainError]) -> int:
@@ -282,7 +186,7 @@ def _positive_int(text: str, error: Callable[[str], DomainError]) -> int:
 
 def _set_session_cookie(request: Request, response: Response, session: PortalSession) -> None:
     response.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="lax", path="/",
-                        secure=_secure(request))
+                        secure=secure_cookies(request))
 
 
 def _logged_in(request: Request, session: PortalSession, next_path: str) -> Response:
@@ -330,12 +234,12 @@ def _login_page(request: Request, portal: PortalService, next_path: str, *,
 @router.get(LOGIN_PATH, response_class=HTMLResponse)
 def login_form(request: Request, portal: PortalDep, expired: str = "",
                next: str = "") -> HTMLResponse:
-    return _login_page(request, portal, _safe_next(next), expired=expired == "1")
+    return _login_page(request, portal, safe_next(next), expired=expired == "1")
 
 
 @router.post(LOGIN_PATH, response_class=HTMLResponse)
 def login(request: Request, portal: PortalDep, form: FormDep) -> Response:
-    next_path = _safe_next(form.get("next"))
+    next_path = safe_next(form.get("next"))
     try:
         challenge_id = _value(form, "challenge_id", 100)
         signature_hex = re.sub(r"\s+", "", _value(form, "signature", 4096))
@@ -385,7 +289,7 @@ def reader_form(request: Request, portal: PortalDep, challenge_id: str = "",
                 challenge: str = "", next: str = "") -> HTMLResponse:
     reader = PortalCardReader(request.app.state.container)
     reader.check_available()  # outside the embedded mode: before any challenge is made
-    return _reader_page(request, portal, reader, _safe_next(next),
+    return _reader_page(request, portal, reader, safe_next(next),
                         challenge_id=challenge_id[:100], challenge_hex=challenge)
 
 
@@ -393,7 +297,7 @@ def reader_form(request: Request, portal: PortalDep, challenge_id: str = "",
 def reader_sign(request: Request, portal: PortalDep, form: FormDep) -> Response:
     reader = PortalCardReader(request.app.state.container)
     reader.check_available()
-    next_path = _safe_next(form.get("next"))
+    next_path = safe_next(form.get("next"))
     card_id = _value(form, "card_id", 32)
     challenge_id = _value(form, "challenge_id", 100)
     challenge_hex = _value(form, "challenge", 128)
@@ -667,7 +571,7 @@ def submit_child_allowance(request: Request, portal: PortalDep, session: Session
     uses = _value(form, "use_number", 3) == "yes"
     documents = [d for d in form.getlist("documents")
                  if isinstance(d, str) and d in DOCUMENTS + OPTIONAL_DOCUMENTS]
-    values: dict[str, Any] = _kept_values(form)
+    values: dict[str, Any] = forms.kept_values(form)
     try:
         parsed, values = _submitted_form(form)
         if not uses:
@@ -732,8 +636,8 @@ def _resident_id(form: FormData, name: str) -> int:
 def _proxies_page(request: Request, staff: StaffPrincipal, *, status: int = 200,
                   values: dict[str, Any] | None = None, done: Any = None,
                   **context: Any) -> HTMLResponse:
-    return _counter_page(request, "portal/counter_proxies.html", status=status, staff=staff,
-                         values=values or {}, kinds=PROXY_KINDS, done=done, **context)
+    return counter_page(request, "portal/counter_proxies.html", status=status, staff=staff,
+                        values=values or {}, kinds=PROXY_KINDS, done=done, **context)
 
 
 @counter.get(COUNTER_PROXIES, response_class=HTMLResponse)
@@ -742,9 +646,10 @@ def counter_proxies(request: Request, staff: CounterStaff) -> HTMLResponse:
 
 
 @counter.post(COUNTER_PROXIES, response_class=HTMLResponse)
-def counter_register_proxy(request: Request, staff: CounterStaff, registry: RegistryDep,
-                           form: FormDep) -> HTMLResponse:
+def counter_register_proxy(request: Request, staff: CounterStaff, form: FormDep
+                           ) -> HTMLResponse:
     portal: PortalServiceImpl = request.app.state.container.portal
+    registry: RegistryService = request.app.state.container.registry
     try:
         principal = _resident_id(form, "principal_resident_id")
         proxy = _resident_id(form, "proxy_resident_id")
@@ -752,7 +657,7 @@ def counter_register_proxy(request: Request, staff: CounterStaff, registry: Regi
             kind = ProxyKind(_value(form, "kind", 40))
         except ValueError:
             raise InvalidInput("choose the kind of proxy", field="kind") from None
-        valid_until = _form_date(form, "valid_until") if _value(form, "valid_until") else None
+        valid_until = forms.date(form, "valid_until") if _value(form, "valid_until") else None
         # The principal is read through the registry first: it enforces the staff member's
         # jurisdiction and role (403 outside their municipality) and audits the read.
         resident = registry.get_resident(staff, principal, "代理人登録")
@@ -760,8 +665,8 @@ def counter_register_proxy(request: Request, staff: CounterStaff, registry: Regi
                                        principal_name=resident.name)
     except DomainError as exc:
         return _proxies_page(request, staff, status=exc.status,
-                             values=_kept_values(form, exc.field),
-                             error=_counter_error(request, exc))
+                             values=forms.kept_values(form, exc.field),
+                             error=error_box(request, exc))
     return _proxies_page(request, staff, done=record, done_action="registered")
 
 
@@ -780,7 +685,7 @@ def counter_revoke_proxy(request: Request, staff: CounterStaff, form: FormDep
         record = portal.revoke_proxy(staff.actor, proxy_id)
     except DomainError as exc:
         return _proxies_page(request, staff, status=exc.status,
-                             revoke_error=_counter_error(request, exc))
+                             revoke_error=error_box(request, exc))
     return _proxies_page(request, staff, done=record, done_action="revoked")
 
 

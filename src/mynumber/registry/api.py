@@ -5,15 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, Path, Query, Request
 
+from mynumber.kernel.schemas import MAX_ID
+from mynumber.kernel.signin import CurrentStaff
 from mynumber.registry import schemas as s
-from mynumber.registry.interfaces import NewResident, SessionExpired, StaffPrincipal
-from mynumber.registry.services import RegistryServiceImpl, StaffAuthImpl
-
-STAFF_COOKIE = "mn_staff"
-bearer = HTTPBearer(auto_error=False, description="staff session token from /staff/login")
+from mynumber.registry.interfaces import NewResident
+from mynumber.registry.services import RegistryServiceImpl
 
 
 def get_registry(request: Request) -> RegistryServiceImpl:
@@ -21,37 +19,10 @@ def get_registry(request: Request) -> RegistryServiceImpl:
     return registry
 
 
-def get_staff_auth(request: Request) -> StaffAuthImpl:
-    auth: StaffAuthImpl = request.app.state.staff_auth
-    return auth
-
-
-def staff_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
-    if credentials is not None:
-        return credentials.credentials
-    return request.cookies.get(STAFF_COOKIE, "")
-
-
-def current_staff(
-    token: Annotated[str, Depends(staff_token)],
-    auth: Annotated[StaffAuthImpl, Depends(get_staff_auth)],
-) -> StaffPrincipal:
-    if not token:
-        raise SessionExpired("log in first")
-    return auth.authenticate(token)
-
-
-# Identifiers are 63-bit integers in every database; larger ones are a 422, not an overflow.
-MAX_ID = 2**63 - 1
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 ResidentId = Annotated[int, Path(ge=1, le=MAX_ID, description="resident id (not a number)")]
 LetterId = Annotated[int, Path(ge=1, le=MAX_ID)]
 RegistryDep = Annotated[RegistryServiceImpl, Depends(get_registry)]
-StaffAuthDep = Annotated[StaffAuthImpl, Depends(get_staff_auth)]
-CurrentStaff = Annotated[StaffPrincipal, Depends(current_staff)]
 
 router = APIRouter(prefix="/api/v1/registry", tags=["registry"])
 
@@ -63,27 +34,6 @@ def _public(record: Any) -> s.ResidentPublic:
 def _new_resident(body: s.ResidentCreate, municipality_code: str) -> NewResident:
     data = body.model_dump(include=set(s.ResidentCreate.model_fields))
     return NewResident(municipality_code=municipality_code, **data)
-
-
-@router.post("/staff/login", operation_id="staff_login", response_model=s.LoginResponse)
-def staff_login(body: s.LoginRequest, auth: StaffAuthDep, response: Response) -> s.LoginResponse:
-    """職員ログイン: password + one-time code (two factors)."""
-    token = auth.login(body.username, body.password, body.totp_code)
-    staff = auth.authenticate(token)
-    response.set_cookie(STAFF_COOKIE, token, httponly=True, samesite="strict")
-    return s.LoginResponse(token=token, staff=s.StaffPublic(**dataclasses.asdict(staff)))
-
-
-@router.post("/staff/logout", operation_id="staff_logout", status_code=204)
-def staff_logout(token: Annotated[str, Depends(staff_token)], auth: StaffAuthDep,
-                 response: Response) -> None:
-    auth.logout(token)
-    response.delete_cookie(STAFF_COOKIE)
-
-
-@router.get("/staff/me", operation_id="staff_me", response_model=s.StaffPublic)
-def staff_me(staff: CurrentStaff) -> s.StaffPublic:
-    return s.StaffPublic(**dataclasses.asdict(staff))
 
 
 @router.get("/municipalities", operation_id="list_municipalities",

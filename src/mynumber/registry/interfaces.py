@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from mynumber.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from mynumber.auth.interfaces import StaffPrincipal, StaffRole
+from mynumber.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 
 class Sex(StrEnum):
@@ -45,12 +46,6 @@ class LetterStatus(StrEnum):
     DISCARDED = "discarded"
 
 
-class StaffRole(StrEnum):
-    CLERK = "clerk"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
-
-
 class AssuranceLevel(StrEnum):
     """Identity assurance of a counter verification (cf. NIST SP 800-63A IAL1-3)."""
 
@@ -80,21 +75,8 @@ class IdentityDocument(StrEnum):
     OTHER_NON_PHOTO = "other_non_photo"
 
 
-@dataclass(frozen=True)
-class StaffPrincipal:
-    """An authenticated municipal staff member."""
-
-    id: int
-    username: str
-    display_name: str
-    municipality_code: str
-    role: StaffRole
-
-    @property
-    def actor(self) -> str:
-        return f"staff:{self.id}"
-
-
+# The registry's own actor for system work (imports, other contexts' reads); id 0 sees every
+# municipality. Staff principals come from mynumber.auth.
 SYSTEM = StaffPrincipal(0, "system", "system", "000000", StaffRole.ADMIN)
 
 
@@ -245,16 +227,6 @@ class RoleRequired(Forbidden):
     title = "Your role does not allow this"
 
 
-class LoginFailed(NotAuthenticated):
-    code = "login_failed"
-    title = "Login failed"
-
-
-class SessionExpired(NotAuthenticated):
-    code = "session_expired"
-    title = "Session ended"
-
-
 @dataclass(frozen=True)
 class MunicipalityRecord:
     code: str  # 6-digit 全国地方公共団体コード
@@ -377,6 +349,10 @@ class RegistryService(Protocol):
         """Every 地方公共団体 the registry knows (prefectures, cities, wards, towns, villages)."""
         ...
 
+    def municipality_exists(self, code: str) -> bool:
+        """Whether the registry knows this 6-digit code (staff sign-in checks accounts)."""
+        ...
+
     def issue_acquisition_number(self, agency_id: str, individual_number: str) -> str:
         """An agency that lawfully holds a person's number exchanges it for a one-time
         取得番号, valid for ``ACQUISITION_TTL`` and only for that agency. The agency then
@@ -408,15 +384,3 @@ class RegistryService(Protocol):
         verified certificate, or by counter staff who verified identity. ``actor`` is recorded
         (e.g. ``jpki:certificate:123``, ``staff:7``). Non-current residents are refused."""
         ...
-
-
-class StaffAuthService(Protocol):
-    """Two-factor staff login (password + TOTP) and server-side sessions."""
-
-    def login(self, username: str, password: str, totp_code: str) -> str:
-        """Return a session token, or raise LoginFailed without saying which factor failed."""
-        ...
-
-    def authenticate(self, token: str) -> StaffPrincipal: ...
-
-    def logout(self, token: str) -> None: ...

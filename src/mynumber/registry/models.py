@@ -18,8 +18,9 @@ of storing a resident in bulk. ``residents.municipality_code`` and
 import): every writer checks the code against the ``municipalities`` table first (the
 services' ``_municipality``, the importer's parser, ``bulk.store_residents``), and nothing
 deletes a municipality. tests/registry/test_integrity.py checks that the services and the
-importer leave no orphan and no unknown municipality. The low-volume tables (staff, identity
-verifications, import bookkeeping) keep their foreign keys.
+importer leave no orphan and no unknown municipality. The low-volume tables (identity verifications,
+import bookkeeping) keep their foreign keys, except ``identity_verifications.staff_id``: staff
+accounts live in the ``auth`` context's database.
 """
 
 from __future__ import annotations
@@ -199,46 +200,15 @@ class IdentityVerification(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"))
+    # The staff account (mynumber.auth) who verified: no foreign key, the accounts live in the
+    # auth context's database since migration 0003.
+    staff_id: Mapped[int] = mapped_column(Integer)
     purpose: Mapped[str] = mapped_column(String(100))
     number_confirmation: Mapped[str] = mapped_column(String(40))
     identity_documents: Mapped[list[Any]] = mapped_column(JSON)
     assurance_level: Mapped[str] = mapped_column(String(12))
     number_matched: Mapped[bool]
     verified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Staff(Base):
-    """A municipal staff account (職員). Two factors: password and TOTP."""
-
-    __tablename__ = "staff"
-    __table_args__ = (
-        CheckConstraint("role IN ('clerk', 'supervisor', 'admin')", name="role"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(40), unique=True)
-    display_name: Mapped[str] = mapped_column(String(80))
-    municipality_code: Mapped[str] = mapped_column(ForeignKey("municipalities.code"))
-    role: Mapped[str] = mapped_column(String(12))
-    password_hash: Mapped[str] = mapped_column(String(200))
-    totp_secret: Mapped[str] = mapped_column(String(64))
-    last_totp_step: Mapped[int] = mapped_column(BigInteger, default=0)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class StaffSession(Base):
-    """A staff login; only the token's hash is stored."""
-
-    __tablename__ = "staff_sessions"
-
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id"), index=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class ImportRun(Base):

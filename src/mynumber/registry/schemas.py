@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
+from mynumber.kernel.schemas import Strict
 from mynumber.registry.interfaces import (
     AssuranceLevel,
     IdentityDocument,
@@ -16,51 +16,7 @@ from mynumber.registry.interfaces import (
     NumberConfirmation,
     ResidentStatus,
     Sex,
-    StaffRole,
 )
-
-
-def _has_control_characters(value: Any) -> bool:
-    if isinstance(value, str):
-        return any(unicodedata.category(c) == "Cc" for c in value)
-    if isinstance(value, dict):
-        return any(_has_control_characters(k) or _has_control_characters(v)
-                   for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_control_characters(v) for v in value)
-    return False
-
-
-class Strict(BaseModel):
-    """Request bodies: unknown fields and control characters (NUL, …) are refused."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @model_validator(mode="after")
-    def _no_control_characters(self) -> Strict:
-        for name in type(self).model_fields:
-            if _has_control_characters(getattr(self, name)):
-                raise ValueError(f"{name} contains control characters")
-        return self
-
-
-class LoginRequest(Strict):
-    username: str = Field(min_length=1, max_length=40, description="職員ID")
-    password: str = Field(min_length=1, max_length=200, description="パスワード")
-    totp_code: str = Field(min_length=1, max_length=10, description="ワンタイムコード (TOTP)")
-
-
-class LoginResponse(BaseModel):
-    token: str = Field(description="Bearer token for the Authorization header")
-    staff: StaffPublic
-
-
-class StaffPublic(BaseModel):
-    id: int
-    username: str
-    display_name: str
-    municipality_code: str = Field(description="所属団体コード")
-    role: StaffRole
 
 
 class ResidentCreate(Strict):
@@ -225,5 +181,3 @@ class MunicipalityPublic(BaseModel):
 class MunicipalityList(BaseModel):
     items: list[MunicipalityPublic]
 
-
-LoginResponse.model_rebuild()

@@ -46,6 +46,7 @@ from faker.providers.person.ja_JP import Provider as JaPersonProvider
 from sqlalchemy import func, select
 
 from mynumber import audit
+from mynumber.auth.interfaces import StaffAuthService, StaffRole
 from mynumber.db import Databases
 from mynumber.registry import models as m
 from mynumber.registry.bulk import BulkResident, store_residents
@@ -56,12 +57,10 @@ from mynumber.registry.interfaces import (
     ResidentRecord,
     ResidentStatus,
     Sex,
-    StaffRole,
 )
 from mynumber.registry.services import (
     CONTEXT,
     RegistryServiceImpl,
-    StaffAuthImpl,
     load_municipality_rows,
     to_record,
     validate_new_resident,
@@ -309,7 +308,9 @@ class SeedTarget(Protocol):
     settings: Settings
     databases: Databases
     registry: RegistryServiceImpl
-    staff_auth: StaffAuthImpl
+
+    @property
+    def staff_auth(self) -> StaffAuthService: ...
 
 
 # -- generation -----------------------------------------------------------------------------------
@@ -737,13 +738,9 @@ def ensure_demo_staff(target: SeedTarget) -> list[str]:
     """Create the demo accounts that are missing (embedded mode only); return their names."""
     if target.settings.mode is not Mode.EMBEDDED:
         return []
-    with target.databases.unit_of_work(CONTEXT) as session:
-        existing = set(session.scalars(
-            select(m.Staff.username).where(m.Staff.username.in_([d.username for d in DEMO_STAFF]))
-        ))
     created = []
     for demo in DEMO_STAFF:
-        if demo.username in existing:
+        if target.staff_auth.find_staff(demo.username) is not None:
             continue
         target.staff_auth.create_staff(
             demo.username, demo.display_name, demo.municipality_code, demo.role, DEMO_PASSWORD,

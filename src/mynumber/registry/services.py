@@ -15,13 +15,11 @@ from dataclasses import replace
 from importlib import resources
 from typing import Any
 
-import pyotp
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from mynumber import audit
+from mynumber.auth.interfaces import StaffPrincipal, StaffRole
 from mynumber.codes import individual_number, kana, local_government_code, resident_code
 from mynumber.codes.exceptions import ValidationError
 from mynumber.db import Databases, utcnow
@@ -38,7 +36,6 @@ from mynumber.registry.interfaces import (
     LetterStatus,
     LifeEventKind,
     LifeEventRecord,
-    LoginFailed,
     MunicipalityRecord,
     NewResident,
     NumberConfirmation,
@@ -49,11 +46,7 @@ from mynumber.registry.interfaces import (
     ResidentRecord,
     ResidentStatus,
     RoleRequired,
-    SessionExpired,
     Sex,
-    StaffAuthService,
-    StaffPrincipal,
-    StaffRole,
     UnknownMunicipality,
     VerificationRecord,
 )
@@ -61,6 +54,7 @@ from mynumber.registry.numbering import Numbering
 
 CONTEXT = "registry"
 MAX_NUMBER_GENERATIONS = 1000
+NUMBER_NOT_FOUND = "no resident has this individual number"
 # Returned letters are held at the office for three months, then discarded (運用通知).
 LETTER_HOLD_DAYS = 90
 # A 取得番号 is for immediate use by the agency's system that asked for it.
@@ -118,6 +112,22 @@ def to_record(row: m.Resident) -> ResidentRecord:
         destination_municipality_code=row.destination_municipality_code,
         numbered=row.number_generation is not None,
     )
+
+
+# Separators people type inside numbers: every space and dash (any width), the minus sign
+# and the long-vowel marks IMEs produce for "-" (ー, ｰ).
+_NUMBER_SEPARATORS = frozenset("\u2212\u30fc\uff70")
+
+
+def search_digits(query: str) -> str | None:
+    """The ASCII digits of a search text that is only digits and separators once normalised
+    (NFKC, so full-width digits count), or None for a name search."""
+    text = unicodedata.normalize("NFKC", query)
+    kept = [c for c in text
+            if unicodedata.category(c) not in ("Zs", "Pd") and c not in _NUMBER_SEPARATORS]
+    if not kept or not all(c.isdecimal() for c in kept):
+        return None
+    return "".join(str(unicodedata.decimal(c)) for c in kept)
 
 
 def kana_key(family_kana: str, given_kana: str) -> str:
@@ -198,6 +208,33 @@ def validate_new_resident(resident: NewResident, today: dt.date) -> NewResident:
     )
 
 
+class _Refusal:
+    """Marks a refusal that leaves an audit record although its transaction rolls back."""
+
+    actor: str
+    subject: str
+    municipality: str
+
+
+class _OutsideJurisdiction(OutsideJurisdiction, _Refusal):
+    def __init__(self, detail: str, *, actor: StaffPrincipal, subject: str,
+                 field: str | None = None) -> None:
+        super().__init__(detail, field=field)
+        self.actor, self.subject = actor.actor, subject
+        self.municipality = actor.municipality_code
+
+
+class _NumberOutsideJurisdiction(ResidentNotFound, _Refusal):
+    """A look-up by number outside the actor's municipality answers exactly as "not found"
+    (status, code, detail): a 403 would tell that the number is issued."""
+
+    def __init__(self, detail: str, *, actor: StaffPrincipal, subject: str,
+                 field: str | None = None) -> None:
+        super().__init__(detail, field=field)
+        self.actor, self.subject = actor.actor, subject
+        self.municipality = actor.municipality_code
+
+
 class RegistryServiceImpl:
     """The registry, backed by the ``registry`` database."""
 
@@ -216,8 +253,13 @@ class RegistryServiceImpl:
     @contextmanager
     def _transaction(self) -> Iterator[tuple[Session, list[RegistryChange]]]:
         changes: list[RegistryChange] = []
-        with self.databases.unit_of_work(CONTEXT) as session:
-            yield session, changes
+        try:
+            with self.databases.unit_of_work(CONTEXT) as session:
+                yield session, changes
+        except Exception as exc:
+            if isinstance(exc, _Refusal):
+                self._audit_refusal(exc)
+            raise
         # Publish only after commit: a listener must never act on a change that rolled back.
         for change in changes:
             for listener in self._listeners:
@@ -231,6 +273,14 @@ class RegistryServiceImpl:
             session, m.AuditEvent, tag, actor=actor.actor, subject=subject, reason=reason,
             **details,
         )
+
+    def _audit_refusal(self, refusal: _Refusal) -> None:
+        # Its own transaction: the refused action's transaction has rolled back, and a
+        # refusal must leave a trace all the same.
+        with self.databases.unit_of_work(CONTEXT) as session:
+            audit.record(session, m.AuditEvent, "registry:jurisdiction:refused",
+                         actor=refusal.actor, subject=refusal.subject,
+                         municipality=refusal.municipality)
 
     def _event(
         self, session: Session, row: m.Resident, kind: LifeEventKind, occurred_on: dt.date,
@@ -276,7 +326,14 @@ class RegistryServiceImpl:
     def _check_jurisdiction(actor: StaffPrincipal, row: m.Resident) -> None:
         # A clerk sees only their own municipality's residents (system actions see all).
         if actor.id != 0 and row.municipality_code != actor.municipality_code:
-            raise OutsideJurisdiction("this resident is registered in another municipality")
+            raise _OutsideJurisdiction("this resident is registered in another municipality",
+                                       actor=actor, subject=f"resident:{row.id}")
+
+    @staticmethod
+    def _check_registration(actor: StaffPrincipal, muni: m.Municipality) -> None:
+        if actor.id != 0 and muni.code != actor.municipality_code:
+            raise _OutsideJurisdiction("you can only register residents of your municipality",
+                                       actor=actor, subject=f"municipality:{muni.code}")
 
     @staticmethod
     def _require_role(actor: StaffPrincipal, *roles: StaffRole) -> None:
@@ -327,8 +384,7 @@ class RegistryServiceImpl:
     ) -> m.Resident:
         resident = validate_new_resident(resident, today)
         muni = self._municipality(session, resident.municipality_code)
-        if actor.id != 0 and muni.code != actor.municipality_code:
-            raise OutsideJurisdiction("you can only register residents of your municipality")
+        self._check_registration(actor, muni)
         household_id = resident.household_id
         if household_id is not None:
             household = session.get(m.Household, household_id)
@@ -410,8 +466,7 @@ class RegistryServiceImpl:
             raise ResidentNotFound("no resident has this resident code", field="resident_code")
         self._require_status(row, ResidentStatus.MOVED_OUT)
         muni = self._municipality(session, resident.municipality_code)
-        if actor.id != 0 and muni.code != actor.municipality_code:
-            raise OutsideJurisdiction("you can only register residents of your municipality")
+        self._check_registration(actor, muni)
         if row.destination_municipality_code not in (None, muni.code):
             raise InvalidTransition(
                 "the move-out certificate names another destination municipality",
@@ -620,18 +675,21 @@ class RegistryServiceImpl:
             raise InvalidResidentData("enter a name, kana or resident code", field="q")
         if len(query) > 80:
             raise InvalidResidentData("the search text is too long", field="q")
-        digits = query.replace("-", "").replace(" ", "")
-        if digits.isdigit() and len(digits) == 12:
-            # Never take a 個人番号 through a search box (it would land in URLs and logs).
+        digits = search_digits(query)
+        if digits is not None and len(digits) == 12:
+            # Never take a 個人番号 through a search box (it would land in URLs and logs),
+            # however it is typed: full-width digits, ideographic spaces, any hyphen.
             raise InvalidResidentData(
-                "search by individual number uses the number look-up form", field="q"
+                "this looks like an individual number: use the look-up by individual number "
+                "(POST /api/v1/registry/residents/lookup-by-number, or the number look-up "
+                "form at the counter), never the search", field="q"
             )
         limit = max(1, min(limit, 200))
         with self._transaction() as (session, _):
             stmt = select(m.Resident)
             if actor.id != 0:
                 stmt = stmt.where(m.Resident.municipality_code == actor.municipality_code)
-            if digits.isdigit() and len(digits) == 11:
+            if digits is not None and len(digits) == 11:
                 stmt = stmt.where(m.Resident.resident_code == digits)
             else:
                 key = kana.normalize_kana(query)
@@ -675,8 +733,13 @@ class RegistryServiceImpl:
                     number,
                 )
             ):
-                raise ResidentNotFound("no resident has this individual number",
-                                       field="individual_number")
+                raise ResidentNotFound(NUMBER_NOT_FOUND, field="individual_number")
+            if actor.id != 0 and holder.municipality_code != actor.municipality_code:
+                # Before the "replaced" answer too: nothing may tell another municipality's
+                # number from one never issued. The attempt is audited all the same.
+                raise _NumberOutsideJurisdiction(NUMBER_NOT_FOUND, actor=actor,
+                                                 subject=f"resident:{holder.id}",
+                                                 field="individual_number")
             if issued.retired_at is not None:
                 raise InvalidTransition(
                     "this individual number was replaced and is no longer valid",
@@ -712,6 +775,10 @@ class RegistryServiceImpl:
         with self.databases.unit_of_work(CONTEXT) as session:
             rows = session.scalars(select(m.Municipality).order_by(m.Municipality.code))
             return [MunicipalityRecord(r.code, r.prefecture, r.name, r.kind) for r in rows]
+
+    def municipality_exists(self, code: str) -> bool:
+        with self.databases.unit_of_work(CONTEXT) as session:
+            return session.get(m.Municipality, code) is not None
 
     @staticmethod
     def _token_hash(agency_id: str, token: str) -> str:
@@ -1001,130 +1068,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-# --- staff ---------------------------------------------------------------------------------
-
-
-class StaffAuthImpl:
-    """Password (argon2id) + TOTP (RFC 6238, each code usable once), server-side sessions."""
-
-    MAX_FAILED = 10
-
-    def __init__(self, databases: Databases, idle_minutes: int = 15) -> None:
-        self.databases = databases
-        self.idle = dt.timedelta(minutes=idle_minutes)
-        self.hasher = PasswordHasher()
-
-    @staticmethod
-    def _hash_token(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
-
-    def create_staff(
-        self, username: str, display_name: str, municipality_code: str, role: StaffRole,
-        password: str, totp_secret: str | None = None,
-    ) -> str:
-        """Create an account; returns the TOTP secret to enrol in an authenticator app."""
-        if len(password) < 12:
-            raise InvalidResidentData("password must have at least 12 characters",
-                                      field="password")
-        secret = totp_secret or pyotp.random_base32()
-        with self.databases.unit_of_work(CONTEXT) as session:
-            if session.get(m.Municipality, municipality_code) is None:
-                raise UnknownMunicipality("no municipality has this code",
-                                          field="municipality_code")
-            staff = m.Staff(
-                username=username, display_name=display_name,
-                municipality_code=municipality_code, role=role.value,
-                password_hash=self.hasher.hash(password), totp_secret=secret,
-            )
-            session.add(staff)
-            session.flush()
-            audit.record(session, m.AuditEvent, "registry:staff:create", actor="system",
-                         subject=f"staff:{staff.id}", role=role.value)
-        return secret
-
-    def login(self, username: str, password: str, totp_code: str) -> str:
-        if not username or len(username) > 40 or not username.isprintable():
-            raise LoginFailed("user name, password or one-time code is wrong, "
-                              "or the account is locked")
-        with self.databases.unit_of_work(CONTEXT) as session:
-            staff = session.scalars(
-                select(m.Staff).where(m.Staff.username == username).with_for_update()
-            ).first()
-            ok = False
-            if staff is not None and staff.active and staff.failed_logins < self.MAX_FAILED:
-                ok = self._check_password(staff, password) and self._check_totp(staff, totp_code)
-            if not ok:
-                if staff is not None:
-                    staff.failed_logins += 1
-                    audit.record(session, m.AuditEvent, "registry:staff:login_failed",
-                                 actor=f"staff:{staff.id}", subject=f"staff:{staff.id}")
-                failure = True
-            else:
-                assert staff is not None
-                staff.failed_logins = 0
-                token = secrets.token_urlsafe(32)
-                session.add(m.StaffSession(token_hash=self._hash_token(token),
-                                           staff_id=staff.id))
-                audit.record(session, m.AuditEvent, "registry:staff:login",
-                             actor=f"staff:{staff.id}", subject=f"staff:{staff.id}")
-                failure = False
-        if failure:
-            # One message for every failure: do not tell which factor was wrong.
-            raise LoginFailed("user name, password or one-time code is wrong, "
-                              "or the account is locked")
-        return token
-
-    def _check_password(self, staff: m.Staff, password: str) -> bool:
-        try:
-            return self.hasher.verify(staff.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    @staticmethod
-    def _check_totp(staff: m.Staff, code: str) -> bool:
-        code = (code or "").strip()
-        if not (code.isdigit() and len(code) == 6):
-            return False
-        totp = pyotp.TOTP(staff.totp_secret)
-        now = int(utcnow().timestamp())
-        for drift in (-1, 0, 1):
-            step = now // totp.interval + drift
-            if step <= staff.last_totp_step:
-                continue  # a code is good once: replay of a seen code fails
-            if secrets.compare_digest(totp.at(step * totp.interval), code):
-                staff.last_totp_step = step
-                return True
-        return False
-
-    def authenticate(self, token: str) -> StaffPrincipal:
-        if not token:
-            raise SessionExpired("log in first")
-        with self.databases.unit_of_work(CONTEXT) as session:
-            row = session.get(m.StaffSession, self._hash_token(token))
-            now = utcnow()
-            if row is None or row.ended_at is not None:
-                raise SessionExpired("log in first")
-            if now - row.last_seen_at > self.idle:
-                row.ended_at = now
-                expired = True
-            else:
-                row.last_seen_at = now
-                expired = False
-            staff = session.get(m.Staff, row.staff_id)
-        if expired or staff is None or not staff.active:
-            raise SessionExpired("your session ended after inactivity; log in again")
-        return StaffPrincipal(staff.id, staff.username, staff.display_name,
-                              staff.municipality_code, StaffRole(staff.role))
-
-    def logout(self, token: str) -> None:
-        with self.databases.unit_of_work(CONTEXT) as session:
-            row = session.get(m.StaffSession, self._hash_token(token or ""))
-            if row is not None and row.ended_at is None:
-                row.ended_at = utcnow()
-                audit.record(session, m.AuditEvent, "registry:staff:logout",
-                             actor=f"staff:{row.staff_id}", subject=f"staff:{row.staff_id}")
-
-
 def load_municipalities(databases: Databases) -> int:
     """Insert the reference list of municipalities when the table is empty."""
     with databases.unit_of_work(CONTEXT) as session:
@@ -1135,13 +1078,5 @@ def load_municipalities(databases: Databases) -> int:
         return len(rows)
 
 
-def current_totp(databases: Databases, username: str) -> str | None:
-    """The current one-time code of an account (the CLI offers it in embedded mode only)."""
-    with databases.unit_of_work(CONTEXT) as session:
-        staff = session.scalars(select(m.Staff).where(m.Staff.username == username)).first()
-        return None if staff is None else pyotp.TOTP(staff.totp_secret).now()
-
-
 # mypy checks here that the implementations offer every method of the published protocols.
 _registry_contract: type[RegistryService] = RegistryServiceImpl
-_staff_contract: type[StaffAuthService] = StaffAuthImpl

@@ -5,9 +5,10 @@ Security decisions, in one place:
 - Login takes both factors (password + one-time code) through ``StaffAuthImpl.login``; the
   session cookie is the API's (``STAFF_COOKIE``: httponly, SameSite=Strict). Any /counter page
   without a live session redirects (303) to the login page.
-- Every POST carries a CSRF token (double submit: a random token in an httponly SameSite=Strict
-  cookie and the same token in a hidden field, compared in constant time). The check sits in
-  :class:`CounterRoute`, so no handler can forget it.
+- Every POST carries a CSRF token bound to the staff session (HMAC of the server key over the
+  session cookie; the login form's to the pre-login cookie), compared in constant time. The
+  check sits in the kernel's ``CounterRoute`` (mynumber.kernel.counter), so no handler can
+  forget it.
 - Reading a record needs a declared reason (閲覧理由), which the service records with the reader;
   reads are POSTs, so neither the reason nor anything typed into a search lands in a URL.
 - The 個人番号 is never in a URL, a redirect or a log line: lookups by number are POSTs, and the
@@ -20,216 +21,52 @@ Security decisions, in one place:
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.datastructures import FormData
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
 
-from mynumber.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
-from mynumber.registry.api import STAFF_COOKIE, RegistryDep, StaffAuthDep
+from mynumber.auth.interfaces import LoginFailed, StaffPrincipal, StaffRole
+from mynumber.errors import DomainError, InvalidInput, NotFound
+from mynumber.kernel import forms
+from mynumber.kernel.counter import HOME_PATH, LOGIN_PATH, CounterRoute, CounterStaff, counter_page
+from mynumber.kernel.errors import error_box, text
+from mynumber.kernel.forms import FormField, municipality_label
+from mynumber.kernel.routes import FormDep, secure_cookies
+from mynumber.kernel.signin import STAFF_COOKIE, StaffAuthDep
+from mynumber.registry.api import RegistryDep
 from mynumber.registry.interfaces import (
     IdentityDocument,
     LetterRecord,
     LetterStatus,
     LifeEventRecord,
-    LoginFailed,
     NewResident,
     NumberConfirmation,
     ResidentRecord,
     ResidentStatus,
     Sex,
-    StaffPrincipal,
-    StaffRole,
 )
 from mynumber.registry.services import LETTER_TRANSITIONS, RegistryServiceImpl
 from mynumber.web.i18n import MESSAGES
-from mynumber.web.templating import language, render
+from mynumber.web.templating import language
 
-CSRF_COOKIE = "mn_csrf"
-CSRF_FIELD = "csrf_token"
-LOGIN_PATH = "/counter/login"
-HOME_PATH = "/counter"
 # Longest inputs accepted at login before any hashing (argon2 on megabytes would be a DoS).
 LOGIN_LIMITS = {"username": 40, "password": 200, "totp_code": 10}
 
 SUPERVISORS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
 # 閲覧理由: the reasons a clerk may give for opening a record.
 REASONS = ("move_in", "certificate", "identity", "other")
-SENSITIVE_FIELDS = frozenset({"individual_number", "password", "totp_code"})
-MULTI_FIELDS = frozenset({"identity_documents"})
-
-
-class LoginRequired(Exception):
-    """No live staff session; the route answers with a redirect to the login page."""
-
-    def __init__(self, expired: bool) -> None:
-        super().__init__("login required")
-        self.expired = expired
-
-
-class CounterRoute(APIRoute):
-    """Every counter route: CSRF check on POST, login redirect, errors as HTML, no caching."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        original = super().get_route_handler()
-
-        async def handler(request: Request) -> Response:
-            response: Response
-            if request.method == "POST" and not _csrf_ok(request, await request.form()):
-                response = _error_page(request, InvalidInput(
-                    "the form is out of date or did not come from this site; reload and retry",
-                    field=CSRF_FIELD,
-                ), status=403, code="csrf_failed")
-            else:
-                try:
-                    response = await original(request)
-                except LoginRequired as exc:
-                    response = RedirectResponse(
-                        LOGIN_PATH + ("?expired=1" if exc.expired else ""), status_code=303
-                    )
-                    if exc.expired:
-                        response.delete_cookie(STAFF_COOKIE)
-                except DomainError as exc:
-                    response = _error_page(request, exc)
-            response.headers["Cache-Control"] = "no-store"
-            response.headers["X-Frame-Options"] = "DENY"
-            response.headers["Referrer-Policy"] = "same-origin"
-            return response
-
-        return handler
-
 
 router = APIRouter(include_in_schema=False, route_class=CounterRoute)
-
-
-# --- plumbing ------------------------------------------------------------------------------
-
-
-def _csrf_ok(request: Request, form: FormData) -> bool:
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    submitted = form.get(CSRF_FIELD)
-    if not cookie or not isinstance(submitted, str) or not submitted:
-        return False
-    return secrets.compare_digest(cookie.encode(), submitted.encode())
-
-
-def _secure(request: Request) -> bool:
-    return str(request.app.state.settings.public_url).startswith("https://")
-
-
-def _set_csrf_cookie(request: Request, response: Response, token: str) -> None:
-    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict",
-                        secure=_secure(request), path=HOME_PATH)
-
-
-def _page(request: Request, template: str, *, status: int = 200,
-          staff: StaffPrincipal | None = None, **context: Any) -> HTMLResponse:
-    token = request.cookies.get(CSRF_COOKIE, "")
-    fresh = len(token) < 32  # none yet (or not one of ours): issue one with this page
-    if fresh:
-        token = secrets.token_urlsafe(32)
-    municipalities = {r["code"]: r for r in request.app.state.municipalities}
-    response = render(
-        request, template, status_code=status, csrf_token=token, csrf_field=CSRF_FIELD,
-        staff=staff, muni=lambda code: _municipality_label(municipalities, code), **context,
-    )
-    if fresh:
-        _set_csrf_cookie(request, response, token)
-    return response
-
-
-def _municipality_label(rows: Mapping[str, Mapping[str, str]], code: str | None) -> str:
-    if not code:
-        return ""
-    row = rows.get(code)
-    return f"{row['prefecture']}{row['name']} ({code})" if row else code
-
-
-def _error(request: Request, exc: DomainError, code: str | None = None) -> dict[str, Any]:
-    """The error box's content: a localised title, the field's label and the message."""
-    lang = language(request)
-    code = code or exc.code
-    title = _text(f"error.{code}", lang) or _text("error.generic", lang)
-    field = exc.field
-    field_label = (_text(f"field.{field}", lang) or field) if field else ""
-    return {"code": code, "title": title, "field": field, "field_label": field_label,
-            "detail": exc.detail, "status": exc.status}
-
-
-def _text(key: str, lang: str) -> str:
-    entry = MESSAGES.get(key)
-    return "" if entry is None else entry.get(lang) or entry["ja"]
-
-
-def _error_page(request: Request, exc: DomainError, status: int | None = None,
-                code: str | None = None) -> HTMLResponse:
-    return _page(request, "registry/error.html", status=status or exc.status,
-                 error=_error(request, exc, code))
-
-
-def counter_staff(request: Request, auth: StaffAuthDep) -> StaffPrincipal:
-    token = request.cookies.get(STAFF_COOKIE, "")
-    if not token:
-        raise LoginRequired(expired=False)
-    try:
-        return auth.authenticate(token)
-    except NotAuthenticated:
-        raise LoginRequired(expired=True) from None
-
-
-async def form_data(request: Request) -> FormData:
-    return await request.form()  # parsed once; CounterRoute already read it for CSRF
-
-
-CounterStaff = Annotated[StaffPrincipal, Depends(counter_staff)]
-FormDep = Annotated[FormData, Depends(form_data)]
 # Identifiers are 63-bit in every database; a larger one would overflow rather than not match.
 RecordId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
-
-def _value(form: FormData | Mapping[str, Any], name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _kept_values(form: FormData, error_field: str | None = None) -> dict[str, Any]:
-    """What a failed form shows again: everything but secrets and the field in error."""
-    kept: dict[str, Any] = {}
-    for name in form:
-        if name in SENSITIVE_FIELDS or name == CSRF_FIELD or name == error_field:
-            continue
-        values = [v for v in form.getlist(name) if isinstance(v, str)]
-        kept[name] = values if name in MULTI_FIELDS else (values[0] if values else "")
-    return kept
-
-
-def _date(form: FormData, name: str) -> dt.date:
-    text = _value(form, name)
-    if not text:
-        raise InvalidInput(f"{name} is required", field=name)
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a date (YYYY-MM-DD)", field=name) from None
-
-
-def _optional_int(form: FormData, name: str) -> int | None:
-    text = _value(form, name)
-    if not text:
-        return None
-    if not (text.isascii() and text.isdigit()) or len(text) > 12:
-        raise InvalidInput(f"{name} must be a number", field=name)
-    return int(text)
-
-
 def _sex(form: FormData) -> Sex:
     try:
-        return Sex(_value(form, "sex"))
+        return Sex(forms.value(form, "sex"))
     except ValueError:
         raise InvalidInput("sex must be male or female", field="sex") from None
 
@@ -237,8 +74,8 @@ def _sex(form: FormData) -> Sex:
 def _reason(form: FormData) -> str:
     """The 閲覧理由 as recorded: the chosen purpose (in Japanese, the register's language)
     followed by the clerk's note; "その他" needs the note."""
-    kind = _value(form, "reason_kind")
-    note = _value(form, "reason_text")
+    kind = forms.value(form, "reason_kind")
+    note = forms.value(form, "reason_text")
     if kind not in REASONS:
         raise InvalidInput("choose a reason for opening the record", field="reason_kind")
     if kind == "other" and not note:
@@ -250,19 +87,6 @@ def _reason(form: FormData) -> str:
 
 
 # --- forms ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FormField:
-    """One input of an event form; its label is the i18n key ``field.<name>``."""
-
-    name: str
-    kind: str = "text"  # text | date | select | checkboxes | number | password
-    required: bool = False
-    options: tuple[str, ...] = ()  # values; labels are ``<option_prefix>.<value>``
-    option_prefix: str = ""
-    maxlength: int = 200
-    hint: bool = False  # show the ``hint.<name>`` text under the input
 
 
 Runner = Callable[[RegistryServiceImpl, StaffPrincipal, int | None, FormData], int]
@@ -314,19 +138,19 @@ CORRECTABLE = tuple(
 
 def _new_resident(staff: StaffPrincipal, form: FormData) -> NewResident:
     return NewResident(
-        family_name=_value(form, "family_name"),
-        given_name=_value(form, "given_name"),
-        family_name_kana=_value(form, "family_name_kana"),
-        given_name_kana=_value(form, "given_name_kana"),
-        birth_date=_date(form, "birth_date"),
+        family_name=forms.value(form, "family_name"),
+        given_name=forms.value(form, "given_name"),
+        family_name_kana=forms.value(form, "family_name_kana"),
+        given_name_kana=forms.value(form, "given_name_kana"),
+        birth_date=forms.date(form, "birth_date"),
         sex=_sex(form),
         municipality_code=staff.municipality_code,
-        address=_value(form, "address"),
-        postal_code=_value(form, "postal_code"),
-        household_id=_optional_int(form, "household_id"),
-        relationship=_value(form, "relationship") or "世帯主",
-        nationality=_value(form, "nationality") or "JP",
-        residence_status=_value(form, "residence_status"),
+        address=forms.value(form, "address"),
+        postal_code=forms.value(form, "postal_code"),
+        household_id=forms.optional_int(form, "household_id"),
+        relationship=forms.value(form, "relationship") or "世帯主",
+        nationality=forms.value(form, "nationality") or "JP",
+        residence_status=forms.value(form, "residence_status"),
     )
 
 
@@ -338,8 +162,8 @@ def _birth(reg: RegistryServiceImpl, staff: StaffPrincipal, _id: int | None,
 
 def _move_in(reg: RegistryServiceImpl, staff: StaffPrincipal, _id: int | None,
              form: FormData) -> int:
-    occurred_on = _date(form, "occurred_on")
-    code = _value(form, "resident_code") or None
+    occurred_on = forms.date(form, "occurred_on")
+    code = forms.value(form, "resident_code") or None
     return reg.register_move_in(staff, _new_resident(staff, form), occurred_on, code).id
 
 
@@ -352,45 +176,45 @@ def _move_out(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int 
               form: FormData) -> int:
     return reg.register_move_out(
         staff, _resident_id(resident_id),
-        _value(form, "destination_municipality_code") or None, _date(form, "occurred_on"),
+        forms.value(form, "destination_municipality_code") or None, forms.date(form, "occurred_on"),
     ).id
 
 
 def _name_change(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
                  form: FormData) -> int:
     return reg.change_name(
-        staff, _resident_id(resident_id), _value(form, "family_name"),
-        _value(form, "given_name"), _value(form, "family_name_kana"),
-        _value(form, "given_name_kana"), _date(form, "occurred_on"),
+        staff, _resident_id(resident_id), forms.value(form, "family_name"),
+        forms.value(form, "given_name"), forms.value(form, "family_name_kana"),
+        forms.value(form, "given_name_kana"), forms.date(form, "occurred_on"),
     ).id
 
 
 def _address_change(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
                     form: FormData) -> int:
-    return reg.change_address(staff, _resident_id(resident_id), _value(form, "address"),
-                              _value(form, "postal_code"), _date(form, "occurred_on")).id
+    return reg.change_address(staff, _resident_id(resident_id), forms.value(form, "address"),
+                              forms.value(form, "postal_code"), forms.date(form, "occurred_on")).id
 
 
 def _death(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
            form: FormData) -> int:
-    return reg.register_death(staff, _resident_id(resident_id), _date(form, "occurred_on")).id
+    return reg.register_death(staff, _resident_id(resident_id), forms.date(form, "occurred_on")).id
 
 
 def _correction(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
                 form: FormData) -> int:
-    changes = {f.name: _value(form, f.name) for f in CORRECTABLE if _value(form, f.name)}
-    return reg.correct(staff, _resident_id(resident_id), changes, _value(form, "reason")).id
+    changes = {f.name: forms.value(form, f.name) for f in CORRECTABLE if forms.value(form, f.name)}
+    return reg.correct(staff, _resident_id(resident_id), changes, forms.value(form, "reason")).id
 
 
 def _reissue(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int | None,
              form: FormData) -> int:
-    return reg.reissue_number(staff, _resident_id(resident_id), _value(form, "reason")).id
+    return reg.reissue_number(staff, _resident_id(resident_id), forms.value(form, "reason")).id
 
 
 def _identity_verification(reg: RegistryServiceImpl, staff: StaffPrincipal,
                            resident_id: int | None, form: FormData) -> int:
     try:
-        confirmation = NumberConfirmation(_value(form, "number_confirmation"))
+        confirmation = NumberConfirmation(forms.value(form, "number_confirmation"))
     except ValueError:
         raise InvalidInput("choose how the number was confirmed",
                            field="number_confirmation") from None
@@ -399,8 +223,8 @@ def _identity_verification(reg: RegistryServiceImpl, staff: StaffPrincipal,
                      if isinstance(v, str)]
     except ValueError:
         raise InvalidInput("unknown identity document", field="identity_documents") from None
-    check = reg.verify_identity(staff, _resident_id(resident_id), _value(form, "purpose"),
-                                _value(form, "individual_number"), confirmation, documents)
+    check = reg.verify_identity(staff, _resident_id(resident_id), forms.value(form, "purpose"),
+                                forms.value(form, "individual_number"), confirmation, documents)
     return check.resident_id
 
 
@@ -464,25 +288,25 @@ def _defaults(record: ResidentRecord | None = None) -> dict[str, Any]:
 
 @router.get(LOGIN_PATH, response_class=HTMLResponse)
 def login_form(request: Request, expired: str = "") -> HTMLResponse:
-    return _page(request, "registry/login.html", values={}, expired=expired == "1")
+    return counter_page(request, "registry/login.html", values={}, expired=expired == "1")
 
 
 @router.post(LOGIN_PATH, response_class=HTMLResponse)
 def login(request: Request, auth: StaffAuthDep, form: FormDep) -> Response:
-    values = {name: _value(form, name) for name in LOGIN_LIMITS}
+    values = {name: forms.value(form, name) for name in LOGIN_LIMITS}
     try:
         if any(len(values[n]) > limit for n, limit in LOGIN_LIMITS.items()):
             raise LoginFailed("user name, password or one-time code is wrong")
         token = auth.login(values["username"], values["password"], values["totp_code"])
     except LoginFailed as exc:
         # One message whatever failed: the page must not tell which factor was wrong.
-        return _page(request, "registry/login.html", status=401,
-                     error=_error(request, exc), values={"username": values["username"]})
+        return counter_page(request, "registry/login.html", status=401,
+                            error=error_box(request, exc), values={"username": values["username"]})
     response = RedirectResponse(HOME_PATH, status_code=303)
+    # The pages' CSRF tokens are bound to this new session (kernel.counter): a token planted
+    # before login is worthless after it.
     response.set_cookie(STAFF_COOKIE, token, httponly=True, samesite="strict",
-                        secure=_secure(request))
-    # A new CSRF token for the new session (a token planted before login is worthless).
-    _set_csrf_cookie(request, response, secrets.token_urlsafe(32))
+                        secure=secure_cookies(request))
     return response
 
 
@@ -491,7 +315,6 @@ def logout(request: Request, auth: StaffAuthDep) -> Response:
     auth.logout(request.cookies.get(STAFF_COOKIE, ""))
     response = RedirectResponse(LOGIN_PATH, status_code=303)
     response.delete_cookie(STAFF_COOKIE)
-    response.delete_cookie(CSRF_COOKIE, path=HOME_PATH)
     return response
 
 
@@ -500,20 +323,20 @@ def logout(request: Request, auth: StaffAuthDep) -> Response:
 
 @router.get(HOME_PATH, response_class=HTMLResponse)
 def counter_home(request: Request, staff: CounterStaff) -> HTMLResponse:
-    return _page(request, "registry/search.html", staff=staff, values={}, results=None)
+    return counter_page(request, "registry/search.html", staff=staff, values={}, results=None)
 
 
 @router.post(HOME_PATH, response_class=HTMLResponse)
 def search(request: Request, staff: CounterStaff, registry: RegistryDep,
            form: FormDep) -> HTMLResponse:
     try:
-        results = registry.search(staff, _value(form, "q"))
+        results = registry.search(staff, forms.value(form, "q"))
     except DomainError as exc:
-        return _page(request, "registry/search.html", status=exc.status, staff=staff,
-                     error=_error(request, exc), values=_kept_values(form, exc.field),
-                     results=None)
-    return _page(request, "registry/search.html", staff=staff,
-                 values=_kept_values(form), results=results)
+        return counter_page(request, "registry/search.html", status=exc.status, staff=staff,
+                            error=error_box(request, exc),
+                            values=forms.kept_values(form, exc.field), results=None)
+    return counter_page(request, "registry/search.html", staff=staff,
+                        values=forms.kept_values(form), results=results)
 
 
 @router.post("/counter/lookup-by-number", response_class=HTMLResponse)
@@ -522,11 +345,12 @@ def lookup_by_number(request: Request, staff: CounterStaff, registry: RegistryDe
     """Open a record by 個人番号: the number comes in the body and is never shown back."""
     try:
         reason = _reason(form)
-        record = registry.find_by_number(staff, _value(form, "individual_number"), reason)
+        record = registry.find_by_number(staff, forms.value(form, "individual_number"), reason)
     except DomainError as exc:
-        return _page(request, "registry/search.html", status=exc.status, staff=staff,
-                     lookup_error=_error(request, exc),
-                     lookup_values=_kept_values(form, exc.field), values={}, results=None)
+        return counter_page(request, "registry/search.html", status=exc.status, staff=staff,
+                            lookup_error=error_box(request, exc),
+                            lookup_values=forms.kept_values(form, exc.field), values={},
+                            results=None)
     return _record_page(request, staff, registry, record, reason)
 
 
@@ -540,8 +364,8 @@ def reason_form(request: Request, staff: CounterStaff, resident_id: RecordId,
     done = done if done in DONE_KEYS else None
     proposed = EVENTS[done].reason if done in EVENTS else "other"
     values = {"reason_kind": proposed}
-    return _page(request, "registry/reason.html", staff=staff, resident_id=resident_id,
-                 done=done, values=values)
+    return counter_page(request, "registry/reason.html", staff=staff, resident_id=resident_id,
+                        done=done, values=values)
 
 
 @router.post("/counter/residents/{resident_id}", response_class=HTMLResponse)
@@ -550,9 +374,9 @@ def view_record(request: Request, staff: CounterStaff, registry: RegistryDep,
     try:
         reason = _reason(form)
     except DomainError as exc:
-        return _page(request, "registry/reason.html", status=exc.status, staff=staff,
-                     resident_id=resident_id, done=None, error=_error(request, exc),
-                     values=_kept_values(form, exc.field))
+        return counter_page(request, "registry/reason.html", status=exc.status, staff=staff,
+                            resident_id=resident_id, done=None, error=error_box(request, exc),
+                            values=forms.kept_values(form, exc.field))
     record = registry.get_resident(staff, resident_id, reason)
     return _record_page(request, staff, registry, record, reason)
 
@@ -564,9 +388,9 @@ def reveal_number(request: Request, staff: CounterStaff, registry: RegistryDep,
     try:
         reason = _reason(form)
     except DomainError as exc:
-        return _page(request, "registry/reason.html", status=exc.status, staff=staff,
-                     resident_id=resident_id, done=None, error=_error(request, exc),
-                     values=_kept_values(form, exc.field))
+        return counter_page(request, "registry/reason.html", status=exc.status, staff=staff,
+                            resident_id=resident_id, done=None, error=error_box(request, exc),
+                            values=forms.kept_values(form, exc.field))
     record = registry.get_resident(staff, resident_id, reason)
     number = registry.reveal_number(staff, resident_id, reason)
     return _record_page(request, staff, registry, record, reason, number=number)
@@ -580,13 +404,14 @@ def _record_page(request: Request, staff: StaffPrincipal, registry: RegistryServ
     history = registry.history(staff, record.id)
     municipalities = {r["code"]: r for r in request.app.state.municipalities}
     open_to = STATUS_EVENTS.get(record.status, RECORD_EVENTS)
-    forms = [EVENTS[s] for s in RECORD_EVENTS if s in open_to and EVENTS[s].allowed(staff)]
-    return _page(
+    procedures = [EVENTS[s] for s in RECORD_EVENTS
+                  if s in open_to and EVENTS[s].allowed(staff)]
+    return counter_page(
         request, "registry/record.html", staff=staff, record=record, reason=reason,
         number=number, letters=[(x, _next_statuses(x)) for x in letters],
         verifications=verifications,
         history=[(e, _describe(e, language(request), municipalities)) for e in history],
-        procedures=forms, values=_defaults(record), letter_fields=LETTER_FIELDS,
+        procedures=procedures, values=_defaults(record), letter_fields=LETTER_FIELDS,
         reasons=REASONS,
     )
 
@@ -600,15 +425,15 @@ def _describe(event: LifeEventRecord, lang: str,
     """History details as localised (label, text): before -> after for changes, else the value."""
 
     def label(key: str) -> str:
-        return _text(f"field.{key}", lang) or key
+        return text(f"field.{key}", lang) or key
 
     def show(key: str, value: Any) -> str:
         if value is None:
             return ""
         if value == "abroad":
-            return _text("value.abroad", lang)
+            return text("value.abroad", lang)
         if key in ("destination", "municipality_code"):
-            return _municipality_label(municipalities, str(value))
+            return municipality_label(municipalities, str(value))
         return str(value)
 
     details = dict(event.details)
@@ -628,8 +453,8 @@ def _event_page(request: Request, staff: StaffPrincipal, form: EventForm,
                 error: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
     action = (f"/counter/{'births' if form.slug == 'birth' else 'move-ins'}"
               if resident_id is None else f"/counter/residents/{resident_id}/{form.slug}")
-    return _page(request, "registry/event.html", status=status, staff=staff, form=form,
-                 resident_id=resident_id, action=action, values=values, error=error)
+    return counter_page(request, "registry/event.html", status=status, staff=staff, form=form,
+                        resident_id=resident_id, action=action, values=values, error=error)
 
 
 def _submit(request: Request, staff: StaffPrincipal, registry: RegistryServiceImpl,
@@ -637,8 +462,8 @@ def _submit(request: Request, staff: StaffPrincipal, registry: RegistryServiceIm
     try:
         target = event.run(registry, staff, resident_id, form)
     except DomainError as exc:
-        return _event_page(request, staff, event, resident_id, _kept_values(form, exc.field),
-                           error=_error(request, exc), status=exc.status)
+        return _event_page(request, staff, event, resident_id, forms.kept_values(form, exc.field),
+                           error=error_box(request, exc), status=exc.status)
     # Post/redirect/get: reloading the next page must not register the event twice.
     return RedirectResponse(f"/counter/residents/{target}?done={event.slug}", status_code=303)
 
@@ -683,15 +508,16 @@ def update_letter(request: Request, staff: CounterStaff, registry: RegistryDep,
                   resident_id: RecordId, letter_id: RecordId, form: FormDep) -> Response:
     try:
         try:
-            status = LetterStatus(_value(form, "status"))
+            status = LetterStatus(forms.value(form, "status"))
         except ValueError:
             raise InvalidInput("choose the letter's new status", field="status") from None
         letter = registry.update_letter(staff, letter_id, status,
-                                        _optional_int(form, "verification_id"))
+                                        forms.optional_int(form, "verification_id"))
     except DomainError as exc:
-        return _page(request, "registry/letter.html", status=exc.status, staff=staff,
-                     resident_id=resident_id, letter_id=letter_id, fields=LETTER_FIELDS,
-                     values=_kept_values(form, exc.field), error=_error(request, exc))
+        return counter_page(request, "registry/letter.html", status=exc.status, staff=staff,
+                            resident_id=resident_id, letter_id=letter_id, fields=LETTER_FIELDS,
+                            values=forms.kept_values(form, exc.field),
+                            error=error_box(request, exc))
     return RedirectResponse(f"/counter/residents/{letter.resident_id}?done=letter",
                             status_code=303)
 

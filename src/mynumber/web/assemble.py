@@ -13,15 +13,20 @@ from fastapi.staticfiles import StaticFiles
 
 from mynumber import __version__
 from mynumber.agencies import api as agencies_api
+from mynumber.auth import api as auth_api
 from mynumber.card import api as card_api
 from mynumber.card import views as card_views
 from mynumber.jpki import api as jpki_api
+from mynumber.kernel import csrf
+from mynumber.kernel.errors import too_large
+from mynumber.kernel.headers import SecurityHeaders
+from mynumber.kernel.limits import BodyLimit
 from mynumber.network import api as network_api
 from mynumber.network import log_api as network_log_api
 from mynumber.network.sequencer import LogSequencer
 from mynumber.portal import api as portal_api
-from mynumber.portal import oauth_api as portal_oauth_api
 from mynumber.portal import views as portal_views
+from mynumber.portal.oauth import api as portal_oauth_api
 from mynumber.registry import api as registry_api
 from mynumber.registry import views as registry_views
 from mynumber.registry.services import load_municipality_rows
@@ -77,8 +82,18 @@ def assemble(container: Container, role: str = "all") -> FastAPI:
     app.state.jpki = container.jpki
     app.state.cards = container.card
     app.state.municipalities = load_municipality_rows()
+    if core:  # the HTML pages' CSRF key; the intermediate server has no pages
+        csrf.install(app, container.keys.symmetric_key(csrf.KEY_PURPOSE))
+    # Middleware runs outermost-last-added: security headers on every answer (errors and 413s
+    # included), then the body limit, then the last-resort error handler (problems.install).
     problems.install(app)
+    app.add_middleware(BodyLimit, respond=too_large)
+    app.add_middleware(SecurityHeaders,
+                       https=str(container.settings.public_url).startswith("https://"),
+                       docs_paths=(app.docs_url or "", app.redoc_url or "",
+                                   app.swagger_ui_oauth2_redirect_url or ""))
     if core:
+        app.include_router(auth_api.router, prefix=auth_api.PREFIX)
         app.include_router(registry_api.router)
         app.include_router(jpki_api.router)
         app.include_router(jpki_api.protocols)

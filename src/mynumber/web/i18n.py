@@ -351,6 +351,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "フォームの有効期限が切れたか、このサイトから送信されていません",
         "en": "The form expired or did not come from this site",
     },
+    # --- the site's error page (mynumber.kernel.errors) ---
+    "error.internal_error": {"ja": "システムで問題が発生しました", "en": "Something went wrong"},
+    "error.internal_error.lead": {
+        "ja": "処理を完了できませんでした。何も変更されていません。"
+              "時間をおいてもう一度お試しください。",
+        "en": "The request could not be completed and nothing was changed. Please try again "
+              "later.",
+    },
+    "error.payload_too_large": {
+        "ja": "送信された内容が大きすぎます", "en": "What was sent is too large",
+    },
+    "error.method_not_allowed": {
+        "ja": "この操作はできません", "en": "This action is not available here",
+    },
+    "error.page.lead": {
+        "ja": "入力内容やアドレスを確かめて、もう一度お試しください。",
+        "en": "Check what you entered or the address, and try again.",
+    },
+    "error.page.home": {"ja": "トップページへ戻る", "en": "Back to the home page"},
     # --- 個人番号カード (card/views.py) ---
     "card.title": {"ja": "マイナンバーカード窓口", "en": "My Number Card counter"},
     "card.form.apply": {"ja": "交付申請の受付", "en": "Receive a card application"},
@@ -433,6 +452,13 @@ MESSAGES: dict[str, dict[str, str]] = {
     "error.pin_refused": {"ja": "暗証番号の形式が正しくありません", "en": "PIN refused"},
     "error.loss_report_not_matched": {
         "ja": "入力内容が一致しません", "en": "The details do not match",
+    },
+    "error.system_relying_party": {
+        "ja": "システム自身の検証者は廃止できません",
+        "en": "The platform's own relying party cannot be retired",
+    },
+    "error.relying_party_not_found": {
+        "ja": "検証者が見つかりません", "en": "Relying party not found",
     },
 }
 

@@ -495,6 +495,19 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.field.kind": {"ja": "代理の種類", "en": "Kind"},
     "portal.field.valid_until": {"ja": "有効期限", "en": "Valid until"},
     # --- errors ---
+    "portal.error.individual_number_in_answer": {
+        "ja": "この情報には個人番号が含まれていたため、表示しませんでした (記録済みです)。",
+        "en": "This information contained an individual number and was withheld (this was "
+              "recorded).",
+    },
+    "portal.error.individual_number_in_notice": {
+        "ja": "このお知らせには個人番号が含まれていたため、受け付けませんでした。",
+        "en": "This notice contained an individual number and was refused.",
+    },
+    "portal.error.card_revoked": {
+        "ja": "ログインに使ったカードの電子証明書が失効したため、ログアウトしました。",
+        "en": "The certificate of the card you logged in with was revoked, so you were logged out.",
+    },
     "portal.error.csrf_failed": {
         "ja": (
             "画面の有効期限が切れたか、このサイトからの送信ではありません。"

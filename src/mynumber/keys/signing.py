@@ -1,4 +1,4 @@
-"""Signing-key providers for the JPKI CAs: RSA private keys that never leave the provider.
+"""RSA signing-key providers (the JPKI CAs): private keys that never leave the provider.
 
 A :class:`SigningKeyProvider` creates RSA key pairs under a *label*, hands out the public key and
 signs with RSASSA-PKCS1-v1_5 / SHA-256 (sha256WithRSAEncryption, the JPKI algorithm). No method
@@ -7,44 +7,36 @@ returns private key material.
 Two implementations:
 
 * :class:`SoftwareKeyProvider` -- keys made with ``cryptography`` and kept in a directory as
-  encrypted PKCS#8 PEM files (owner-only, ``0600``), under a random passphrase kept in a ``0600``
-  file in the same directory (created on first use). Each key has a small ``<label>.meta.json``
-  saying whether it is a development key. For the embedded mode (``development=True``: its keys
-  are marked development) and for tests. With ``development=False`` it refuses to use a key that
-  is marked development (or has no marker), like :mod:`mynumber.keys`.
+  encrypted PKCS#8 PEM files (owner-only, ``0600``, written by :mod:`mynumber.keys.files`).
+  Each key has a small ``<label>.meta.json`` saying whether it is a development key.
+  The passphrase: in the embedded mode (``development=True``) a random one kept in a ``0600``
+  file beside the keys, created on first use, unless one is given. In production it must be
+  given (``MYNUMBER_JPKI_KEY_PASSPHRASE`` or a file outside the key directory,
+  ``MYNUMBER_JPKI_KEY_PASSPHRASE_FILE``): a passphrase beside the key it protects protects
+  nothing once the directory leaks, so production never writes or reads one there.
 * :class:`Pkcs11KeyProvider` -- keys generated *on* a PKCS#11 token (SoftHSM2 in tests, a hardware
   HSM in production) through python-pkcs11, stored on the token with ``SENSITIVE=True`` and
-  ``EXTRACTABLE=False``; signing is ``CKM_SHA256_RSA_PKCS`` on the token.
+  ``EXTRACTABLE=False``; signing is ``CKM_SHA256_RSA_PKCS`` on the token. No passphrase: the
+  token's PIN guards it.
 
-How settings should choose (for whoever wires this into :mod:`mynumber.app`):
-
-* ``MYNUMBER_PKCS11_LIBRARY`` set (path of the PKCS#11 module, e.g.
-  ``/usr/lib/softhsm/libsofthsm2.so``) -> ``Pkcs11KeyProvider(library_path=...,
-  token_label=MYNUMBER_PKCS11_TOKEN, user_pin=MYNUMBER_PKCS11_PIN)``; the token and the PIN are
-  then required and there is no fallback to software keys.
-* otherwise, in the embedded mode -> ``SoftwareKeyProvider(<key_dir>/jpki, development=True)``.
-* otherwise (production without a token) -> refuse to start, or, when the operator explicitly
-  provisions software CA keys, ``SoftwareKeyProvider(<key_dir>/jpki, development=False)``.
-
-The PIN is a secret: read it from the environment or a secrets file, never log it.
-
-PKCS#11 notes: a process has one login state per token (logging in twice fails with
-``CKR_USER_ALREADY_LOGGED_IN``, logging out ends every session), so all providers for the same
-library and token in a process share one lazily opened, logged-in session, used under a lock
-(the library is initialised without OS locking, so calls into it are serialised). A forked child
-re-initialises the library before its first use. Nothing is opened at import time.
+The development/production rule (:mod:`mynumber.keys.errors`) holds for both: in production
+(``development=False``) a key is created only inside :meth:`provisioning`
+(``mynumber keys init-ca``), never on first use; the software provider refuses a key marked
+development or with no marker. ``mynumber.app.build_jpki_keys`` chooses the provider from the
+settings. The PIN and the passphrase are secrets: never logged, never in a ``repr``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 import pkcs11
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,9 +45,24 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 from pkcs11.util.rsa import encode_rsa_public_key
 
-from mynumber.tokens import KeyProviderError, shared_session
+from mynumber.keys.errors import (
+    KeyExistsError,
+    KeyProviderError,
+    UnknownKeyError,
+    check_marker,
+    not_provisioned,
+)
+from mynumber.keys.files import (
+    KeyFileError,
+    check_private,
+    ensure_private_dir,
+    read_secret_file,
+    write_owner_only,
+)
+from mynumber.keys.pkcs11 import shared_session
 
 __all__ = [
+    "CA_PROVISION_COMMAND",
     "KeyExistsError",
     "KeyProviderError",
     "Pkcs11KeyProvider",
@@ -68,17 +75,13 @@ __all__ = [
 
 SigningAlgorithm = Literal["sha256"]
 
+#: Creates the JPKI CA hierarchy (its keys) in production, after ``mynumber db upgrade``.
+CA_PROVISION_COMMAND = "mynumber keys init-ca"
+#: The shortest passphrase production accepts for software CA keys.
+MIN_PASSPHRASE_LENGTH = 16
+
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MIN_BITS = 2048
-_T = TypeVar("_T")
-
-
-class UnknownKeyError(KeyProviderError, LookupError):
-    """No key with this label in the provider."""
-
-
-class KeyExistsError(KeyProviderError):
-    """A key with this label already exists; keys are never overwritten."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,43 @@ class SigningKeyProvider(Protocol):
         """Whether a key named ``label`` exists."""
         ...
 
+    def provisioning(self) -> AbstractContextManager[None]:
+        """A context manager inside which production mode may create keys (the explicit
+        provisioning step); outside it :meth:`generate_rsa` raises :class:`KeyNotProvisioned`."""
+        ...
+
+
+class _Provisioning:
+    """The one rule for creating signing keys: always in development, in production only
+    inside :meth:`provisioning` (never on first use)."""
+
+    development: bool
+    provision_command: str
+
+    def _init_provisioning(self, development: bool, provision_command: str) -> None:
+        self.development = development
+        self.provision_command = provision_command
+        self._provisioning = 0
+        self._provisioning_lock = threading.Lock()
+
+    @property
+    def is_development(self) -> bool:
+        return self.development
+
+    @contextmanager
+    def provisioning(self) -> Iterator[None]:
+        with self._provisioning_lock:
+            self._provisioning += 1
+        try:
+            yield
+        finally:
+            with self._provisioning_lock:
+                self._provisioning -= 1
+
+    def _check_may_create(self, label: str, where: object) -> None:
+        if not (self.development or self._provisioning):
+            raise not_provisioned(f"signing key {label!r}", where, self.provision_command)
+
 
 def _check_label(label: str) -> str:
     if not isinstance(label, str) or not _LABEL.fullmatch(label):
@@ -138,41 +178,68 @@ def _check_algorithm(algorithm: str) -> None:
         raise KeyProviderError(f"unsupported signing algorithm {algorithm!r}; only 'sha256'")
 
 
-def _write_new_file(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``path`` atomically with ``mode`` from the start; never replace an existing file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(tmp, path)  # fails with FileExistsError instead of overwriting
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 # --------------------------------------------------------------------------------------------
 # Software keys
 
 
-class SoftwareKeyProvider:
+def load_passphrase(
+    value: str | None, file: Path | None, *, key_directory: Path, production: bool
+) -> bytes | None:
+    """The software CA key passphrase from the settings: the value itself, or a file.
+
+    The file must lie outside ``key_directory`` (a passphrase beside the keys it encrypts adds
+    nothing) and be readable by its owner only (refused in production, warned in embedded).
+    ``None`` when neither is set: the embedded mode then keeps its generated file."""
+    if value is not None and file is not None:
+        raise KeyProviderError(
+            "set either MYNUMBER_JPKI_KEY_PASSPHRASE or MYNUMBER_JPKI_KEY_PASSPHRASE_FILE, not both"
+        )
+    if value is not None:
+        return value.encode()
+    if file is None:
+        return None
+    if file.resolve().is_relative_to(key_directory.resolve()):
+        raise KeyProviderError(
+            f"the CA key passphrase file {file} lies inside the key directory {key_directory}; "
+            "keep it elsewhere (e.g. a secrets mount), or the passphrase protects nothing"
+        )
+    return read_secret_file(file, production=production)
+
+
+
+class SoftwareKeyProvider(_Provisioning):
     """RSA keys in a directory, as passphrase-encrypted PKCS#8 PEM files with mode 0600."""
 
-    PASSPHRASE_FILE = "passphrase"  # noqa: S105 - a file name
+    PASSPHRASE_FILE = "passphrase"  # noqa: S105 - a file name (embedded mode only)
 
-    def __init__(self, directory: Path, development: bool) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        development: bool,
+        *,
+        passphrase: bytes | None = None,
+        provision_command: str = CA_PROVISION_COMMAND,
+    ) -> None:
+        self._init_provisioning(development, provision_command)
         self.directory = Path(directory)
-        self.development = development
         self._lock = threading.RLock()
         self._keys: dict[str, rsa.RSAPrivateKey] = {}
-        self._passphrase: bytes | None = None
+        if passphrase is not None:
+            passphrase = passphrase.strip()
+            if len(passphrase) < (1 if development else MIN_PASSPHRASE_LENGTH):
+                raise KeyProviderError(
+                    f"the CA key passphrase must have at least {MIN_PASSPHRASE_LENGTH} characters"
+                )
+        elif not development:
+            raise KeyProviderError(
+                "production mode refuses to start: software CA keys need a passphrase from the "
+                "settings: set MYNUMBER_JPKI_KEY_PASSPHRASE, or MYNUMBER_JPKI_KEY_PASSPHRASE_FILE "
+                "(a file outside the key directory); or keep the CA keys on a PKCS#11 token "
+                "(MYNUMBER_PKCS11_LIBRARY). Production never keeps the passphrase beside the keys"
+            )
+        self._passphrase = passphrase
 
-    @property
-    def is_development(self) -> bool:
-        return self.development
-
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never shows the passphrase
         return f"SoftwareKeyProvider({str(self.directory)!r}, development={self.development})"
 
     # files
@@ -183,39 +250,45 @@ class SoftwareKeyProvider:
     def _meta_file(self, label: str) -> Path:
         return self.directory / f"{_check_label(label)}.meta.json"
 
-    def _ensure_directory(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
-
     def _load_passphrase(self, *, create: bool) -> bytes:
         if self._passphrase is not None:
             return self._passphrase
+        # Only the embedded mode gets here (production must be given its passphrase).
         file = self.directory / self.PASSPHRASE_FILE
         if not file.exists():
             if not create:
                 raise KeyProviderError(f"no passphrase file {file}: the key store is damaged")
-            self._ensure_directory()
             try:
-                _write_new_file(file, secrets.token_urlsafe(48).encode() + b"\n")
-            except FileExistsError:
-                pass  # another process created it first: use theirs
-        mode = file.stat().st_mode
-        if mode & 0o077:
-            raise KeyProviderError(
-                f"{file} is readable by others (mode {oct(mode & 0o777)}); chmod 600 it"
-            )
-        passphrase = file.read_bytes().strip()
+                write_owner_only(file, secrets.token_urlsafe(48).encode() + b"\n")
+            except KeyFileError:
+                if not file.exists():
+                    raise  # not the race with another process: a real failure
+        passphrase = read_secret_file(file, production=not self.development).strip()
         if not passphrase:
             raise KeyProviderError(f"{file} is empty")
         self._passphrase = passphrase
         return passphrase
 
+    def any_development_key_on_disk(self) -> bool:
+        """Whether any key here is a development key (a key without a marker counts as one)."""
+        if not self.directory.is_dir():
+            return False
+        for key_file in self.directory.glob("*.key.pem"):
+            meta = key_file.with_name(key_file.name.removesuffix(".key.pem") + ".meta.json")
+            try:
+                marker = json.loads(meta.read_text()).get("development")
+            except (OSError, ValueError, AttributeError):
+                return True
+            if marker is not False:
+                return True
+        return False
+
     def _is_development_key(self, label: str) -> bool:
         try:
-            meta = json.loads(self._meta_file(label).read_text())
-        except (OSError, ValueError):
-            return True  # no marker: assume the worst
-        return meta.get("development") is not False
+            marker = json.loads(self._meta_file(label).read_text()).get("development")
+        except (OSError, ValueError, AttributeError):
+            marker = None  # no readable marker: treated as development
+        return check_marker(marker, development=self.development, what=f"key {label!r}")
 
     # the provider
 
@@ -228,6 +301,8 @@ class SoftwareKeyProvider:
         with self._lock:
             if key_file.exists():
                 raise KeyExistsError(f"key {label!r} already exists in {self.directory}")
+            self._check_may_create(label, self.directory)
+            ensure_private_dir(self.directory)
             passphrase = self._load_passphrase(create=True)
             private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
             pem = private.private_bytes(
@@ -242,12 +317,15 @@ class SoftwareKeyProvider:
                 "development": self.development,
             }
             try:
-                _write_new_file(key_file, pem)
-            except FileExistsError:
-                raise KeyExistsError(f"key {label!r} already exists in {self.directory}") from None
-            meta_file = self._meta_file(label)
-            meta_file.unlink(missing_ok=True)  # a stale marker from an interrupted run
-            _write_new_file(meta_file, json.dumps(meta).encode())
+                write_owner_only(key_file, pem)
+            except KeyFileError:
+                if key_file.exists():
+                    raise KeyExistsError(
+                        f"key {label!r} already exists in {self.directory}"
+                    ) from None
+                raise
+            # overwrite: a stale marker from an interrupted run must not survive.
+            write_owner_only(self._meta_file(label), json.dumps(meta).encode(), overwrite=True)
             self._keys[label] = private
             return PublicKeyHandle(label, private.public_key())
 
@@ -258,15 +336,8 @@ class SoftwareKeyProvider:
                 return self._keys[label]
             if not key_file.exists():
                 raise UnknownKeyError(f"no key {label!r} in {self.directory}")
-            if not self.development and self._is_development_key(label):
-                raise KeyProviderError(
-                    f"key {label!r} is a development key; production mode refuses it"
-                )
-            mode = key_file.stat().st_mode
-            if mode & 0o077:
-                raise KeyProviderError(
-                    f"{key_file} is readable by others (mode {oct(mode & 0o777)}); chmod 600 it"
-                )
+            self._is_development_key(label)  # refuses a development key in production
+            check_private(key_file, production=not self.development)
             passphrase = self._load_passphrase(create=False)
             try:
                 private = serialization.load_pem_private_key(key_file.read_bytes(), passphrase)
@@ -289,24 +360,21 @@ class SoftwareKeyProvider:
 # PKCS#11 tokens
 
 
-class Pkcs11KeyProvider:
+class Pkcs11KeyProvider(_Provisioning):
     """RSA keys generated and kept on a PKCS#11 token; signing happens on the token."""
 
     def __init__(
-        self, library_path: str, token_label: str, user_pin: str, *, development: bool = False
+        self, library_path: str, token_label: str, user_pin: str, *, development: bool,
+        provision_command: str = CA_PROVISION_COMMAND,
     ) -> None:
         if not library_path or not token_label or not user_pin:
             raise KeyProviderError(
                 "a PKCS#11 provider needs a library path, a token label and a PIN"
             )
+        self._init_provisioning(development, provision_command)
         self.library_path = library_path
         self.token_label = token_label
-        self.development = development
         self._token = shared_session(library_path, token_label, user_pin)
-
-    @property
-    def is_development(self) -> bool:
-        return self.development
 
     def __repr__(self) -> str:  # never shows the PIN
         return f"Pkcs11KeyProvider({self.library_path!r}, token={self.token_label!r})"
@@ -341,6 +409,7 @@ class Pkcs11KeyProvider:
                 pass
             else:
                 raise KeyExistsError(f"key {label!r} already exists on token {self.token_label!r}")
+            self._check_may_create(label, f"PKCS#11 token {self.token_label!r}")
             public, _private = session.generate_keypair(
                 KeyType.RSA,
                 bits,

@@ -1,8 +1,16 @@
-"""PKCS#11 token sessions shared by every key provider in the process (JPKI CA keys, the
-network's agency-code key). One logged-in session per token; reopened after a fork."""
+"""PKCS#11 tokens: the session every token-backed key in the process shares (the JPKI CA keys,
+the network's agency-code key), and the agency-code cipher whose AES key lives on the token.
+
+A process has one login state per token (logging in twice fails with
+``CKR_USER_ALREADY_LOGGED_IN``, logging out ends every session), so all providers for the same
+library and token share one lazily opened, logged-in session, used under a lock (the library is
+initialised without OS locking, so calls into it are serialised). A forked child re-initialises
+the library before its first use. Nothing is opened at import time.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
@@ -11,16 +19,12 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pkcs11
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 
-from mynumber.keys import KeyError_
+from mynumber.keys.errors import KeyProviderError, not_provisioned
 
 _T = TypeVar("_T")
-
-
-class KeyProviderError(KeyError_):
-    """A signing key or its provider is missing, misconfigured or unusable."""
-
 
 
 class TokenSession:
@@ -43,10 +47,8 @@ class TokenSession:
             ) from exc
         if _LIBRARY_PIDS.get(self.library_path, os.getpid()) != os.getpid():
             # A forked child must call C_Initialize again before using the library.
-            try:
+            with contextlib.suppress(p11e.PKCS11Error):
                 lib.finalize()
-            except p11e.PKCS11Error:
-                pass
             lib.initialize()
         _LIBRARY_PIDS[self.library_path] = os.getpid()
         try:
@@ -115,3 +117,64 @@ def shared_session(library_path: str, token_label: str, user_pin: str) -> TokenS
                 f"token {token_label!r} is already in use in this process with another PIN"
             )
         return shared
+
+
+class Pkcs11BlockCipher:
+    """The agency-code AES key lives on a PKCS#11 token, created there (sensitive, never
+    extractable). The embedded mode creates it on first use; production only inside
+    :meth:`provisioning` (``mynumber keys init --production``)."""
+
+    LABEL = "network-agency-codes"
+
+    def __init__(
+        self, library_path: str, token_label: str, user_pin: str, *, development: bool
+    ) -> None:
+        self.development = development
+        self._token = shared_session(library_path, token_label, user_pin)
+        self._provisioning = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def provisioning(self) -> Iterator[None]:
+        """Allow creating the key (the explicit provisioning step of production mode)."""
+        with self._lock:
+            self._provisioning += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._provisioning -= 1
+
+    def ensure_key(self) -> None:
+        """Find the key, or create it where that is allowed (see the class doc)."""
+        self._token.run(self._key)
+
+    def _key(self, session: Any) -> Any:
+        found = list(session.get_objects(
+            {Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: self.LABEL}
+        ))
+        if found:
+            return found[0]
+        if not (self.development or self._provisioning):
+            raise not_provisioned(f"the agency-code key {self.LABEL!r}",
+                                  f"PKCS#11 token {self._token.token_label!r}")
+        return session.generate_key(
+            KeyType.AES, 256, label=self.LABEL, store=True,
+            template={
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+                Attribute.ENCRYPT: True,
+                Attribute.DECRYPT: True,
+            },
+            capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
+        )
+
+    def encrypt_blocks(self, data: bytes) -> bytes:
+        return self._token.run(
+            lambda session: bytes(self._key(session).encrypt(data, mechanism=Mechanism.AES_ECB))
+        )
+
+    def decrypt_blocks(self, data: bytes) -> bytes:
+        return self._token.run(
+            lambda session: bytes(self._key(session).decrypt(data, mechanism=Mechanism.AES_ECB))
+        )

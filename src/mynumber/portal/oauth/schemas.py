@@ -33,6 +33,9 @@ class Discovery(BaseModel):
     id_token_signing_alg_values_supported: list[str]
     scopes_supported: list[str]
     claims_supported: list[str]
+    request_parameter_supported: bool
+    request_uri_parameter_supported: bool
+    prompt_values_supported: list[str]
     token_endpoint_auth_methods_supported: list[str]
 
 
@@ -62,14 +65,27 @@ class SelfInformationOut(BaseModel):
     fetched_at: dt.datetime
 
 
+class Address(BaseModel):
+    """The Address Claim (OIDC Core 5.1.1)."""
+
+    formatted: str = Field(description="the 住所 as registered")
+    country: str = Field(description='always "JP"')
+    region: str | None = Field(None, description="都道府県")
+    locality: str | None = Field(None, description="市区町村 (with 郡 when there is one)")
+    street_address: str | None = Field(None, description="the rest of the 住所")
+    postal_code: str | None = Field(None, description="never sent: the 住民票 has none")
+
+
 class UserInfo(BaseModel):
+    """UserInfo claims (OIDC Core 5.1): the 基本4情報 as standard claims."""
+
     model_config = ConfigDict(extra="allow")
 
     sub: str = Field(description="pairwise subject: differs for every client")
     name: str | None = None
-    birth_date: str | None = None
-    sex: str | None = None
-    address: str | None = None
+    birthdate: str | None = Field(None, description="YYYY-MM-DD")
+    gender: str | None = Field(None, description='"male" or "female"')
+    address: Address | None = None
 
 
 class ClientApplication(BaseModel):
@@ -104,6 +120,10 @@ class ClientList(BaseModel):
 
 class StateChange(BaseModel):
     state: ClientState
+    reason: str = Field(min_length=1, max_length=500, pattern=NO_CONTROL)
+
+
+class Reactivation(BaseModel):
     reason: str = Field(min_length=1, max_length=500, pattern=NO_CONTROL)
 
 

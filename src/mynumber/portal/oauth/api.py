@@ -17,20 +17,20 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from mynumber.auth.interfaces import StaffRole
 from mynumber.errors import DomainError, Forbidden
-from mynumber.portal import oauth_schemas as s
+from mynumber.kernel.signin import CurrentStaff
 from mynumber.portal.interfaces import SESSION_COOKIE, ClientRecord, ClientState, PortalSession
-from mynumber.portal.oauth import (
+from mynumber.portal.oauth import schemas as s
+from mynumber.portal.oauth.adapters import HttpRequest
+from mynumber.portal.oauth.clients import ApiClientsImpl
+from mynumber.portal.oauth.outcomes import (
     SESSION_ENDED,
-    ApiClientsImpl,
     AuthorizationProblem,
     ConsentPage,
-    HttpRequest,
     LoginRequired,
-    OpenIdProvider,
 )
-from mynumber.registry.api import CurrentStaff
-from mynumber.registry.interfaces import StaffRole
+from mynumber.portal.oauth.provider import OpenIdProvider
 from mynumber.web.templating import render
 
 router = APIRouter()
@@ -71,9 +71,17 @@ ClientsDep = Annotated[ApiClientsImpl, Depends(get_api_clients)]
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
+class InvalidBearerRequest(DomainError):
+    status = 400
+    code = "invalid_request"
+    title = "The bearer token request is malformed"
+
+
 def _bearer_problem(request: Request, exc: DomainError, sent_token: bool) -> JSONResponse:
     headers: dict[str, str] = dict(NO_STORE)
-    if exc.status == 401:
+    if exc.status == 400:
+        headers["WWW-Authenticate"] = 'Bearer realm="mynumber", error="invalid_request"'
+    elif exc.status == 401:
         challenge = 'Bearer realm="mynumber"'
         if sent_token:
             challenge += ', error="invalid_token"'
@@ -192,16 +200,47 @@ async def decide(request: Request, oidc: OidcDep) -> Response:
 # --- resource endpoints ------------------------------------------------------------------------
 
 
-@router.get("/oauth/userinfo", operation_id="oidc_userinfo", response_model=s.UserInfo,
-            response_model_exclude_none=True, tags=["oidc"], responses=BEARER_PROBLEMS)
-def userinfo(request: Request, oidc: OidcDep, credentials: BearerDep) -> Any:
-    """The pairwise ``sub``, and with scope ``basic_four`` the 基本4情報 (fetched through the
-    network and recorded as a release)."""
-    token = credentials.credentials if credentials else None
+def _userinfo_sync(request: Request, oidc: OpenIdProvider, token: str | None) -> Response:
     try:
         return JSONResponse(oidc.userinfo(token), headers=NO_STORE)
     except DomainError as exc:
         return _bearer_problem(request, exc, token is not None)
+
+
+@router.get("/oauth/userinfo", operation_id="oidc_userinfo", response_model=s.UserInfo,
+            response_model_exclude_none=True, tags=["oidc"], responses=BEARER_PROBLEMS)
+def userinfo(request: Request, oidc: OidcDep, credentials: BearerDep) -> Any:
+    """The pairwise ``sub``, and with scope ``basic_four`` the 基本4情報 as the standard claims
+    ``name``, ``birthdate``, ``gender``, ``address`` (fetched through the network and
+    recorded as a release)."""
+    return _userinfo_sync(request, oidc, credentials.credentials if credentials else None)
+
+
+USERINFO_FORM = {"requestBody": {"required": False, "content": {
+    "application/x-www-form-urlencoded": {"schema": {
+        "type": "object", "properties": {"access_token": {"type": "string", "maxLength": 200}},
+    }}}}}
+
+
+@router.post("/oauth/userinfo", operation_id="oidc_userinfo_post", response_model=s.UserInfo,
+             response_model_exclude_none=True, tags=["oidc"], openapi_extra=USERINFO_FORM,
+             responses={**BEARER_PROBLEMS,
+                        400: problem_response("invalid_request: the token sent twice")})
+async def userinfo_post(request: Request, oidc: OidcDep, credentials: BearerDep) -> Any:
+    """UserInfo by POST (OIDC Core 5.3.1): the token in the ``Authorization`` header, or as
+    the form field ``access_token`` (RFC 6750 2.2) -- one of them, not both."""
+    token = credentials.credentials if credentials else None
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        form = await request.form()
+        sent = form.getlist("access_token")
+        if len(sent) > 1 or (sent and token is not None):  # RFC 6750 2: exactly one method
+            problem = InvalidBearerRequest("send the access token once: in the Authorization "
+                                           "header or in the form, not both")
+            return _bearer_problem(request, problem, True)
+        if sent and isinstance(sent[0], str):
+            token = sent[0]
+    return await run_in_threadpool(_userinfo_sync, request, oidc, token)
 
 
 @router.get("/api/v1/portal/self-information/{scope}", operation_id="get_self_information",
@@ -267,8 +306,19 @@ def get_client(actor: VettingStaff, clients: ClientsDep, client_id: CLIENT_ID) -
 def set_state(actor: VettingStaff, clients: ClientsDep, client_id: CLIENT_ID,
               body: s.StateChange) -> s.ClientOut:
     """Approve, suspend or retire (applied→approved|retired, approved→suspended|retired,
-    suspended→approved|retired); recorded with the staff member and the reason."""
+    suspended→approved|retired); recorded with the staff member and the reason. A retired
+    client comes back only through ``/reactivate``."""
     return _out(clients.set_state(actor, client_id, body.state, body.reason))
+
+
+@clients_router.post("/{client_id}/reactivate", operation_id="reactivate_api_client",
+                     response_model=s.ClientOut)
+def reactivate(actor: VettingStaff, clients: ClientsDep, client_id: CLIENT_ID,
+               body: s.Reactivation) -> s.ClientOut:
+    """Bring a retired client back to ``suspended`` (approve it again to let it serve);
+    recorded with the staff member and the reason. Retirement is therefore never final by
+    one call."""
+    return _out(clients.reactivate(actor, client_id, body.reason))
 
 
 @clients_router.post("/{client_id}/rate-limit", operation_id="set_api_client_rate_limit",

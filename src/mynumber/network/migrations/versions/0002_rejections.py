@@ -1,0 +1,31 @@
+"""rejection counter
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-01 10:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "rejections",
+        sa.Column("operation", sa.String(length=32), nullable=False),
+        sa.Column("reason", sa.String(length=32), nullable=False),
+        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("operation", "reason", "hour", name=op.f("pk_rejections")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("rejections")
