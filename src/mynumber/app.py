@@ -202,10 +202,10 @@ def build_container(settings: Settings | None = None) -> Container:
     agencies = AgenciesServiceImpl(databases, network, registry, keyring)
     portal = PortalServiceImpl(databases, settings, jpki=jpki, agencies=agencies,
                                network=network, access_log=access_log, card=card)
-    api_clients = ApiClientsImpl(databases)
+    api_clients = ApiClientsImpl(
+        databases, known_scopes=lambda: [source.scope for source in portal.sources()])
     oidc = OpenIdProvider(databases, keys, settings, portal=portal, clients=api_clients,
                           network=network)
-    portal.releases_of = oidc.releases
     return Container(settings, databases, keys, registry, staff_auth, jpki, card=card,
                      network=network, network_log=access_log, agencies=agencies,
                      agencies_server=agencies_server, portal=portal, api_clients=api_clients,

@@ -374,6 +374,12 @@ class AccessLog(Protocol):
     Writers enqueue inside their own transaction (an entry is durable when the exchange is);
     the sequencer integrates queued entries in batches and signs a new tree head."""
 
+    key_name: str
+    """The tlog-checkpoint key name its tree heads are signed under (readers such as the
+    portal check a checkpoint's signature with it and :attr:`public_key`)."""
+    public_key: bytes
+    """The raw Ed25519 public key that signs the tree heads."""
+
     def enqueue(self, session: Session | Connection, serial: str, entry: bytes) -> None: ...
 
     def enqueue_hot(self, hot: Any, raw: Any, serial: str, entry: bytes) -> None:

@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
 from mynumber.errors import InvalidInput, NotFound
 from mynumber.network.interfaces import (
+    AccessLog,
     ConsistencyProof,
     InclusionProof,
     LogEntry,
@@ -776,3 +777,6 @@ class MerkleAccessLog:
                 problems.append(f"subtree hash level {level} index {idx} (entries {first_leaf}"
                                 f"..{((idx + 1) << level) - 1}) does not match")
                 bad.append(first_leaf)
+
+
+_contract: type[AccessLog] = MerkleAccessLog

@@ -31,11 +31,12 @@ from mynumber.kernel.signin import CurrentStaff
 from mynumber.network.interfaces import BadSignature, signed_request_bytes
 from mynumber.portal import schemas as s
 from mynumber.portal.interfaces import (
+    NOTICE_CLOCK_SKEW,
     PortalError,
     PortalSession,
     SessionExpired,
 )
-from mynumber.portal.services import NOTICE_CLOCK_SKEW, PortalServiceImpl
+from mynumber.portal.services import PortalServiceImpl
 from mynumber.registry.interfaces import RegistryService
 
 PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}

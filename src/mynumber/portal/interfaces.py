@@ -35,6 +35,12 @@ PORTAL_AGENCY = "mynaportal"
 SESSION_COOKIE = "mn_portal"  # the portal session cookie (HttpOnly, SameSite=Lax, path /)
 SELF_INFORMATION_TASK = "extra-portal-self-information"
 CHILD_ALLOWANCE_TASK = "bekkyo2-74"  # 児童手当・特例給付の支給 (the municipality's task)
+# ``InformationSource.provider`` for items the resident's own municipality holds: the mayor
+# agency serving the account's municipality answers (the portal and the OIDC side resolve it).
+MUNICIPALITY = "municipality"
+# Signed お知らせ: how far ``requested_at`` may be from the portal's clock (the HTTP API checks
+# it; the service remembers nonces for twice that, so a replay inside the window is refused).
+NOTICE_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 # --- login and sessions ------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import re
 import secrets
@@ -36,7 +35,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mynumber import audit
+from mynumber.agencies.interfaces import AgenciesService
 from mynumber.auth.interfaces import StaffPrincipal
+from mynumber.card.interfaces import CardService
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
 from mynumber.errors import Conflict, NotFound
 from mynumber.jpki import verify as jpki_status
@@ -45,20 +46,26 @@ from mynumber.jpki.interfaces import (
     CertificateNotFound,
     CertificateState,
     HolderLink,
+    JpkiService,
     VerificationFailed,
 )
-from mynumber.jpki.verify import CallableStatusSource, RelyingPartyVerifier
+from mynumber.jpki.verify import CallableStatusSource, Refusal, RelyingPartyVerifier
 from mynumber.network.interfaces import (
+    AccessLog,
     AccessRecord,
     IndividualNumberInAnswer,
+    NetworkService,
     SignedTreeHead,
     contains_individual_number,
     mayor_lookup,
 )
 from mynumber.portal import merkle
 from mynumber.portal import models as m
+from mynumber.portal.common import hash_secret
 from mynumber.portal.interfaces import (
     CHILD_ALLOWANCE_TASK,
+    MUNICIPALITY,
+    NOTICE_CLOCK_SKEW,
     PORTAL_AGENCY,
     SELF_INFORMATION_TASK,
     Account,
@@ -84,18 +91,16 @@ from mynumber.portal.interfaces import (
     ProxyRecord,
     RecordNotFound,
     RecordVerification,
-    Release,
     SessionExpired,
     UnknownScope,
 )
-from mynumber.portal.oauth_models import AccessToken, Grant
+from mynumber.portal.oauth_models import AccessToken, Grant, ReleaseRecord
 from mynumber.registry.interfaces import OutsideJurisdiction
 from mynumber.settings import Settings
 
 CONTEXT = "portal"
 RELYING_PARTY_NAME = "マイナポータル"
 RELYING_PARTY_SETTING = "jpki_relying_party_id"
-MUNICIPALITY = "municipality"
 CHALLENGE_BYTES = 32
 CHALLENGE_TTL = dt.timedelta(minutes=5)
 MAX_CERTIFICATE_PEM = 16 * 1024
@@ -110,9 +115,8 @@ BASIC_FOUR = ("name", "name_kana", "birth_date", "sex", "address")
 FORM_FILL_SCOPES = ("basic_four", "resident_record", "income", "medical_insurance")
 ACTIVITY_LIMIT = 500
 ACTION = re.compile(r"^[a-z][a-z0-9_:.-]{0,39}$")
-# Signed お知らせ: how far ``requested_at`` may be from the portal's clock, and how long a
-# nonce is remembered (a request is accepted up to one skew either side, so twice that).
-NOTICE_CLOCK_SKEW = dt.timedelta(minutes=5)
+# How long a signed お知らせ's nonce is remembered (a request is accepted up to one
+# NOTICE_CLOCK_SKEW either side, so twice that).
 NOTICE_NONCE_TTL = 2 * NOTICE_CLOCK_SKEW + dt.timedelta(minutes=1)
 
 SOURCES: tuple[InformationSource, ...] = (
@@ -204,11 +208,6 @@ def open_serial(token: str, session_id: str, sealed: bytes | None) -> int | None
     return int.from_bytes(plain, "big")
 
 
-def hash_secret(secret: str) -> str:
-    """How the portal keeps any bearer secret (session, access token, code, client secret)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def _clean(value: object, field: str, limit: int, *, multiline: bool = False,
            required: bool = True) -> str:
     if not isinstance(value, str):
@@ -258,8 +257,9 @@ def _to_proxy(row: m.ProxyRow, principal_name: str = "") -> ProxyRecord:
 
 
 class PortalServiceImpl:
-    def __init__(self, databases: Databases, settings: Settings, *, jpki: Any, agencies: Any,
-                 network: Any, access_log: Any, card: Any) -> None:
+    def __init__(self, databases: Databases, settings: Settings, *, jpki: JpkiService,
+                 agencies: AgenciesService, network: NetworkService, access_log: AccessLog,
+                 card: CardService) -> None:
         self.databases = databases
         self.settings = settings
         self.jpki = jpki
@@ -267,8 +267,6 @@ class PortalServiceImpl:
         self.network = network
         self.access_log = access_log
         self.card = card
-        # Set at wiring: the OIDC side's releases of an account (for やりとり履歴).
-        self.releases_of: Callable[[int], Sequence[Release]] | None = None
         # Replaceable (tests move time to end sessions and challenges).
         self.clock: Callable[[], dt.datetime] = utcnow
         self._lock = threading.Lock()
@@ -354,7 +352,7 @@ class PortalServiceImpl:
                 now=lambda: self.clock(), on_refused=self._login_refused)
         return self._verifier
 
-    def _login_refused(self, refusal: Any) -> None:
+    def _login_refused(self, refusal: Refusal) -> None:
         with self._transaction() as session:
             audit.record(session, m.AuditEvent, "portal:login:refused", actor="anonymous",
                          subject="login", reason=refusal.reason)
@@ -758,17 +756,17 @@ class PortalServiceImpl:
 
     # -- やりとり履歴 ------------------------------------------------------------------------------
     def _released(self, account_id: int) -> dict[str, list[str]]:
-        if self.releases_of is None:
-            return {}
-        try:
-            releases = self.releases_of(account_id)
-        except NotImplementedError:  # the OIDC side is not wired in this build
-            return {}
+        """Which clients each serial was released to (the self-information API's release
+        records live in this context's database, so they are read here, newest first)."""
         out: dict[str, list[str]] = {}
-        for r in releases:
-            names = out.setdefault(r.serial, [])
-            if r.client_name not in names:
-                names.append(r.client_name)
+        with self._transaction() as tx:
+            for serial, client_name in tx.execute(
+                    select(ReleaseRecord.serial, ReleaseRecord.client_name)
+                    .where(ReleaseRecord.account_id == account_id)
+                    .order_by(ReleaseRecord.id.desc())):
+                names = out.setdefault(serial, [])
+                if client_name not in names:
+                    names.append(client_name)
         return out
 
     def history(self, session: PortalSession) -> list[HistoryEntry]:

@@ -96,14 +96,12 @@ class ApiClientsImpl:
     """Registration, vetting (state changes with actor and reason in the audit table),
     rate limits and monitoring of API clients."""
 
-    def __init__(self, databases: Databases,
-                 known_scopes: Callable[[], Sequence[str]] | None = None) -> None:
+    def __init__(self, databases: Databases, *,
+                 known_scopes: Callable[[], Sequence[str]]) -> None:
         self.databases = databases
         self.counters = Counters(databases)
-        # The item scopes the portal offers; when not given here, the OpenIdProvider sets it
-        # at wiring.
-        self.known_scopes: Callable[[], Sequence[str]] = known_scopes or (lambda: ())
-        self._scopes_given = known_scopes is not None
+        # The item scopes the portal offers (given at wiring: the portal's information sources).
+        self.known_scopes = known_scopes
 
     def register(self, name: str, organisation: str, contact: str,
                  redirect_uris: Sequence[str], scopes: Sequence[str]) -> ClientRecord:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mynumber.portal.services import hash_secret
+from mynumber.portal.common import hash_secret
 
 __all__ = [
     "ACTIVITY_CONSENT",

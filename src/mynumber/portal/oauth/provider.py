@@ -38,6 +38,7 @@ from mynumber.audit import record as audit
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
 from mynumber.errors import DomainError
 from mynumber.portal.interfaces import (
+    MUNICIPALITY,
     ClientState,
     GrantNotFound,
     GrantRecord,
@@ -91,7 +92,6 @@ from mynumber.portal.oauth_models import (
     PushedRequest,
     ReleaseRecord,
 )
-from mynumber.portal.services import MUNICIPALITY
 from mynumber.settings import Mode, Settings
 
 log = logging.getLogger("mynumber.portal.oidc")
@@ -216,8 +216,6 @@ class OpenIdProvider:
         self._limiter = RateLimiter()
         self._hot = HotConnections(databases, "portal")
         self.server = Server(self)
-        if not clients._scopes_given:
-            clients.known_scopes = self.item_scopes
 
     # keys and subjects
 
