@@ -100,7 +100,7 @@ class PortalSessionRow(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     end_reason: Mapped[str | None] = mapped_column(String(32))
     # The opening card's auth certificate serial, sealed under a key derived from the bearer
-    # token (services.seal_serial): every look-up asks JPKI whether it is still good, and the
+    # token (services.core.seal_serial): every look-up asks JPKI whether it is still good, and the
     # table itself holds no serial.
     certificate_seal: Mapped[bytes | None] = mapped_column(LargeBinary(64))
 

@@ -1,0 +1,305 @@
+"""お知らせ, the 児童手当 現況届 and applications."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mynumber import audit
+from mynumber.errors import Conflict
+from mynumber.network.interfaces import (
+    contains_individual_number,
+)
+from mynumber.portal import models as m
+from mynumber.portal.interfaces import (
+    CHILD_ALLOWANCE_TASK,
+    NOTICE_CLOCK_SKEW,
+    PORTAL_AGENCY,
+    ApplicationRecord,
+    ApplicationState,
+    ChildAllowanceForm,
+    Notice,
+    NoticeAlreadyAnswered,
+    NoticeNotFound,
+    NoticeState,
+    PortalError,
+    PortalSession,
+    ProxyKind,
+)
+from mynumber.portal.services.core import (
+    SERIAL,
+    AccountRef,
+    clean,
+)
+from mynumber.portal.services.information import Information
+
+CHILD_ALLOWANCE_NOTICE = "child_allowance_status_report"
+CHILD_ALLOWANCE_APPLICATION = "child_allowance_status_report"
+NOTICE_KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+FORM_FILL_SCOPES = ("basic_four", "resident_record", "income", "medical_insurance")
+# How long a signed お知らせ's nonce is remembered (a request is accepted up to one
+# NOTICE_CLOCK_SKEW either side, so twice that).
+NOTICE_NONCE_TTL = 2 * NOTICE_CLOCK_SKEW + dt.timedelta(minutes=1)
+
+
+class NumberInNotice(PortalError):
+    code = "individual_number_in_notice"
+    title = "A notice must not contain an individual number"
+
+
+class NoticeReplayed(Conflict):
+    code = "notice_replayed"
+    title = "This signed notice was already received"
+
+
+def _age(birth: dt.date, on: dt.date) -> int:
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def _to_notice(row: m.NoticeRow) -> Notice:
+    state = (NoticeState.ANSWERED if row.answered_at else
+             NoticeState.READ if row.read_at else NoticeState.UNREAD)
+    return Notice(row.id, row.sender_id, row.sender_name, row.kind, row.title, row.body,
+                  row.created_at, state, row.read_at, row.answered_at, row.application_id)
+
+
+def _to_application(row: m.ApplicationRow) -> ApplicationRecord:
+    return ApplicationRecord(
+        row.id, row.kind, row.agency_id, ApplicationState(row.state), row.uses_number,
+        tuple(row.documents or ()), dict(row.data or {}), row.submitted_at,
+        ProxyKind(row.by_proxy) if row.by_proxy else None, row.declined_serial)
+
+
+class Notices(Information):
+    """お知らせ and the 児童手当 現況届 they ask for (filled from わたしの情報)."""
+
+    # -- お知らせ ----------------------------------------------------------------------------------
+    def send_notice(
+        self, agency_id: str, agency_code: str, kind: str, title: str, body: str, *,
+        nonce: str | None = None,
+    ) -> Notice:
+        """With ``nonce`` (a signed request's), the nonce is stored with the notice in one
+        transaction: a second request with it is NoticeReplayed."""
+        if nonce is not None:
+            nonce = clean(nonce, "nonce", 64)
+        agency_id = clean(agency_id, "agency_id", 64)
+        agency_code = clean(agency_code, "agency_code", 64)
+        if not isinstance(kind, str) or not NOTICE_KIND.match(kind):
+            raise PortalError("kind: lower-case letters, digits and _", field="kind")
+        title = clean(title, "title", 200)
+        body = clean(body, "body", 4000, multiline=True)
+        if contains_individual_number([title, body]):
+            # The portal carries no 個人番号 to a resident, whoever sends it.
+            raise NumberInNotice("title/body: must not contain an individual number",
+                                 field="body")
+        portal_agency, code = self.network.portal_code(agency_id, agency_code)
+        if portal_agency != PORTAL_AGENCY:
+            raise PortalError("the network routes notices to another portal",
+                              field="agency_id")
+        sender = self._agency_name(agency_id)
+        now = self.clock()
+        with self._transaction() as session:
+            if nonce is not None:
+                self._claim_nonce(session, agency_id, nonce, now)
+            row = m.NoticeRow(recipient_code=code, sender_id=agency_id, sender_name=sender,
+                              kind=kind, title=title, body=body, created_at=now)
+            session.add(row)
+            session.flush()
+            audit.record(session, m.AuditEvent, "portal:notice:receive",
+                         actor=f"agency:{agency_id}", subject=f"notice:{row.id}", kind=kind)
+            return _to_notice(row)
+
+    @staticmethod
+    def _claim_nonce(session: Session, agency_id: str, nonce: str, now: dt.datetime) -> None:
+        session.execute(delete(m.NoticeNonce).where(
+            m.NoticeNonce.created_at < now - NOTICE_NONCE_TTL))
+        seen = session.scalar(select(m.NoticeNonce.id).where(
+            m.NoticeNonce.agency_id == agency_id, m.NoticeNonce.nonce == nonce))
+        if seen is not None:
+            raise NoticeReplayed("this signed notice was already received", field="nonce")
+        session.add(m.NoticeNonce(agency_id=agency_id, nonce=nonce, created_at=now))
+        try:
+            session.flush()
+        except IntegrityError:  # the same request, concurrently: the whole send rolls back
+            raise NoticeReplayed("this signed notice was already received",
+                                 field="nonce") from None
+
+    def notices(self, session: PortalSession) -> list[Notice]:
+        ref, _ = self._subject(session)
+        with self._transaction() as tx:
+            rows = tx.scalars(select(m.NoticeRow)
+                              .where(m.NoticeRow.recipient_code == ref.agency_code)
+                              .order_by(m.NoticeRow.created_at.desc(), m.NoticeRow.id.desc())
+                              ).all()
+            return [_to_notice(r) for r in rows]
+
+    @staticmethod
+    def _notice_row(tx: Session, ref: AccountRef, notice_id: int) -> m.NoticeRow:
+        row = tx.get(m.NoticeRow, notice_id) if isinstance(notice_id, int) else None
+        if row is None or row.recipient_code != ref.agency_code:
+            raise NoticeNotFound("no such notice", field="notice_id")
+        return row
+
+    def read_notice(self, session: PortalSession, notice_id: int) -> Notice:
+        ref, kind = self._subject(session)
+        now = self.clock()
+        with self._transaction() as tx:
+            row = self._notice_row(tx, ref, notice_id)
+            if row.read_at is None:
+                row.read_at = now
+                self._activity(tx, now, "read_notice", session.account_id, ref.account_id,
+                               kind, f"notice {row.id}: {row.title}")
+            return _to_notice(row)
+
+    def _open_notice(self, ref: AccountRef, notice_id: int) -> Notice:
+        with self._transaction() as tx:
+            row = self._notice_row(tx, ref, notice_id)
+            notice = _to_notice(row)
+        if notice.answered_at is not None:
+            raise NoticeAlreadyAnswered("this notice is already answered", field="notice_id")
+        if notice.kind != CHILD_ALLOWANCE_NOTICE:
+            raise PortalError("this notice asks for no 現況届", field="notice_id")
+        return notice
+
+    # -- the 児童手当 現況届 -----------------------------------------------------------------------
+    def child_allowance_form(self, session: PortalSession, notice_id: int,
+                             use_number: bool) -> ChildAllowanceForm:
+        ref, _ = self._subject(session)
+        self._open_notice(ref, notice_id)
+        if not use_number:
+            return ChildAllowanceForm("", "", None, None, (), ())
+        got = {scope: self.my_information(session, scope) for scope in FORM_FILL_SCOPES}
+        basic = got["basic_four"].data or {}
+        household = (got["resident_record"].data or {}).get("household") or []
+        income = got["income"].data or {}
+        insurance = got["medical_insurance"].data or {}
+        today = self.clock().date()
+        children: list[dict[str, str]] = []
+        for member in household if isinstance(household, list) else []:
+            if not isinstance(member, dict) or member.get("relationship") != "子":
+                continue
+            try:
+                birth = dt.date.fromisoformat(str(member.get("birth_date")))
+            except ValueError:
+                continue
+            if _age(birth, today) < 18:
+                children.append({"name": str(member.get("name", "")),
+                                 "birth_date": birth.isoformat()})
+        taxable = income.get("taxable_income")
+        status = insurance.get("status")
+        return ChildAllowanceForm(
+            applicant_name=str(basic.get("name", "")), address=str(basic.get("address", "")),
+            taxable_income=taxable if isinstance(taxable, int) else None,
+            insurance_status=status if isinstance(status, str) else None,
+            children=tuple(children),
+            prefilled_serials=tuple(got[s].serial for s in FORM_FILL_SCOPES))
+
+    @staticmethod
+    def _form_data(form: ChildAllowanceForm) -> dict[str, Any]:
+        if not isinstance(form, ChildAllowanceForm):
+            raise PortalError("form: not a 現況届", field="form")
+        children = []
+        if len(form.children) > 20:
+            raise PortalError("children: at most 20", field="children")
+        for child in form.children:
+            if not isinstance(child, dict):
+                raise PortalError("children: each needs a name and a birth date",
+                                  field="children")
+            children.append({"name": clean(child.get("name", ""), "children.name", 200,
+                                            required=False),
+                             "birth_date": clean(child.get("birth_date", ""),
+                                                  "children.birth_date", 10, required=False)})
+        income = form.taxable_income
+        if income is not None and (not isinstance(income, int) or not 0 <= income < 10**12):
+            raise PortalError("taxable_income: a non-negative amount", field="taxable_income")
+        serials = [s for s in form.prefilled_serials if isinstance(s, str) and SERIAL.match(s)]
+        return {
+            "applicant_name": clean(form.applicant_name, "applicant_name", 200,
+                                     required=False),
+            "address": clean(form.address, "address", 300, required=False),
+            "taxable_income": income,
+            "insurance_status": clean(form.insurance_status or "", "insurance_status", 64,
+                                       required=False) or None,
+            "children": children,
+            "prefilled_serials": serials[:10],
+        }
+
+    def submit_child_allowance(
+        self, session: PortalSession, notice_id: int, use_number: bool,
+        form: ChildAllowanceForm, documents: Sequence[str],
+    ) -> ApplicationRecord:
+        ref, kind = self._subject(session)
+        self._open_notice(ref, notice_id)
+        data = self._form_data(form)
+        attached = [d.strip()[:100] for d in documents if isinstance(d, str) and d.strip()]
+        if len(attached) > 20:
+            raise PortalError("documents: at most 20", field="documents")
+        mayor = self.mayor_of(ref.municipality_code)
+        if not use_number and not attached:
+            raise PortalError("documents: without the number, name the documents you "
+                              "attach (the application proceeds on them)", field="documents")
+        application_ref = f"MP-{secrets.token_hex(12)}"
+        now = self.clock()
+        # Claim the notice first: of two submissions only one gets past here, so the core
+        # records at most one declined linkage for it.
+        with self._transaction() as tx:
+            notice = self._notice_row(tx, ref, notice_id)
+            taken = tx.execute(  # type: ignore[attr-defined]
+                update(m.NoticeRow)
+                .where(m.NoticeRow.id == notice.id, m.NoticeRow.answered_at.is_(None))
+                .values(answered_at=now)
+            ).rowcount
+        if taken != 1:
+            raise NoticeAlreadyAnswered("this notice is already answered", field="notice_id")
+        try:
+            declined_serial = None
+            if not use_number:
+                declined = self.agencies.record_declined(mayor, CHILD_ALLOWANCE_TASK,
+                                                         application_ref, attached)
+                declined_serial = declined.serial
+            with self._transaction() as tx:
+                notice = self._notice_row(tx, ref, notice_id)
+                row = m.ApplicationRow(
+                    account_id=ref.account_id, actor_account_id=session.account_id,
+                    notice_id=notice.id, kind=CHILD_ALLOWANCE_APPLICATION, agency_id=mayor,
+                    state=ApplicationState.SUBMITTED.value, application_ref=application_ref,
+                    uses_number=bool(use_number), documents=attached, data=data,
+                    submitted_at=now, by_proxy=kind.value if kind else None,
+                    declined_serial=declined_serial)
+                tx.add(row)
+                try:
+                    tx.flush()
+                except IntegrityError:  # another application already answers it
+                    raise NoticeAlreadyAnswered("this notice is already answered",
+                                                field="notice_id") from None
+                notice.answered_at = now
+                notice.read_at = notice.read_at or now
+                notice.application_id = row.id
+                self._activity(tx, now, "submit_application", session.account_id,
+                               ref.account_id, kind,
+                               f"{CHILD_ALLOWANCE_APPLICATION} #{row.id} to {mayor} "
+                               f"({'with the number' if use_number else 'documents, no number'})")
+                return _to_application(row)
+        except BaseException:
+            # Nothing half-written: the claim is given back unless an application answers it.
+            with self._transaction() as tx:
+                tx.execute(update(m.NoticeRow).where(
+                    m.NoticeRow.id == notice_id, m.NoticeRow.application_id.is_(None),
+                    m.NoticeRow.answered_at.is_not(None)).values(answered_at=None))
+            raise
+
+    def applications(self, session: PortalSession) -> list[ApplicationRecord]:
+        ref, _ = self._subject(session)
+        with self._transaction() as tx:
+            rows = tx.scalars(select(m.ApplicationRow)
+                              .where(m.ApplicationRow.account_id == ref.account_id)
+                              .order_by(m.ApplicationRow.id.desc())).all()
+            return [_to_application(r) for r in rows]
+
