@@ -19,8 +19,8 @@ import math
 import re
 import secrets
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc6749 import (
@@ -32,11 +32,14 @@ from authlib.oauth2.rfc6749.util import scope_to_list
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from joserfc.jwk import RSAKey
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
 from mynumber.audit import record as audit
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
 from mynumber.errors import DomainError
+from mynumber.keys import KeyProvider
+from mynumber.network.interfaces import NetworkService
 from mynumber.portal.interfaces import (
     MUNICIPALITY,
     ClientState,
@@ -44,6 +47,7 @@ from mynumber.portal.interfaces import (
     GrantRecord,
     InformationSource,
     NotAProxy,
+    PortalService,
     PortalSession,
     ProxyKind,
     RateLimited,
@@ -180,6 +184,20 @@ class _Pushed:
     pushed_at: dt.datetime
 
 
+class PortalForProvider(PortalService, Protocol):
+    """What the provider needs of the portal service besides its published protocol: the
+    portal's own clock, the mayor serving a municipality and, inside the provider's own
+    transaction on the portal database, the portal's rule of a live proxy relation (both live
+    in the same context; the OpenID Provider is part of the portal)."""
+
+    clock: Callable[[], dt.datetime]
+
+    def mayor_of(self, municipality_code: str) -> str: ...
+
+    def live_proxy_kind(self, session: Session, proxy_account: int, principal: int,
+                        now: dt.datetime) -> ProxyKind | None: ...
+
+
 class OpenIdProvider:
     """The OpenID Provider of the self-information API and the resident's side of it
     (:class:`~mynumber.portal.interfaces.SelfInformationApi`)."""
@@ -199,8 +217,9 @@ class OpenIdProvider:
         "JOIN oidc_clients c ON c.client_id = t.client_id WHERE t.token_hash = :h"
     )
 
-    def __init__(self, databases: Databases, keys: Any, settings: Settings, *, portal: Any,
-                 clients: ApiClientsImpl, network: Any = None) -> None:
+    def __init__(self, databases: Databases, keys: KeyProvider, settings: Settings, *,
+                 portal: PortalForProvider, clients: ApiClientsImpl,
+                 network: NetworkService | None = None) -> None:
         self.databases = databases
         self.keys = keys
         self.settings = settings
