@@ -205,7 +205,7 @@ def build_container(settings: Settings | None = None) -> Container:
     api_clients = ApiClientsImpl(
         databases, known_scopes=lambda: [source.scope for source in portal.sources()])
     oidc = OpenIdProvider(databases, keys, settings, portal=portal, clients=api_clients,
-                          network=network)
+                          municipalities=registry.municipalities, network=network)
     return Container(settings, databases, keys, registry, staff_auth, jpki, card=card,
                      network=network, network_log=access_log, agencies=agencies,
                      agencies_server=agencies_server, portal=portal, api_clients=api_clients,

@@ -15,11 +15,12 @@ The portal's own item names stay (``basic_four`` with ``name``, ``birth_date``, 
 
 from __future__ import annotations
 
-import csv
-import functools
 import re
-from importlib import resources
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
+
+from mynumber.registry.interfaces import MunicipalityRecord
 
 # The claims the provider can release (discovery ``claims_supported``).
 CLAIMS_SUPPORTED = ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash",
@@ -29,30 +30,34 @@ CLAIMS_SUPPORTED = ("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at
 _RENAMED = {"name": "name", "birth_date": "birthdate", "sex": "gender"}
 
 
-@functools.cache
-def _divisions() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """都道府県 names, and per 都道府県 its 市区町村 names longest first, from the public
-    list of 地方公共団体 that the registry loads (read-only public reference data)."""
-    text = resources.files("mynumber.registry").joinpath("data/municipalities.csv").read_text(
-        encoding="utf-8")
-    prefectures: list[str] = []
-    towns: dict[str, list[str]] = {}
-    for row in csv.DictReader(text.splitlines()):
-        if row["kind"] == "prefecture":
-            prefectures.append(row["name"])
-        else:
-            towns.setdefault(row["prefecture"], []).append(row["name"])
-    return tuple(prefectures), {p: tuple(sorted(set(n), key=len, reverse=True))
-                                for p, n in towns.items()}
+@dataclass(frozen=True)
+class Divisions:
+    """都道府県 names, and per 都道府県 its 市区町村 names longest first, built from the
+    registry's list of 地方公共団体 (``RegistryService.municipalities``)."""
+
+    prefectures: tuple[str, ...]
+    towns: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, municipalities: Iterable[MunicipalityRecord]) -> Divisions:
+        prefectures: list[str] = []
+        towns: dict[str, list[str]] = {}
+        for row in municipalities:
+            if row.kind == "prefecture":
+                prefectures.append(row.name)
+            else:
+                towns.setdefault(row.prefecture, []).append(row.name)
+        return cls(tuple(prefectures), {p: tuple(sorted(set(n), key=len, reverse=True))
+                                        for p, n in towns.items()})
 
 
 _COUNTY = re.compile(r"^(\S{1,6}?郡)")
 
 
-def address_claim(address: str) -> dict[str, str]:
+def address_claim(address: str, divisions: Divisions) -> dict[str, str]:
     """The Address Claim object for a Japanese 住所 string."""
     claim = {"formatted": address, "country": "JP"}
-    prefectures, towns = _divisions()
+    prefectures, towns = divisions.prefectures, divisions.towns
     region = next((p for p in prefectures if address.startswith(p)), None)
     if region is None:
         return claim
@@ -72,7 +77,7 @@ def address_claim(address: str) -> dict[str, str]:
     return claim
 
 
-def standard_claims(data: dict[str, Any]) -> dict[str, Any]:
+def standard_claims(data: dict[str, Any], divisions: Divisions) -> dict[str, Any]:
     """The 基本4情報 as released by the network, as Core 5.1 claims."""
     claims: dict[str, Any] = {}
     for item, claim in _RENAMED.items():
@@ -81,5 +86,5 @@ def standard_claims(data: dict[str, Any]) -> dict[str, Any]:
             claims[claim] = value
     address = data.get("address")
     if isinstance(address, str) and address:
-        claims["address"] = address_claim(address)
+        claims["address"] = address_claim(address, divisions)
     return claims

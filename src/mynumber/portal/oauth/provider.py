@@ -19,7 +19,7 @@ import math
 import re
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
@@ -56,7 +56,7 @@ from mynumber.portal.interfaces import (
 )
 from mynumber.portal.models import ActivityRow, AuditEvent
 from mynumber.portal.oauth.adapters import Code, EndUser, HttpRequest, OAuthClient, Server
-from mynumber.portal.oauth.claims import CLAIMS_SUPPORTED, standard_claims
+from mynumber.portal.oauth.claims import CLAIMS_SUPPORTED, Divisions, standard_claims
 from mynumber.portal.oauth.clients import ApiClientsImpl
 from mynumber.portal.oauth.common import (
     ACTIVITY_CONSENT,
@@ -96,6 +96,7 @@ from mynumber.portal.oauth_models import (
     PushedRequest,
     ReleaseRecord,
 )
+from mynumber.registry.interfaces import MunicipalityRecord
 from mynumber.settings import Mode, Settings
 
 log = logging.getLogger("mynumber.portal.oidc")
@@ -219,8 +220,11 @@ class OpenIdProvider:
 
     def __init__(self, databases: Databases, keys: KeyProvider, settings: Settings, *,
                  portal: PortalForProvider, clients: ApiClientsImpl,
+                 municipalities: Callable[[], Iterable[MunicipalityRecord]],
                  network: NetworkService | None = None) -> None:
         self.databases = databases
+        self._municipalities = municipalities
+        self._divisions: Divisions | None = None
         self.keys = keys
         self.settings = settings
         self.portal = portal
@@ -838,7 +842,9 @@ class OpenIdProvider:
         claims: dict[str, Any] = {"sub": self.subject(info.client_id, info.account_id)}
         if "basic_four" in info.scopes:
             released = self._release(info, "basic_four")
-            claims.update(standard_claims(released.data or {}))
+            if self._divisions is None:  # the list of 地方公共団体 changes only with a release
+                self._divisions = Divisions.of(self._municipalities())
+            claims.update(standard_claims(released.data or {}, self._divisions))
         return claims
 
     # SelfInformationApi
