@@ -60,6 +60,15 @@ class Settings(BaseSettings):
         default=None, description="production mutual TLS: this service's cert.pem, key.pem "
         "and the project CA's ca.pem; unset in embedded mode",
     )
+    public_tls_dir: Path | None = Field(
+        default=None, description="production public listener: its server cert.pem and "
+        "key.pem (server-authenticated HTTPS, no client certificate asked); unset means plain "
+        "HTTP (embedded mode, or behind a TLS-terminating proxy)",
+    )
+    core_public_key_file: Path | None = Field(
+        default=None, description="intermediate server role: the network core's public "
+        "signing key (PEM), exported on the core by `mynumber keys export-core-public`",
+    )
     log_level: str = "INFO"
     oidc_issuer: str | None = Field(
         default=None, description="issuer of the self-information API's OpenID Provider; "

@@ -165,7 +165,14 @@ _NUMBER_RUN = re.compile(
 
 
 def _text_has_number(text: str) -> bool:
-    normalised = unicodedata.normalize("NFKC", text)
+    if text.isascii():
+        # ASCII is its own NFKC form, and a run needs at least 12 characters. (Non-ASCII text
+        # is always normalised: one compatibility character can expand to several digits.)
+        if len(text) < 12:
+            return False
+        normalised = text
+    else:
+        normalised = unicodedata.normalize("NFKC", text)
     return any(individual_number.is_valid(m.group(0)) for m in _NUMBER_RUN.finditer(normalised))
 
 
@@ -183,7 +190,10 @@ def contains_individual_number(value: Any) -> bool:
                 return True
         elif isinstance(item, bool) or item is None:
             continue
-        elif isinstance(item, int | float):
+        elif isinstance(item, int):
+            if not -10**11 < item < 10**11 and _text_has_number(repr(item)):
+                return True
+        elif isinstance(item, float):
             if _text_has_number(repr(item)):
                 return True
         elif isinstance(item, dict):
