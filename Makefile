@@ -56,7 +56,7 @@ test-install: ## A plain install (no extras) in a fresh venv: db upgrade, seed, 
 test: $(STAMP) system-deps lint test-install test-sqlite test-postgres test-api ## Everything CI runs
 
 .PHONY: bench
-bench: $(STAMP) ## Run the benchmarks named in the issues (see docs/benchmarks.md)
+bench: $(STAMP) ## Every benchmark at the recorded sizes, SQLite + PostgreSQL (BENCH_SCALE=small: a quick check)
 	bin/bench-all
 
 .PHONY: clean

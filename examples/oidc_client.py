@@ -9,10 +9,13 @@ Open the printed URL, log in with a demo card (virtual card reader, PIN 1234), c
 to release and approve. Your browser is sent to http://127.0.0.1:8765/callback?code=... (nothing
 listens there: copy that URL from the address bar) and paste it here. The release then shows
 in your やりとり履歴 at http://127.0.0.1:8000/portal/history.
+
+A demo: with MYNUMBER_MODE=production in its environment it refuses to run (exit code 2).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 
@@ -24,7 +27,16 @@ PORTAL = "http://127.0.0.1:8000"
 REDIRECT = "http://127.0.0.1:8765/callback"
 
 
+def refuse_in_production() -> None:
+    """The demo client is for the local embedded system: never pointed at production."""
+    if os.environ.get("MYNUMBER_MODE", "").strip().lower() == "production":
+        print("error: examples/oidc_client.py is a demo client and production mode refuses it "
+              "(MYNUMBER_MODE=production); nothing was sent.", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(client_id: str, client_secret: str) -> None:
+    refuse_in_production()
     app = OAuth2Client(client_id, client_secret, scope="openid basic_four income",
                        redirect_uri=REDIRECT, code_challenge_method="S256")
     verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(16)
@@ -47,6 +59,7 @@ def main(client_id: str, client_secret: str) -> None:
 
 
 if __name__ == "__main__":
+    refuse_in_production()
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     main(sys.argv[1], sys.argv[2])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_seed_refuses_production_mode(tmp_path: Path) -> None:
            "MYNUMBER_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
            "MYNUMBER_JPKI_KEY_PASSPHRASE": "synthetic production passphrase 0123"}
     result = runner.invoke(app, ["seed", "--residents", "5"], env=env)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "production mode refuses" in result.output
 
 
@@ -77,3 +78,17 @@ def test_unknown_benchmark_is_a_usage_error() -> None:
     result = runner.invoke(app, ["bench", "nothing"])
     assert result.exit_code == 2
     assert "unknown benchmark" in result.output
+
+
+def test_a_settings_error_names_the_setting_and_never_its_value(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MYNUMBER_")}
+    env.update({"MYNUMBER_MODE": "production", "MYNUMBER_PKCS11_PIN": "975310",
+                "MYNUMBER_PKCS11_PIN_FILE": str(tmp_path / "missing-pin")})
+    done = subprocess.run([sys.executable, "-m", "mynumber", "keys", "check"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "error: settings:" in done.stderr and "Traceback" not in done.stderr
+    assert "975310" not in done.stdout + done.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -67,14 +68,20 @@ def test_production_mode_never_creates_keys(tmp_path: Path) -> None:
 
 
 def test_production_mode_accepts_provisioned_keys(tmp_path: Path) -> None:
-    provider = FileKeyProvider(tmp_path / "keys", create_missing=False, development=False)
-    from mynumber.app import NETWORK_KEYS
+    """Keys made by the ceremony (`mynumber keys init --production`) are what production
+    accepts; the container then builds without connecting anywhere."""
+    from typer.testing import CliRunner
 
-    for purpose in ("registry.resident_code_pool", "registry.numbering", "registry.number_index",
-                    *NETWORK_KEYS):
-        provider.write_key(purpose, bytes(range(32)), development=False)
+    from mynumber.cli import app as cli
+
+    url = "postgresql+psycopg://mynumber_{context}@127.0.0.1:1/none"
+    env = {k: None for k in os.environ if k.startswith("MYNUMBER_")}
+    env.update({"MYNUMBER_MODE": "production", "MYNUMBER_KEY_DIR": str(tmp_path / "keys"),
+                "MYNUMBER_DATA_DIR": str(tmp_path), "MYNUMBER_DATABASE_URL": url})
+    result = CliRunner().invoke(cli, ["keys", "init", "--production"], env=env)
+    assert result.exit_code == 0, result.output
     settings = Settings(mode=Mode.PRODUCTION, data_dir=tmp_path, key_dir=tmp_path / "keys",
-                        database_url="postgresql+psycopg://unused@127.0.0.1:1/none",
+                        database_url=url,
                         jpki_key_passphrase=SecretStr("synthetic production passphrase 0123"))
     container = build_container(settings)  # builds without connecting anywhere
     container.close()
@@ -117,3 +124,16 @@ def test_app_builds_without_touching_the_database(tmp_path: Path) -> None:
     app = create_app(settings)
     assert app.openapi()["info"]["title"] == "mynumber"
     assert not (tmp_path / "nothing-here" / "registry.sqlite3").exists()
+
+
+def test_the_pkcs11_pin_can_come_from_a_private_file(tmp_path: Path) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("123456\n")
+    pin_file.chmod(0o600)
+    settings = Settings(pkcs11_pin_file=pin_file)
+    assert settings.pkcs11_pin is not None and settings.pkcs11_pin.get_secret_value() == "123456"
+    with pytest.raises(ValueError, match="not both"):
+        Settings(pkcs11_pin_file=pin_file, pkcs11_pin=SecretStr("654321"))
+    pin_file.chmod(0o644)  # readable by others: production refuses it
+    with pytest.raises(ValueError, match="MYNUMBER_PKCS11_PIN_FILE"):
+        Settings(mode=Mode.PRODUCTION, pkcs11_pin_file=pin_file)

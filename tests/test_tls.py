@@ -138,5 +138,9 @@ def test_serve_rejects_an_unknown_role_and_a_tls_dir_without_certificates(
     env = {"MYNUMBER_DATA_DIR": str(tmp_path / "data")}
     bad_role = runner.invoke(app, ["serve", "--role", "everything"], env=env)
     assert bad_role.exit_code == 2 and "unknown role" in bad_role.output
-    no_certs = runner.invoke(app, ["serve", "--tls-dir", str(tmp_path)], env=env)
-    assert no_certs.exit_code == 1 and "cert.pem" in no_certs.output
+    no_certs = runner.invoke(app, ["serve"], env={**env, "MYNUMBER_TLS_DIR": str(tmp_path)})
+    assert no_certs.exit_code == 1, no_certs.output
+    assert "MYNUMBER_TLS_DIR" in no_certs.output and "cert.pem" in no_certs.output
+    # The old option is gone (one TLS setting per listener): it says what to set instead.
+    old_option = runner.invoke(app, ["serve", "--tls-dir", str(tmp_path)], env=env)
+    assert old_option.exit_code == 1 and "MYNUMBER_TLS_DIR" in old_option.output

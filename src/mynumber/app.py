@@ -5,21 +5,33 @@ Nothing connects or reads a key at import; everything happens in :func:`build_co
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, TypeVar, overload
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from fastapi import FastAPI
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy.exc import SQLAlchemyError
 
-from mynumber.agencies.keyring import build_keyring
+from mynumber.agencies.keyring import (
+    AGENCY_PROVISION_COMMAND,
+    AgencyKeyring,
+    DerivedKeyring,
+    FileKeyring,
+    build_keyring,
+    provisioned_agencies,
+)
 from mynumber.agencies.services import AgenciesServiceImpl, IntermediateServerImpl
 from mynumber.agencies.transport import HttpIntermediateServer
 from mynumber.auth.services import StaffAuthImpl
 from mynumber.card.services import CHIP_SEALING_KEY, CardServiceImpl, CardStore
 from mynumber.db import Databases
+from mynumber.envelope import raw_public
 from mynumber.jpki.services import JpkiServiceImpl
 from mynumber.kernel.csrf import KEY_PURPOSE as CSRF_KEY
 from mynumber.keys import (
+    CA_PROVISION_COMMAND,
+    PROVISION_COMMAND,
     BlockCipher,
     FileKeyProvider,
     KeyError_,
@@ -34,11 +46,16 @@ from mynumber.network.interfaces import AgencyRecord, IntermediateServer
 from mynumber.network.legal_table import build_directory, load_legal_table
 from mynumber.network.log import SIGNING_KEY_PURPOSE, MerkleAccessLog, log_signing_key
 from mynumber.network.services import NetworkServiceImpl
-from mynumber.portal.oauth import ApiClientsImpl, OpenIdProvider
+from mynumber.portal.interfaces import PORTAL_AGENCY
+from mynumber.portal.oauth import PAIRWISE_KEY, ApiClientsImpl, OpenIdProvider, load_signing_key
+from mynumber.portal.oauth.keys import ROTATE_COMMAND
 from mynumber.portal.services import PortalServiceImpl
-from mynumber.registry.numbering import Numbering
+from mynumber.registry.numbering import INDEX_KEY, NUMBERING_KEY, POOL_KEY, NoNumbering, Numbering
 from mynumber.registry.services import RegistryServiceImpl
 from mynumber.settings import Mode, Settings, get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 # The network core's symmetric keys (``mynumber keys init`` provisions them for production).
 CODE_KEY = "network.agency_codes"
@@ -48,31 +65,277 @@ NETWORK_KEYS = (CODE_KEY, CORE_SIGNING_KEY, SUBJECT_KEY, SIGNING_KEY_PURPOSE)
 # Further symmetric keys `mynumber keys init` provisions: the chip files' sealing key and the
 # web kernel's CSRF key.
 SERVICE_KEYS = (CHIP_SEALING_KEY, CSRF_KEY)
+# The registry's numbering keys (J-LIS): only the core holds them.
+REGISTRY_KEYS = (POOL_KEY, NUMBERING_KEY, INDEX_KEY)
+
+#: The roles a process can run (web/assemble.py serves the same names).
+ROLES = ("all", "core", "intermediate", "portal")
+#: The symmetric keys (KEY_DIR/<purpose>.key.json) each role needs; the intermediate server
+#: needs none (its agencies' keys and the core's public key only).
+ROLE_SYMMETRIC_KEYS: dict[str, tuple[str, ...]] = {
+    "all": (*REGISTRY_KEYS, *NETWORK_KEYS, PAIRWISE_KEY, *SERVICE_KEYS),
+    "core": (*REGISTRY_KEYS, *NETWORK_KEYS, PAIRWISE_KEY, *SERVICE_KEYS),
+    "portal": (*NETWORK_KEYS, PAIRWISE_KEY, *SERVICE_KEYS),
+    "intermediate": (),
+}
+EXPORT_CORE_PUBLIC_COMMAND = "mynumber keys export-core-public --out FILE"
 
 
 class ConfigurationError(RuntimeError):
     """The settings cannot be used (e.g. production mode with development keys)."""
 
 
-@dataclass
-class Container:
-    settings: Settings
-    databases: Databases
-    keys: FileKeyProvider
-    registry: RegistryServiceImpl
-    staff_auth: StaffAuthImpl
-    jpki: JpkiServiceImpl
-    card: CardServiceImpl
-    network: NetworkServiceImpl
-    network_log: MerkleAccessLog
-    agencies: AgenciesServiceImpl
-    agencies_server: IntermediateServerImpl
-    portal: PortalServiceImpl
-    api_clients: ApiClientsImpl
-    oidc: OpenIdProvider
+class RoleError(ConfigurationError, AttributeError):
+    """A part of the container this process's role does not build (and holds no keys for).
+    An AttributeError too: ``getattr(container, "registry", None)`` gives ``None``."""
 
-    def close(self) -> None:
-        self.databases.dispose()
+
+# -- the key inventory: what each role needs, where it lives, and whether it is usable -----
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """One key a role needs: where it lives (a file path or a token label) and its problem
+    (``None``: usable). ``command`` creates it."""
+
+    key: str
+    where: str
+    problem: str | None = None
+    command: str = PROVISION_COMMAND
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def line(self) -> str:
+        if self.ok:
+            return f"{self.key} ({self.where}): OK"
+        hint = "" if self.command in (self.problem or "") else f" (run `{self.command}`)"
+        return f"{self.key} ({self.where}): {self.problem}{hint}"
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ConfigurationError(f"unknown role {role!r}; choose from {', '.join(ROLES)}")
+    return role
+
+
+def _on_token(settings: Settings) -> bool:
+    return bool(settings.pkcs11_library)
+
+
+def _token_where(settings: Settings, label: str) -> str:
+    return f"PKCS#11 token {settings.pkcs11_token!r}, label {label!r}"
+
+
+def _pkcs11_problem(settings: Settings) -> str | None:
+    if settings.pkcs11_library and (not settings.pkcs11_token or settings.pkcs11_pin is None):
+        return "MYNUMBER_PKCS11_LIBRARY needs MYNUMBER_PKCS11_TOKEN and MYNUMBER_PKCS11_PIN"
+    return None
+
+
+def load_core_public_key(path: Path) -> bytes:
+    """The core's raw Ed25519 public signing key from its PEM (settings.core_public_key_file,
+    written on the core by ``mynumber keys export-core-public``)."""
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
+    except (ValueError, TypeError):
+        raise ConfigurationError(f"{path} is not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigurationError(f"{path} is not an Ed25519 public key (the core's signing key)")
+    return raw_public(key)
+
+
+def core_public_key_pem(keys: FileKeyProvider) -> bytes:
+    """The core's Ed25519 public signing key as PEM (``mynumber keys export-core-public``)."""
+    private = Ed25519PrivateKey.from_private_bytes(keys.symmetric_key(CORE_SIGNING_KEY, 32))
+    return private.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def key_inventory(settings: Settings, role: str = "all", *,
+                  jpki: JpkiServiceImpl | None = None) -> list[KeyStatus]:
+    """Every production key ``role`` needs, where it lives, and its problem if any. Creates
+    nothing. The JPKI CA keys are checked only with ``jpki`` (their labels are in the jpki
+    database): ``mynumber keys check`` and :func:`create_app` pass it, ``build_container``
+    does not (``db upgrade`` and ``keys init-ca`` run before the CA exists)."""
+    _check_role(role)
+    development = settings.mode is Mode.EMBEDDED
+    found: list[KeyStatus] = []
+    key_dir = settings.keys_path
+    keys = FileKeyProvider(key_dir, create_missing=False, development=development)
+    try:
+        keys.check_directory()
+    except KeyError_ as exc:
+        found.append(KeyStatus("key directory", str(key_dir), str(exc), f"chmod 700 {key_dir}"))
+    if not development and keys.any_development_key_on_disk():
+        found.append(KeyStatus(
+            "key directory", str(key_dir),
+            f"production mode refuses to start: {key_dir} holds development keys (or keys "
+            "without a production marker); move them away and provision production keys",
+        ))
+    pkcs11_problem = _pkcs11_problem(settings)
+    if pkcs11_problem:
+        found.append(KeyStatus("PKCS#11 settings", str(settings.pkcs11_library), pkcs11_problem,
+                               "set MYNUMBER_PKCS11_TOKEN and MYNUMBER_PKCS11_PIN"))
+    on_token = _on_token(settings)
+    for purpose in ROLE_SYMMETRIC_KEYS[role]:
+        if purpose == CODE_KEY and on_token:
+            continue  # below
+        where = str(key_dir / f"{purpose}.key.json")
+        try:
+            keys.symmetric_key(purpose, 32)
+        except KeyError_ as exc:
+            found.append(KeyStatus(purpose, where, str(exc)))
+        else:
+            found.append(KeyStatus(purpose, where))
+    if role != "intermediate":
+        found.extend(_code_key_status(settings, keys))
+        found.extend(_jpki_status(settings, jpki))
+        found.append(_oidc_status(settings))
+    found.extend(_agency_status(settings, role))
+    if role == "intermediate":
+        found.append(_core_public_status(settings))
+    return found
+
+
+def _code_key_status(settings: Settings, keys: FileKeyProvider) -> list[KeyStatus]:
+    if not _on_token(settings):
+        return []  # a key file, checked with the other symmetric keys
+    file = keys.path / f"{CODE_KEY}.key.json"
+    statuses = []
+    if file.exists():
+        statuses.append(KeyStatus(
+            f"{CODE_KEY} (file)", str(file),
+            "the agency-code key is configured on the PKCS#11 token but a key file exists; "
+            "production never falls back to files: verify the token holds the key in use, "
+            "then move the file off this host", "move the file away"))
+    where = _token_where(settings, Pkcs11BlockCipher.LABEL)
+    if _pkcs11_problem(settings):
+        return statuses
+    assert settings.pkcs11_library and settings.pkcs11_token and settings.pkcs11_pin
+    try:
+        cipher = Pkcs11BlockCipher(settings.pkcs11_library, settings.pkcs11_token,
+                                   settings.pkcs11_pin.get_secret_value(),
+                                   development=settings.mode is Mode.EMBEDDED)
+        cipher.ensure_key()  # finds it; never creates it in production
+    except KeyError_ as exc:
+        statuses.append(KeyStatus(CODE_KEY, where, str(exc)))
+    else:
+        statuses.append(KeyStatus(CODE_KEY, where))
+    return statuses
+
+
+def _jpki_status(settings: Settings, jpki: JpkiServiceImpl | None) -> list[KeyStatus]:
+    directory = settings.keys_path / "jpki"
+    statuses = []
+    if _on_token(settings):
+        files = sorted(directory.glob("*.key.pem")) if directory.is_dir() else []
+        if files:
+            statuses.append(KeyStatus(
+                "JPKI CA keys (files)", str(directory),
+                f"the CA keys are configured on the PKCS#11 token but {len(files)} software "
+                f"CA key file(s) lie in {directory}; production never falls back to files: "
+                "move them off this host", "move the files away"))
+    else:
+        if (directory / SoftwareKeyProvider.PASSPHRASE_FILE).exists():
+            statuses.append(KeyStatus(
+                "JPKI CA passphrase", str(directory / SoftwareKeyProvider.PASSPHRASE_FILE),
+                "a passphrase file lies beside the CA keys; production takes the passphrase "
+                "from MYNUMBER_JPKI_KEY_PASSPHRASE(_FILE) only: delete it",
+                "delete the file"))
+        try:
+            build_jpki_keys(settings)
+        except ConfigurationError as exc:
+            statuses.append(KeyStatus("JPKI CA keys", str(directory), str(exc),
+                                      CA_PROVISION_COMMAND))
+    if jpki is None:
+        return statuses
+    try:
+        labels = jpki.ca_key_labels()
+    except SQLAlchemyError as exc:  # reported by its type only
+        statuses.append(KeyStatus("JPKI CA hierarchy", "jpki database",
+                                  f"cannot read the CA table ({type(exc).__name__}): run "
+                                  "`mynumber db upgrade` first", CA_PROVISION_COMMAND))
+        return statuses
+    if labels is None:
+        statuses.append(KeyStatus("JPKI CA hierarchy", "jpki database",
+                                  "not created (production never creates it on first use)",
+                                  CA_PROVISION_COMMAND))
+        return statuses
+    for ca_label, key_label in sorted(labels.items()):
+        where = (_token_where(settings, key_label) if _on_token(settings)
+                 else str(directory / f"{key_label}.key.pem"))
+        try:
+            jpki.keys.public_key(key_label)  # loads it: the marker and passphrase are checked
+        except KeyError_ as exc:
+            statuses.append(KeyStatus(f"JPKI {ca_label}", where, str(exc), CA_PROVISION_COMMAND))
+        else:
+            statuses.append(KeyStatus(f"JPKI {ca_label}", where, None, CA_PROVISION_COMMAND))
+    return statuses
+
+
+def _oidc_status(settings: Settings) -> KeyStatus:
+    where = str(settings.keys_path / "portal.oidc_signing.meta.json")
+    try:
+        load_signing_key(settings.keys_path, development=settings.mode is Mode.EMBEDDED)
+    except (KeyError_, OSError, ValueError) as exc:
+        return KeyStatus("OIDC signing key", where, str(exc), ROTATE_COMMAND)
+    return KeyStatus("OIDC signing key", where, None, ROTATE_COMMAND)
+
+
+def _agency_status(settings: Settings, role: str) -> list[KeyStatus]:
+    directory = settings.keys_path / "agencies"
+    wanted = provisioned_agencies(directory)
+    if role != "intermediate" and PORTAL_AGENCY not in wanted:
+        wanted.insert(0, PORTAL_AGENCY)  # the portal is itself an agency (自己情報)
+    statuses = []
+    if not wanted:
+        statuses.append(KeyStatus(
+            "agency keys", str(directory),
+            "no agency's keys are provisioned: an intermediate server serves at least one",
+            AGENCY_PROVISION_COMMAND.format(agency_id="ID")))
+    keyring = FileKeyring(directory)
+    for agency_id in wanted:
+        command = AGENCY_PROVISION_COMMAND.format(agency_id=agency_id)
+        try:
+            keyring.keys(agency_id)
+        except KeyError_ as exc:
+            statuses.append(KeyStatus(f"agency {agency_id}", str(keyring.path_for(agency_id)),
+                                      str(exc), command))
+        else:
+            statuses.append(KeyStatus(f"agency {agency_id}", str(keyring.path_for(agency_id)),
+                                      None, command))
+    return statuses
+
+
+def _core_public_status(settings: Settings) -> KeyStatus:
+    path = settings.core_public_key_file
+    if path is None:
+        return KeyStatus("core public key", "MYNUMBER_CORE_PUBLIC_KEY_FILE",
+                         "not set: the intermediate server verifies the core's signature with "
+                         "it; export it on the core and copy it here",
+                         EXPORT_CORE_PUBLIC_COMMAND)
+    try:
+        load_core_public_key(path)
+    except ConfigurationError as exc:
+        return KeyStatus("core public key", str(path), str(exc), EXPORT_CORE_PUBLIC_COMMAND)
+    return KeyStatus("core public key", str(path), None, EXPORT_CORE_PUBLIC_COMMAND)
+
+
+def require_keys(statuses: list[KeyStatus], role: str) -> None:
+    """Refuse to start when any key has a problem, naming each and its command."""
+    problems = [s for s in statuses if not s.ok]
+    if problems:
+        lines = "\n".join(f"- {s.line()}" for s in problems)
+        raise ConfigurationError(
+            f"production mode refuses to start the {role} role; keys are created only by "
+            f"explicit commands, never at run time:\n{lines}")
+
+
+# -- builders --------------------------------------------------------------------------------
 
 
 def build_keys(settings: Settings) -> FileKeyProvider:
@@ -95,15 +358,15 @@ def build_keys(settings: Settings) -> FileKeyProvider:
 def build_jpki_keys(settings: Settings) -> SigningKeyProvider:
     """The JPKI CA keys: on a PKCS#11 token when MYNUMBER_PKCS11_LIBRARY is set (token and PIN
     then required), else software keys under KEY_DIR/jpki (development keys in embedded mode;
-    production mode refuses any development key found there and needs the passphrase from
-    MYNUMBER_JPKI_KEY_PASSPHRASE(_FILE)). Production creates CA keys only in
-    ``mynumber keys init-ca``."""
+    production mode refuses any development key found there, any passphrase file beside the
+    keys, and needs the passphrase from MYNUMBER_JPKI_KEY_PASSPHRASE(_FILE)). Production
+    creates CA keys only in ``mynumber keys init-ca``."""
     development = settings.mode is Mode.EMBEDDED
     if settings.pkcs11_library:
-        if not settings.pkcs11_token or settings.pkcs11_pin is None:
-            raise ConfigurationError(
-                "MYNUMBER_PKCS11_LIBRARY needs MYNUMBER_PKCS11_TOKEN and MYNUMBER_PKCS11_PIN"
-            )
+        problem = _pkcs11_problem(settings)
+        if problem:
+            raise ConfigurationError(problem)
+        assert settings.pkcs11_token and settings.pkcs11_pin is not None
         return Pkcs11KeyProvider(settings.pkcs11_library, settings.pkcs11_token,
                                  settings.pkcs11_pin.get_secret_value(),
                                  development=development)
@@ -116,10 +379,12 @@ def build_jpki_keys(settings: Settings) -> SigningKeyProvider:
                 raise ConfigurationError(
                     f"production mode refuses to start: {directory} holds development keys"
                 )
-            if (directory / SoftwareKeyProvider.PASSPHRASE_FILE).exists():
-                logging.getLogger("mynumber.keys").warning(
-                    "%s is ignored in production (the passphrase comes from the settings); "
-                    "delete it", directory / SoftwareKeyProvider.PASSPHRASE_FILE)
+            passphrase_file = directory / SoftwareKeyProvider.PASSPHRASE_FILE
+            if passphrase_file.exists():
+                raise ConfigurationError(
+                    f"production mode refuses to start: {passphrase_file} lies beside the CA "
+                    "keys; the passphrase comes from MYNUMBER_JPKI_KEY_PASSPHRASE(_FILE) only: "
+                    "delete the file")
         secret = settings.jpki_key_passphrase
         passphrase = load_passphrase(
             secret.get_secret_value() if secret is not None else None,
@@ -132,7 +397,8 @@ def build_jpki_keys(settings: Settings) -> SigningKeyProvider:
 
 
 def build_code_cipher(settings: Settings, keys: FileKeyProvider) -> BlockCipher:
-    """The 機関別符号 key: on the PKCS#11 token when one is configured, else a key file."""
+    """The 機関別符号 key: on the PKCS#11 token when one is configured, else a key file. Never
+    created here in production (``mynumber keys init --production`` does it)."""
     if settings.pkcs11_library and settings.pkcs11_token and settings.pkcs11_pin is not None:
         return Pkcs11BlockCipher(settings.pkcs11_library, settings.pkcs11_token,
                                  settings.pkcs11_pin.get_secret_value(),
@@ -166,18 +432,115 @@ class _Servers:
         return remote
 
 
-def build_container(settings: Settings | None = None) -> Container:
+# -- the container ---------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+class _Part(Generic[_T]):
+    """A part of the container: read it, and :class:`RoleError` when the role did not build
+    it; set it (tests swap a service)."""
+
+    name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Part[_T]: ...
+
+    @overload
+    def __get__(self, obj: Container, owner: type | None = None) -> _T: ...
+
+    def __get__(self, obj: Container | None, owner: type | None = None) -> _T | _Part[_T]:
+        if obj is None:
+            return self
+        value: _T | None = obj.__dict__.get(f"_{self.name}")
+        if value is None:
+            raise RoleError(f"the {obj.role} role does not run the {self.name} part "
+                            "(and holds none of its keys)")
+        return value
+
+    def __set__(self, obj: Container, value: _T | None) -> None:
+        obj.__dict__[f"_{self.name}"] = value
+
+
+class Container:
+    """The services of one process. ``role`` says which were built: ``all`` every part;
+    ``core`` every part but ``agencies_server`` (the intermediate server); ``portal`` the same
+    as ``core`` with a registry holding no numbering keys (its numbering operations raise
+    ``NumberingUnavailable``); ``intermediate`` only ``agencies_server`` (and ``keyring``).
+    Reading a part the role did not build raises :class:`RoleError` (never ``None`` by
+    surprise); assemblers ask :meth:`has` first."""
+
+    def __init__(
+        self, settings: Settings, databases: Databases, *, role: str = "all",
+        keys: FileKeyProvider | None = None, registry: RegistryServiceImpl | None = None,
+        staff_auth: StaffAuthImpl | None = None, jpki: JpkiServiceImpl | None = None,
+        card: CardServiceImpl | None = None, network: NetworkServiceImpl | None = None,
+        network_log: MerkleAccessLog | None = None, agencies: AgenciesServiceImpl | None = None,
+        agencies_server: IntermediateServerImpl | None = None,
+        portal: PortalServiceImpl | None = None, api_clients: ApiClientsImpl | None = None,
+        oidc: OpenIdProvider | None = None, keyring: AgencyKeyring | None = None,
+    ) -> None:
+        self.settings = settings
+        self.databases = databases
+        self.role = _check_role(role)
+        self.keyring = keyring
+        self._keys = keys
+        self._registry = registry
+        self._staff_auth = staff_auth
+        self._jpki = jpki
+        self._card = card
+        self._network = network
+        self._network_log = network_log
+        self._agencies = agencies
+        self._agencies_server = agencies_server
+        self._portal = portal
+        self._api_clients = api_clients
+        self._oidc = oidc
+
+    keys: _Part[FileKeyProvider] = _Part()
+    registry: _Part[RegistryServiceImpl] = _Part()
+    staff_auth: _Part[StaffAuthImpl] = _Part()
+    jpki: _Part[JpkiServiceImpl] = _Part()
+    card: _Part[CardServiceImpl] = _Part()
+    network: _Part[NetworkServiceImpl] = _Part()
+    network_log: _Part[MerkleAccessLog] = _Part()
+    agencies: _Part[AgenciesServiceImpl] = _Part()
+    agencies_server: _Part[IntermediateServerImpl] = _Part()
+    portal: _Part[PortalServiceImpl] = _Part()
+    api_clients: _Part[ApiClientsImpl] = _Part()
+    oidc: _Part[OpenIdProvider] = _Part()
+
+    def has(self, part: str) -> bool:
+        """Whether this container built ``part`` (e.g. ``"registry"``)."""
+        return getattr(self, f"_{part}", None) is not None
+
+    def close(self) -> None:
+        self.databases.dispose()
+
+
+def build_container(settings: Settings | None = None, role: str = "all") -> Container:
+    """Wire the services ``role`` runs (:data:`ROLES`). Production mode first checks every
+    key the role needs (:func:`key_inventory`, all but the JPKI CA, which :func:`create_app`
+    checks) and refuses to start, naming each bad key and the command creating it."""
     settings = settings or get_settings()
+    _check_role(role)
     if settings.mode is Mode.PRODUCTION and not settings.database_url:
         raise ConfigurationError("production mode needs MYNUMBER_DATABASE_URL (PostgreSQL)")
+    development = settings.mode is Mode.EMBEDDED
+    if not development:
+        require_keys(key_inventory(settings, role), role)
+    if role == "intermediate":
+        return _build_intermediate(settings)
     keys = build_keys(settings)
     try:
-        numbering = Numbering(keys)
+        numbering: Numbering = NoNumbering() if role == "portal" else Numbering(keys)
     except KeyError_ as exc:
         raise ConfigurationError(str(exc)) from None
     databases = Databases(settings)
-    registry = RegistryServiceImpl(databases, numbering,
-                                   seeding_allowed=settings.mode is Mode.EMBEDDED)
+    registry = RegistryServiceImpl(databases, numbering, seeding_allowed=development)
     # Staff sign-in does not depend on the registry: it is handed the municipality check.
     staff_auth = StaffAuthImpl(databases, settings.session_idle_minutes,
                                municipality_exists=registry.municipality_exists)
@@ -193,12 +556,13 @@ def build_container(settings: Settings | None = None) -> Container:
             keys.symmetric_key(SUBJECT_KEY, 32), access_log, servers,
             restricted_disclosure_days=settings.restricted_disclosure_days,
         )
-        keyring = build_keyring(keys, development=settings.mode is Mode.EMBEDDED,
-                                key_dir=settings.keys_path)
+        keyring = build_keyring(keys, development=development, key_dir=settings.keys_path)
     except KeyError_ as exc:
         raise ConfigurationError(str(exc)) from None
-    agencies_server = IntermediateServerImpl(databases, keyring, network.core_public_key())
-    servers.local = agencies_server
+    agencies_server = None
+    if role == "all":
+        agencies_server = IntermediateServerImpl(databases, keyring, network.core_public_key())
+        servers.local = agencies_server
     agencies = AgenciesServiceImpl(databases, network, registry, keyring)
     portal = PortalServiceImpl(databases, settings, jpki=jpki, agencies=agencies,
                                network=network, access_log=access_log, card=card)
@@ -206,10 +570,46 @@ def build_container(settings: Settings | None = None) -> Container:
         databases, known_scopes=lambda: [source.scope for source in portal.sources()])
     oidc = OpenIdProvider(databases, keys, settings, portal=portal, clients=api_clients,
                           municipalities=registry.municipalities, network=network)
-    return Container(settings, databases, keys, registry, staff_auth, jpki, card=card,
-                     network=network, network_log=access_log, agencies=agencies,
+    return Container(settings, databases, role=role, keys=keys, registry=registry,
+                     staff_auth=staff_auth, jpki=jpki, card=card, network=network,
+                     network_log=access_log, agencies=agencies,
                      agencies_server=agencies_server, portal=portal, api_clients=api_clients,
-                     oidc=oidc)
+                     oidc=oidc, keyring=keyring)
+
+
+def _build_intermediate(settings: Settings) -> Container:
+    """The intermediate server (中間サーバー): its agencies' keys and the core's public key,
+    nothing else. Embedded mode derives both from the local development keys, as the
+    in-process server of the ``all`` role does."""
+    keyring: AgencyKeyring
+    agencies: list[str] | None = None
+    if settings.mode is Mode.EMBEDDED:
+        keys = build_keys(settings)
+        try:
+            keyring = DerivedKeyring.from_provider(keys, development=True)
+            core_public = raw_public(Ed25519PrivateKey.from_private_bytes(
+                keys.symmetric_key(CORE_SIGNING_KEY, 32)).public_key())
+        except KeyError_ as exc:
+            raise ConfigurationError(str(exc)) from None
+    else:
+        assert settings.core_public_key_file is not None  # checked by key_inventory
+        directory = settings.keys_path / "agencies"
+        keyring = FileKeyring(directory)
+        agencies = provisioned_agencies(directory)  # serves exactly the agencies it has keys of
+        core_public = load_core_public_key(settings.core_public_key_file)
+    databases = Databases(settings)
+    server = IntermediateServerImpl(databases, keyring, core_public, agencies)
+    return Container(settings, databases, role="intermediate", agencies_server=server,
+                     keyring=keyring)
+
+
+def check_ca(container: Container) -> list[KeyStatus]:
+    """The JPKI CA keys of a built container (reads the jpki database); nothing for a role
+    without JPKI or in embedded mode (created on first use there)."""
+    if container.settings.mode is Mode.EMBEDDED or not container.has("jpki"):
+        return []
+    return [s for s in _jpki_status(container.settings, container.jpki)
+            if s.key.startswith("JPKI ") and s.key != "JPKI CA keys (files)"]
 
 
 def sync_directory(container: Container) -> int:
@@ -220,8 +620,28 @@ def sync_directory(container: Container) -> int:
 def create_app(settings: Settings | None = None, container: Container | None = None,
                role: str = "all") -> FastAPI:
     """Build the web app. Routers come from each context; the web package only assembles.
-    ``role``: all | core | intermediate (docs/deployment.md)."""
+    ``role``: all | core | intermediate | portal (docs/deployment.md). Production refuses to
+    serve a role whose JPKI CA has not been created (``mynumber keys init-ca``)."""
     from mynumber.web.assemble import assemble
 
-    container = container or build_container(settings)
+    container = container or build_container(settings, role)
+    if container.role not in (role, "all"):
+        raise ConfigurationError(f"a container built for the {container.role} role cannot "
+                                 f"serve the {role} role")
+    check_startup(container, role)
     return assemble(container, role)
+
+
+def check_startup(container: Container, role: str) -> None:
+    """What a service checks before it serves, beyond what ``build_container`` checked without
+    connecting: the JPKI CA keys (recorded in the jpki database) and, in production, that each
+    context's database role is isolated (``mynumber db provision``). Raises
+    :class:`ConfigurationError` naming the problem and the command that fixes it."""
+    from mynumber.db import CONTEXTS, DatabaseRoleError
+
+    require_keys(check_ca(container), role)
+    try:
+        container.databases.check_production_roles(
+            ("agencies",) if role == "intermediate" else CONTEXTS)
+    except DatabaseRoleError as exc:
+        raise ConfigurationError(str(exc)) from None

@@ -1,8 +1,20 @@
 """Databases: one per bounded context.
 
 Embedded mode: one SQLite file per context, ``DATA_DIR/<context>.sqlite3``.
-PostgreSQL: one schema per context, and a role per context (``mynumber_<context>``) that the
-context's engine switches to on connect, so a context can only ever touch its own tables.
+
+PostgreSQL: one schema per context, each owned by the context's role ``mynumber_<context>``.
+
+* Production: ``MYNUMBER_DATABASE_URL`` holds the placeholder ``{context}`` (for instance
+  ``postgresql+psycopg://mynumber_{context}@db/mynumber?passfile=/etc/mynumber/pgpass``), so
+  every context connects with its own LOGIN role, created once by the database administrator
+  with ``mynumber db provision`` (:mod:`mynumber.db_roles`). That role owns its schema, may use
+  no other, is a member of no role and holds no CREATEROLE, CREATEDB or superuser:
+  a context's connection cannot reach another context's tables, whatever SQL it sends.
+  :meth:`Databases.check_production_roles` refuses anything else.
+* Embedded mode with one URL (the test suite, benchmarks, a developer's superuser): the
+  login role is granted a NOLOGIN role per context and each engine switches to it on connect
+  (:meth:`Databases.prepare_postgres`). That keeps a context's code in its own schema but
+  isolates nothing from a ``RESET ROLE``; production refuses it.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from mynumber.keys.files import ensure_private_dir
-from mynumber.settings import Settings
+from mynumber.settings import Mode, Settings
 
 # Every context registers itself here, in dependency order (migrations run in this order).
 CONTEXTS: tuple[str, ...] = ("auth", "registry", "jpki", "card", "network", "agencies", "portal")
@@ -62,8 +74,75 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def role_name(context: str) -> str:
-    return f"mynumber_{context}"
+ROLE_PREFIX = "mynumber_"
+#: In ``MYNUMBER_DATABASE_URL``, replaced by the context's name (one login role per context).
+CONTEXT_PLACEHOLDER = "{context}"
+PROVISION_HINT = ("run `mynumber db provision --admin-url URL --credentials FILE` once as the "
+                  "database administrator, then set MYNUMBER_DATABASE_URL to the template it "
+                  "prints (docs/deployment.md)")
+
+
+def role_name(context: str, prefix: str = ROLE_PREFIX) -> str:
+    return f"{prefix}{context}"
+
+
+class DatabaseRoleError(RuntimeError):
+    """The database's roles do not isolate the contexts, or a context cannot connect with its
+    own role: production refuses to start. The message names the fix."""
+
+
+def database_message(exc: BaseException) -> str:
+    """The database's own words for an error (e.g. ``permission denied for schema registry``),
+    without SQLAlchemy's wrapping, the statement or its parameters."""
+    orig = getattr(exc, "orig", None) or exc
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    if primary:
+        return str(primary)
+    lines = str(orig).strip().splitlines()
+    return lines[0] if lines else type(orig).__name__
+
+
+# One round trip: what the connected login role is and what it can reach.
+_ROLE_FACTS = """
+SELECT r.rolname, r.rolsuper, r.rolcreaterole, r.rolcreatedb, r.rolreplication,
+       r.rolbypassrls,
+       ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+             WHERE m.member = r.oid ORDER BY 1),
+       ARRAY(SELECT n.nspname::text FROM pg_namespace n
+             WHERE n.nspname = ANY(%(others)s)
+               AND (has_schema_privilege(r.oid, n.oid, 'USAGE')
+                    OR has_schema_privilege(r.oid, n.oid, 'CREATE')) ORDER BY 1),
+       (SELECT pg_get_userbyid(n.nspowner)::text FROM pg_namespace n
+        WHERE n.nspname = %(own)s)
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+def role_problems(dbapi_conn: Any, context: str) -> list[str]:
+    """Why the login role of ``dbapi_conn`` (a psycopg connection) may not serve ``context``
+    in production; empty when it is an isolated context role owning the context's schema."""
+    with dbapi_conn.cursor() as cur:
+        cur.execute(_ROLE_FACTS, {"others": [c for c in CONTEXTS if c != context],
+                                  "own": context})
+        row = cur.fetchone()
+    dbapi_conn.rollback()
+    if row is None:  # pragma: no cover - current_user always has a pg_roles row
+        return ["the login role is not in pg_roles"]
+    name, superuser, createrole, createdb, replication, bypassrls, groups, others, owner = row
+    problems = [f"is {what}" for what, held in (
+        ("a superuser", superuser), ("allowed CREATEROLE", createrole),
+        ("allowed CREATEDB", createdb), ("allowed REPLICATION", replication),
+        ("allowed BYPASSRLS", bypassrls)) if held]
+    if groups:
+        problems.append(f"is a member of {', '.join(groups)}")
+    if others:
+        problems.append(f"can use the schema(s) of other contexts: {', '.join(others)}")
+    if owner is None:
+        problems.append(f"finds no schema {context!r}")
+    elif owner != name:
+        problems.append(f"does not own the schema {context!r} (its owner is {owner})")
+    return [f"role {name} {problem}" for problem in problems]
 
 
 class Databases:
@@ -78,10 +157,51 @@ class Databases:
     def is_postgres(self) -> bool:
         return self.settings.is_postgres
 
+    @property
+    def per_context_roles(self) -> bool:
+        """PostgreSQL with one login role per context (the URL holds ``{context}``)."""
+        return self.is_postgres and CONTEXT_PLACEHOLDER in (self.settings.database_url or "")
+
     def url_for(self, context: str) -> str:
         if self.settings.database_url:
-            return self.settings.database_url
+            return self.settings.database_url.replace(CONTEXT_PLACEHOLDER, context)
         return f"sqlite:///{self.settings.data_dir / f'{context}.sqlite3'}"
+
+    def check_production_url(self) -> None:
+        """Production: refuse a database URL that does not give each context its own role.
+        Connects nowhere."""
+        if self.settings.mode is not Mode.PRODUCTION:
+            return
+        if not self.is_postgres:
+            raise DatabaseRoleError(
+                "production mode needs PostgreSQL: set MYNUMBER_DATABASE_URL; " + PROVISION_HINT)
+        if not self.per_context_roles:
+            raise DatabaseRoleError(
+                "MYNUMBER_DATABASE_URL has no {context} placeholder: in production each "
+                "context connects with its own login role (e.g. "
+                "postgresql+psycopg://mynumber_{context}@HOST/DB?passfile=FILE), never one "
+                "role for all; " + PROVISION_HINT)
+
+    def check_production_roles(self, contexts: tuple[str, ...] = CONTEXTS) -> None:
+        """Production start-up check (embedded mode: does nothing). Refuses, naming
+        ``mynumber db provision``, a URL without ``{context}``, and for each of ``contexts``
+        a login role that cannot connect, is a superuser, has CREATEROLE, CREATEDB or
+        REPLICATION, is a member of any role, can use another context's schema or does not
+        own its own schema. Connects once per context (the engines' first connections)."""
+        if self.settings.mode is not Mode.PRODUCTION:
+            return
+        self.check_production_url()
+        from sqlalchemy.exc import DBAPIError
+
+        for context in contexts:
+            try:
+                with self.engine(context).connect() as conn:
+                    conn.exec_driver_sql("SELECT 1")
+            except DBAPIError as exc:
+                raise DatabaseRoleError(
+                    f"cannot connect the {context} context with its role: "
+                    f"{database_message(exc)}; check MYNUMBER_DATABASE_URL and the password "
+                    f"file, or {PROVISION_HINT}") from None
 
     def engine(self, context: str) -> Engine:
         if context not in self._engines:
@@ -92,22 +212,37 @@ class Databases:
         if self.is_postgres:
             # No pre-ping: it costs a round trip per checkout, and the exchange path checks out
             # several connections per request. Connections are recycled after 30 minutes.
+            # A PostgreSQL restart still recovers: the first statement on a dead connection
+            # fails, SQLAlchemy sees a disconnect and invalidates the whole pool, so every
+            # later checkout opens a fresh connection (HotConnections does the same).
             engine = create_engine(
                 self.url_for(context), pool_pre_ping=False, pool_recycle=1800, pool_size=10,
                 max_overflow=10,
             )
             schema, role = context, role_name(context)
+            per_context = self.per_context_roles
+            # Production with a role per context: the first connection proves the role is
+            # isolated (once per engine; a refused engine checks again on its next connect).
+            unchecked = [self.settings.mode is Mode.PRODUCTION and per_context]
 
             @event.listens_for(engine, "connect")
             def _scope(dbapi_conn: Any, _record: Any) -> None:
-                # The role and search path confine this engine to its context's schema.
+                if unchecked[0]:
+                    problems = role_problems(dbapi_conn, schema)
+                    if problems:
+                        dbapi_conn.close()
+                        raise DatabaseRoleError(
+                            f"the {schema} context's database role is not isolated: "
+                            + "; ".join(problems) + "; " + PROVISION_HINT)
+                    unchecked[0] = False
+                # The search path (and, with one shared login role, the role switched to)
+                # confine this engine to its context's schema.
                 with dbapi_conn.cursor() as cur:
                     cur.execute(f'SET search_path TO "{schema}"')
-                    cur.execute(
-                        "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
-                    )
-                    if cur.fetchone() is not None:
-                        cur.execute(f'SET ROLE "{role}"')
+                    if not per_context:
+                        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+                        if cur.fetchone() is not None:
+                            cur.execute(f'SET ROLE "{role}"')
                 dbapi_conn.commit()
 
             return engine
@@ -160,9 +295,14 @@ class Databases:
             session.close()
 
     def prepare_postgres(self) -> None:
-        """Create each context's schema and role (idempotent; needs CREATEROLE)."""
-        if not self.is_postgres:
+        """Embedded mode with one shared PostgreSQL login role: create each context's schema
+        and NOLOGIN role and grant it to the login role (idempotent; needs CREATEROLE).
+        Does nothing with a role per context (``mynumber db provision`` made them) and is
+        never used in production."""
+        if not self.is_postgres or self.per_context_roles:
             return
+        if self.settings.mode is Mode.PRODUCTION:
+            self.check_production_url()
         admin = create_engine(self.settings.database_url or "", isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as conn:
@@ -217,6 +357,13 @@ class HotSQL:
         return value
 
 
+def _is_disconnect(engine: Engine, raw: Any, exc: BaseException) -> bool:
+    dbapi = engine.dialect.loaded_dbapi
+    if not isinstance(exc, dbapi.Error):
+        return False
+    return bool(engine.dialect.is_disconnect(exc, raw.dbapi_connection, None))
+
+
 class HotConnections:
     """Hands out pooled DBAPI connections for :class:`HotSQL` statements."""
 
@@ -226,15 +373,24 @@ class HotConnections:
 
     @contextmanager
     def connection(self) -> Iterator[Any]:
-        raw = self.databases.engine(self.context).raw_connection()
+        engine = self.databases.engine(self.context)
+        raw = engine.raw_connection()
         try:
             yield raw
             raw.commit()
-        except BaseException:
-            raw.rollback()
+        except BaseException as exc:
+            if _is_disconnect(engine, raw, exc):
+                # What SQLAlchemy does for its own connections, which these bypass: the
+                # server went away (a restart, a failover), so every connection pooled
+                # before now is dead too. Invalidate the whole pool, not just this
+                # connection, so that one failure is all a restart costs, not one per
+                # pooled connection.
+                engine.pool._invalidate(raw, exc)
+            else:
+                raw.rollback()
             raise
         finally:
-            raw.close()  # back to the pool
+            raw.close()  # back to the pool (an invalidated connection is discarded)
 
     def run(self, raw: Any, statement: HotSQL, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         cursor = raw.cursor()

@@ -12,8 +12,19 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
+from sqlalchemy.exc import DBAPIError
 
-from mynumber.db import CONTEXTS, Databases
+from mynumber.db import CONTEXTS, PROVISION_HINT, Databases, database_message
+from mynumber.settings import Mode
+
+
+class MigrationError(RuntimeError):
+    """The database refused a migration; the message is the database's own and what to do."""
+
+    def __init__(self, step: str, message: str, hint: str) -> None:
+        super().__init__(f"{step}: the database said: {message}; {hint}")
+        self.step = step
+        self.database_message = message
 
 
 def context_metadata(context: str) -> MetaData:
@@ -35,11 +46,33 @@ def alembic_config(databases: Databases, context: str, connection: Any = None) -
 
 
 def upgrade(databases: Databases, contexts: tuple[str, ...] = CONTEXTS) -> None:
-    """Bring every context's database to the newest migration."""
-    databases.prepare_postgres()
+    """Bring every context's database to the newest migration.
+
+    Production: each context is migrated by its own login role, the owner of its schema
+    (``mynumber db provision`` made them; :meth:`Databases.check_production_roles` refuses
+    anything else first), so no role is created and none needs CREATEROLE. Embedded mode with
+    one PostgreSQL login role: the context roles are prepared first, as always. Raises
+    :class:`MigrationError` (the database's message) when the database refuses a step, and
+    :class:`mynumber.db.DatabaseRoleError` when the roles are not isolated."""
+    if databases.settings.mode is Mode.PRODUCTION:
+        databases.check_production_roles(contexts)
+    else:
+        try:
+            databases.prepare_postgres()
+        except DBAPIError as exc:
+            raise MigrationError(
+                "preparing a role per context for the one login role of MYNUMBER_DATABASE_URL",
+                database_message(exc),
+                "in embedded mode that login role needs CREATEROLE (a development database); "
+                "for anything else " + PROVISION_HINT) from exc
     for context in contexts:
-        with databases.engine(context).begin() as connection:
-            command.upgrade(alembic_config(databases, context, connection), "head")
+        try:
+            with databases.engine(context).begin() as connection:
+                command.upgrade(alembic_config(databases, context, connection), "head")
+        except DBAPIError as exc:
+            raise MigrationError(f"migrating the {context} context", database_message(exc),
+                                 "if it is a permission or a missing schema, "
+                                 + PROVISION_HINT) from exc
 
 
 def differences(databases: Databases, context: str) -> list[Any]:

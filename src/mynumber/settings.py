@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     )
     pkcs11_token: str | None = Field(default=None, description="PKCS#11 token label")
     pkcs11_pin: SecretStr | None = Field(default=None, description="PKCS#11 user PIN")
+    pkcs11_pin_file: Path | None = Field(
+        default=None, description="file (0600) holding the PKCS#11 user PIN, e.g. a systemd "
+        "credential or secrets mount; read when the settings are built, instead of "
+        "MYNUMBER_PKCS11_PIN",
+    )
     jpki_key_passphrase: SecretStr | None = Field(
         default=None, description="passphrase of the software JPKI CA keys; production needs "
         "it (or jpki_key_passphrase_file) unless the CA keys are on a PKCS#11 token",
@@ -77,6 +82,23 @@ class Settings(BaseSettings):
     oidc_require_par: bool = Field(
         default=False, description="refuse authorization requests not pushed first (RFC 9126)",
     )
+
+    @model_validator(mode="after")
+    def _pin_from_file(self) -> Settings:
+        if self.pkcs11_pin_file is not None:
+            if self.pkcs11_pin is not None:
+                raise ValueError("set either MYNUMBER_PKCS11_PIN or MYNUMBER_PKCS11_PIN_FILE, "
+                                 "not both")
+            from mynumber.keys.errors import KeyError_
+            from mynumber.keys.files import read_secret_file
+
+            try:
+                pin = read_secret_file(self.pkcs11_pin_file,
+                                       production=self.mode is Mode.PRODUCTION)
+            except KeyError_ as exc:  # reported as a settings error, naming the file
+                raise ValueError(f"MYNUMBER_PKCS11_PIN_FILE: {exc}") from None
+            self.pkcs11_pin = SecretStr(pin.decode().strip())
+        return self
 
     @field_validator("public_url")
     @classmethod

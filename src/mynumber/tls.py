@@ -14,8 +14,13 @@ Layout (all PEM):
   on the HSM (PKCS#11) like the JPKI CA keys; that is not implemented yet (docs/deployment.md).
 - one directory per service: ``ca.pem`` (the CA certificate, to check the peer), ``cert.pem``
   (the service's certificate) and ``key.pem`` (its private key, 0600). Point
-  ``mynumber serve --tls-dir`` (server side) and ``MYNUMBER_TLS_DIR`` (the core's client side)
-  at such a directory.
+  ``MYNUMBER_TLS_DIR`` at such a directory: it is the infrastructure listener's server
+  certificate and client-certificate check, and the certificate the core presents to the
+  intermediate servers (one setting, both directions).
+
+The public listener (portal, OIDC, CRL/OCSP, the log's auditor API) is server-authenticated
+only: ``MYNUMBER_PUBLIC_TLS_DIR`` holds its ``cert.pem`` (the chain, leaf first) and ``key.pem``,
+normally from a public CA, not from this one (:func:`public_uvicorn_options`).
 
 Keys are ECDSA P-256, signatures ECDSA-SHA256. Service certificates carry both serverAuth and
 clientAuth, so one directory serves a service in both roles.
@@ -230,6 +235,48 @@ def uvicorn_options(tls_dir: Path) -> dict[str, Any]:
     ca, cert, key = service_files(tls_dir)
     return {"ssl_certfile": str(cert), "ssl_keyfile": str(key), "ssl_ca_certs": str(ca),
             "ssl_cert_reqs": ssl.CERT_REQUIRED}
+
+
+def public_files(tls_dir: Path) -> tuple[Path, Path]:
+    """``(cert.pem, key.pem)`` of the public listener's directory; both must exist."""
+    files = (tls_dir / CERT, tls_dir / KEY)
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise TlsError(f"{tls_dir} lacks {', '.join(missing)} (the public listener's "
+                       "certificate chain and private key)")
+    return files
+
+
+def public_uvicorn_options(tls_dir: Path) -> dict[str, Any]:
+    """uvicorn settings for server-authenticated HTTPS: no client certificate is asked for."""
+    cert, key = public_files(tls_dir)
+    return {"ssl_certfile": str(cert), "ssl_keyfile": str(key),
+            "ssl_cert_reqs": ssl.CERT_NONE}
+
+
+def check_usable(tls_dir: Path, *, mutual: bool, now: dt.datetime | None = None) -> None:
+    """Raise :class:`TlsError` unless the directory's certificate is in its validity period
+    and its key belongs to it (and, for ``mutual``, the CA certificate is there and parses).
+    What a readiness check asks of a listener's TLS settings."""
+    if mutual:
+        ca_path, cert_path, key_path = service_files(tls_dir)
+        try:
+            x509.load_pem_x509_certificate(ca_path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise TlsError(f"{ca_path} is not a PEM certificate") from exc
+    else:
+        cert_path, key_path = public_files(tls_dir)
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise TlsError(f"{cert_path} or {key_path} cannot be read: {exc}") from exc
+    if key.public_key() != cert.public_key():
+        raise TlsError(f"{key_path} does not belong to {cert_path}")
+    moment = now or _now()
+    if not cert.not_valid_before_utc <= moment <= cert.not_valid_after_utc:
+        raise TlsError(f"{cert_path} is not valid now (valid {cert.not_valid_before_utc:%Y-%m-%d}"
+                       f" to {cert.not_valid_after_utc:%Y-%m-%d})")
 
 
 def client_context(tls_dir: Path) -> ssl.SSLContext:

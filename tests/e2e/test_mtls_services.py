@@ -1,6 +1,10 @@
 """The production shape: the network core and an intermediate server (中間サーバー) as two
 separate ASGI services (``mynumber serve --role core|intermediate`` subprocesses on loopback),
 talking HTTPS with mutual TLS and certificates from the project's own CA (``mynumber tls``).
+TLS is set once per service, in the environment: MYNUMBER_TLS_DIR (the infrastructure
+listener's mutual TLS and the core's client certificate) and, for the core,
+MYNUMBER_PUBLIC_TLS_DIR (its public listener: portal, OIDC, CRL/OCSP, the log's auditor API,
+server-authenticated only).
 
 Always on SQLite, whatever backend the rest of the suite uses: both services share one
 temporary MYNUMBER_DATA_DIR (one SQLite file per context, WAL), which is what this test is
@@ -25,6 +29,8 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.x509 import ocsp
 from sqlalchemy import text
 from typer.testing import CliRunner
 
@@ -45,7 +51,7 @@ ITEM = "local_tax"
 PAYLOAD = {"taxable_income": 4_200_000, "year": 2025}
 EXCHANGES = "/api/v1/network/exchanges"
 ROUTED = "/agencies/v1/routed-queries"
-STARTUP_SECONDS = 20.0
+STARTUP_SECONDS = 60.0  # a deadline, not a wait: generous for a loaded machine
 
 runner = CliRunner()
 
@@ -73,13 +79,19 @@ def _settings(data: Path) -> Settings:
 @dataclass
 class Service:
     name: str
-    port: int
+    port: int  # the infrastructure listener (mutual TLS)
+    public_port: int | None  # the public listener (server-authenticated TLS), if the role has one
     process: subprocess.Popen[bytes]
     output: Path
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def public_url(self) -> str:
+        assert self.public_port is not None
+        return f"https://localhost:{self.public_port}"
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")
@@ -101,6 +113,7 @@ class Deployment:
     core: Service
     intermediate: Service
     ca: Path  # the project CA's certificate
+    public_ca: Path  # what residents trust for the public listener
     requester_tls: Path
     stranger_tls: Path  # a certificate from another CA
     agency_code: str  # the requester's 機関別符号 for the person
@@ -108,27 +121,53 @@ class Deployment:
     provider_signing_key: bytes
 
 
-def _start(name: str, role: str, tls_dir: Path, env: dict[str, str], root: Path) -> Service:
+def _serve(name: str, role: str, env: dict[str, str], root: Path, *,
+           tls_dir: Path | None, public_tls_dir: Path | None = None) -> Service:
+    """``mynumber serve`` with TLS from the environment only (no TLS option exists)."""
     port = _free_port()
+    public_port = None
+    while role != "intermediate" and public_port in (None, port):
+        public_port = _free_port()
     output = root / f"{name}.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mynumber", "serve", "--role", role, "--host", "127.0.0.1",
-         "--port", str(port), "--tls-dir", str(tls_dir)],
-        env={**env, "MYNUMBER_TLS_DIR": str(tls_dir)},
-        stdout=output.open("wb"), stderr=subprocess.STDOUT,
-    )
-    return Service(name, port, process, output)
+    env = dict(env)
+    if tls_dir is not None:
+        env["MYNUMBER_TLS_DIR"] = str(tls_dir)
+    if public_tls_dir is not None:
+        env["MYNUMBER_PUBLIC_TLS_DIR"] = str(public_tls_dir)
+    args = [sys.executable, "-m", "mynumber", "serve", "--role", role, "--host", "127.0.0.1",
+            "--infra-port", str(port)]
+    if public_port is not None:
+        args += ["--public-port", str(public_port)]
+    process = subprocess.Popen(args, env=env, stdout=output.open("wb"),
+                               stderr=subprocess.STDOUT)
+    return Service(name, port, public_port, process, output)
 
 
-def _wait_ready(service: Service, context: ssl.SSLContext, deadline: float) -> None:
-    while True:
+def _start(name: str, role: str, tls_dir: Path, env: dict[str, str], root: Path,
+           public_tls_dir: Path | None = None) -> Service:
+    return _serve(name, role, env, root, tls_dir=tls_dir, public_tls_dir=public_tls_dir)
+
+
+def _wait_ready(service: Service, context: ssl.SSLContext, deadline: float,
+                public_ca: Path | None = None) -> None:
+    """Until /readyz answers 200 on every listener of the service (the public one without a
+    client certificate)."""
+    probes = [(f"{service.url}/readyz", context)]
+    if service.public_port is not None:
+        assert public_ca is not None
+        probes.append((f"{service.public_url}/readyz", ssl.create_default_context(
+            cafile=str(public_ca))))
+    while probes:
         if service.process.poll() is not None:
             pytest.fail(f"{service.name} exited with {service.process.returncode}:\n"
                         f"{service.log()}")
+        url, verify = probes[0]
         try:
-            response = httpx.get(f"{service.url}/healthz", verify=context, timeout=2)
+            response = httpx.get(url, verify=verify, timeout=2)
             if response.status_code == 200:
-                return
+                assert response.json()["status"] == "ready"
+                probes.pop(0)
+                continue
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline:
@@ -147,7 +186,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     # The operator's steps, through the command line.
     _cli(env, "db", "upgrade")  # migrate, load municipalities, sync the directory
     _cli(env, "tls", "init-ca")
-    for name in ("core", "intermediate", "requester"):
+    for name in ("core", "intermediate", "requester", "public"):
         _cli(env, "tls", "issue", name, "--out", str(root / name), "--dns", "localhost",
              "--ip", "127.0.0.1")
     stranger_ca = root / "stranger-ca"
@@ -176,14 +215,16 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     intermediate = _start("intermediate", "intermediate", root / "intermediate", env, root)
     _cli(env, "network", "set-endpoint", PROVIDER, intermediate.url)
     _cli(env, "network", "set-endpoint", UNREACHABLE, f"https://127.0.0.1:{_free_port()}")
-    core = _start("core", "core", root / "core", env, root)
+    # The core's public listener: in real life a certificate from a public CA; here one from
+    # the project CA, trusted by the "residents" below through public/ca.pem.
+    core = _start("core", "core", root / "core", env, root, public_tls_dir=root / "public")
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         context = tls.client_context(root / "requester")
         _wait_ready(intermediate, context, deadline)
-        _wait_ready(core, context, deadline)
+        _wait_ready(core, context, deadline, public_ca=root / "public" / "ca.pem")
         yield Deployment(root, env, core, intermediate, root / "requester" / "ca.pem",
-                         root / "requester", root / "stranger",
+                         root / "public" / "ca.pem", root / "requester", root / "stranger",
                          agency_code, requester_keys, provider_signing_key)
     finally:
         core.stop()
@@ -313,7 +354,7 @@ def test_each_service_serves_only_its_role(deployment: Deployment) -> None:
         assert core.get("/api/v1/network/agencies/mhlw").status_code == 200
         assert intermediate.get("/api/v1/network/agencies/mhlw").status_code == 404
         assert intermediate.post(EXCHANGES, json=_signed_query(d)).status_code == 404
-        assert core.get("/log/checkpoint").status_code == 200
+        assert core.get("/log/checkpoint").status_code == 404  # on the public listener
         assert intermediate.get("/log/checkpoint").status_code == 404
         assert intermediate.get("/").status_code == 404
         # The intermediate server's own route is there (an empty body is invalid input).
@@ -322,13 +363,112 @@ def test_each_service_serves_only_its_role(deployment: Deployment) -> None:
 
 def test_a_provider_whose_service_is_down_is_unavailable(deployment: Deployment) -> None:
     """The core does not fall back to its in-process server when the directory names an
-    endpoint; the refusal is recorded like any other."""
+    endpoint. An unreachable provider is an infrastructure failure (503, retry later), not
+    the resident's refusal: nothing is recorded."""
     d = deployment
     with _client(d, d.core.url) as client:
         response = client.post(EXCHANGES, json=_signed_query(d, UNREACHABLE))
-    assert response.status_code == 403, response.text
-    assert response.json()["code"] == "exchange_refused"
-    assert response.json()["reason"] == "provider_unavailable"
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "infrastructure_unavailable"
+    assert response.json()["reason"] == "provider_unreachable"
     # ...because the HTTPS call failed (not, say, for want of the provider's keys).
-    assert f"intermediate server of {UNREACHABLE} failed" in d.core.log()
-    assert "ConnectError" in d.core.log()
+    failures = [line for line in d.core.log().splitlines()
+                if "provider_unreachable" in line and UNREACHABLE in line]
+    assert failures, d.core.log()
+
+
+# --- the two listeners -------------------------------------------------------------------------
+
+
+def _resident_client(d: Deployment) -> httpx.Client:
+    """What a resident's browser or an auditor has: trust in the public certificate, no
+    client certificate."""
+    return httpx.Client(base_url=d.core.public_url, timeout=10,
+                        verify=ssl.create_default_context(cafile=str(d.public_ca)))
+
+
+def test_the_public_listener_needs_no_client_certificate(deployment: Deployment) -> None:
+    d = deployment
+    with _resident_client(d) as client:
+        login = client.get("/portal/login")
+        assert login.status_code == 200 and "text/html" in login.headers["content-type"]
+        assert client.get("/card/lost").status_code == 200
+        assert client.get("/.well-known/openid-configuration").status_code == 200
+        assert client.get("/log/checkpoint").status_code == 200
+        assert client.get("/").status_code == 200
+        ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["checks"]["tls"] == "ok"
+
+
+def test_ocsp_and_the_crl_through_the_public_listener(deployment: Deployment) -> None:
+    """What a relying party does with the URLs printed in every resident certificate."""
+    d = deployment
+    with _resident_client(d) as client:
+        chain = client.get("/jpki/ca/auth.pem")
+        assert chain.status_code == 200, chain.text
+        crl = client.get("/jpki/crl/auth.crl")
+    assert crl.status_code == 200
+    issuer = x509.load_pem_x509_certificates(chain.content)[0]
+    assert x509.load_der_x509_crl(crl.content).issuer == issuer.subject
+    issuer_pem = d.root / "auth-ca.pem"
+    issuer_pem.write_bytes(chain.content)
+    # openssl's own OCSP client over HTTPS, trusting only the public certificate's CA and
+    # presenting no client certificate (before the split it ended with "unexpected eof").
+    result = subprocess.run(
+        ["openssl", "ocsp", "-issuer", str(issuer_pem), "-serial", "0x5a5a5a5a",
+         "-url", f"{d.core.public_url}/jpki/ocsp/auth", "-CAfile", str(d.public_ca),
+         "-noverify", "-no_nonce", "-respout", str(d.root / "ocsp.der")],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0x5a5a5a5a: unknown" in result.stdout.lower()
+    answer = ocsp.load_der_ocsp_response((d.root / "ocsp.der").read_bytes())
+    assert answer.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert answer.certificate_status is ocsp.OCSPCertStatus.UNKNOWN
+    # The same OCSP URL on the infrastructure port is not there, even with a certificate.
+    with _client(d, d.core.url) as infrastructure:
+        assert infrastructure.post("/jpki/ocsp/auth", content=b"x").status_code == 404
+
+
+def test_exchanges_are_not_reachable_without_a_client_certificate(
+        deployment: Deployment) -> None:
+    d = deployment
+    no_certificate = ssl.create_default_context(cafile=str(d.ca))
+    with pytest.raises(httpx.TransportError):
+        httpx.post(f"{d.core.url}{EXCHANGES}", json=_signed_query(d), verify=no_certificate,
+                   timeout=5)
+    # ...and the public listener, which needs none, does not serve them at all.
+    with _resident_client(d) as client:
+        assert client.post(EXCHANGES, json=_signed_query(d)).status_code == 404
+
+
+def test_each_listener_serves_only_its_routes(deployment: Deployment) -> None:
+    d = deployment
+    with _resident_client(d) as public, _client(d, d.core.url) as infrastructure:
+        for path in ("/api/v1/network/agencies/mhlw", "/counter/login",
+                     "/api/v1/registry/municipalities", "/api/v1/portal/clients/1"):
+            assert public.get(path).status_code == 404, path
+            assert infrastructure.get(path).status_code in (200, 401, 403), path
+        for path in ("/portal/login", "/log/checkpoint", "/card/lost", "/jpki/crl/auth.crl",
+                     "/.well-known/openid-configuration", "/"):
+            assert infrastructure.get(path).status_code == 404, path
+            assert public.get(path).status_code == 200, path
+        assert public.post(ROUTED, json={}).status_code == 404
+        for client in (public, infrastructure):  # health on both
+            assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_a_core_with_remote_endpoints_and_no_client_certificate_refuses_to_start(
+        deployment: Deployment) -> None:
+    """The directory names remote intermediate servers (set-endpoint above); without
+    MYNUMBER_TLS_DIR every call would be a silent provider_unavailable."""
+    d = deployment
+    refused = _serve("core-without-tls", "core", d.env, d.root, tls_dir=None,
+                     public_tls_dir=d.root / "public")
+    try:
+        refused.process.wait(timeout=STARTUP_SECONDS)
+    finally:
+        refused.stop()
+    assert refused.process.returncode == 1, refused.log()
+    log = refused.log()
+    assert "MYNUMBER_TLS_DIR" in log and PROVIDER in log and "Started server" not in log

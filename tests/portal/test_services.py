@@ -662,13 +662,9 @@ def test_fetch_for_client_goes_through_the_network_and_is_recorded(
 def test_the_demo_seed_gives_cards_a_notice_a_guardian_and_history(
     container: Container,
 ) -> None:
-    import time
-
     from mynumber.portal.seed import seed_portal_demo
 
-    started = time.perf_counter()
     result = seed_portal_demo(container)
-    assert time.perf_counter() - started < 15
     assert not result.skipped and len(result.cards) == 3 and result.exchanges >= 2
     parent_card, guardian_card, ward_card = result.cards
     chips = {c.card_id: container.card.open_card(c.card_id) for c in result.cards}

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -188,6 +188,83 @@ def provision_agency_keys(directory: Path, agency_id: str) -> Path:
         return write_owner_only(directory / f"{agency_id}.json", body.encode())
     except KeyFileError as exc:
         raise AgencyKeyError(str(exc)) from None
+
+
+def provisioned_agencies(directory: Path) -> list[str]:
+    """The agency ids with a key file under ``directory`` (KEY_DIR/agencies), sorted."""
+    if not directory.is_dir():
+        return []
+    return sorted(f.name.removesuffix(".json") for f in directory.glob("*.json")
+                  if AGENCY_ID.match(f.name.removesuffix(".json")))
+
+
+# -- the public half, handed to the core's operator ------------------------------------------
+
+PUBLIC_FORMAT = "mynumber-agency-public-keys/1"
+
+
+def _pem(key: ed25519.Ed25519PublicKey | x25519.X25519PublicKey) -> str:
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def public_keys_document(keys: AgencyKeys) -> dict[str, str]:
+    """An agency's public keys as ``mynumber keys agency-public`` writes them (JSON object):
+    raw keys as hex (what ``network register-keys`` registers) and the same keys as PEM."""
+    return {
+        "format": PUBLIC_FORMAT,
+        "agency_id": keys.agency_id,
+        "signing_key": keys.signing_public.hex(),
+        "encryption_key": keys.encryption_public.hex(),
+        "signing_key_pem": _pem(keys.signing.public_key()),
+        "encryption_key_pem": _pem(keys.encryption.public_key()),
+    }
+
+
+def parse_public_keys(data: bytes, agency_id: str) -> tuple[bytes, bytes]:
+    """The raw (Ed25519 signing, X25519 encryption) public keys of ``agency_id`` from a
+    document written by :func:`public_keys_document`; :class:`AgencyKeyError` when it is not
+    one, names another agency, or its PEM and hex disagree."""
+    check_agency_id(agency_id)
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise AgencyKeyError("the public-key file is not JSON") from None
+    if not isinstance(document, dict) or document.get("format") != PUBLIC_FORMAT:
+        raise AgencyKeyError(f"the public-key file is not in the {PUBLIC_FORMAT} format "
+                             "(write it with `mynumber keys agency-public ID --out FILE`)")
+    if document.get("agency_id") != agency_id:
+        raise AgencyKeyError(f"the public-key file holds the keys of agency "
+                             f"{str(document.get('agency_id'))[:64]!r}, not {agency_id!r}")
+    found: list[bytes] = []
+    for name, kind in (("signing_key", ed25519.Ed25519PublicKey),
+                       ("encryption_key", x25519.X25519PublicKey)):
+        value = document.get(name)
+        try:
+            raw = bytes.fromhex(value) if isinstance(value, str) else b""
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            raise AgencyKeyError(f"{name}: expected 64 hex characters (a raw 32-byte key)")
+        pem = document.get(f"{name}_pem")
+        if pem is not None:
+            try:
+                loaded = serialization.load_pem_public_key(str(pem).encode())
+            except (ValueError, TypeError):
+                raise AgencyKeyError(f"{name}_pem is not a PEM public key") from None
+            if not isinstance(loaded, kind) or raw_public(loaded) != raw:
+                raise AgencyKeyError(f"{name}_pem does not match {name}")
+        found.append(raw)
+    return found[0], found[1]
+
+
+def read_agency_public_keys(path: Path, agency_id: str) -> tuple[bytes, bytes]:
+    """:func:`parse_public_keys` of a file (``network register-keys ID --public-keys FILE``)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise AgencyKeyError(f"cannot read {path}: {exc.strerror}") from None
+    return parse_public_keys(data, agency_id)
 
 
 def build_keyring(provider: KeyProvider, *, development: bool, key_dir: Path) -> AgencyKeyring:

@@ -1,4 +1,5 @@
-"""Wire shapes of the intermediate server's HTTP face (core -> 中間サーバー).
+"""Wire shapes of the intermediate server's HTTP face: core -> 中間サーバー (routed queries),
+and the agency's back office -> its 中間サーバー (enrolment, 副本).
 
 Bytes travel as standard base64 (RFC 4648 section 4, with padding); timestamps as RFC 3339
 with an offset. The core's signature covers ``RoutedQuery.signed_bytes()``, which is rebuilt
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -99,3 +101,74 @@ class SealedAnswerOut(BaseModel):
     def to_answer(self) -> SealedAnswer:
         sealed = None if self.sealed is None else _decode(self.sealed, None, "sealed")
         return SealedAnswer(serial=self.serial, held=self.held, sealed=sealed)
+
+
+# --- the agency's back office -> its intermediate server ----------------------------------
+
+ADDRESS_NUMBER = r"^[0-9A-Za-z][0-9A-Za-z_-]{0,39}$"
+NONCE = r"^[A-Za-z0-9_-]{16,64}$"
+#: The type tags (``signed_request_bytes``) of the back office's signed requests.
+ENROL_KIND = "agency-person-enrolment"
+COPY_KIND = "agency-copy"
+
+
+class _SignedIn(BaseModel):
+    """A back-office request, signed with the agency's own Ed25519 signing key over
+    ``mynumber.network.interfaces.signed_request_bytes(kind, fields)``: the canonical JSON
+    (sorted keys, no spaces, UTF-8) of every field but ``signature``, ``requested_at`` in UTC
+    ISO form, plus ``"type": "mynumber.<kind>.v1"``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agency_id: str = Field(pattern=ID, description="the agency, served by this server")
+    requested_at: AwareDatetime = Field(
+        description="RFC 3339 with an offset; refused when more than 5 minutes off")
+    nonce: str = Field(pattern=NONCE, description="random, never reused (16-64 of A-Za-z0-9_-)")
+    signature: str = Field(min_length=88, max_length=88,
+                           description="the agency's Ed25519 signature, base64 (64 bytes)")
+
+    @field_validator("signature")
+    @classmethod
+    def _signature(cls, value: str) -> str:
+        _decode(value, 64, "signature")
+        return value
+
+    def signature_bytes(self) -> bytes:
+        return _decode(self.signature, 64, "signature")
+
+    def signed_fields(self) -> dict[str, object]:
+        return self.model_dump(exclude={"signature"})
+
+
+class EnrolPersonIn(_SignedIn):
+    """宛名番号 -> 機関別符号: enrol a person the agency lawfully holds the 個人番号 of. The
+    number is used for this request only: never stored, logged or echoed in an answer or
+    error. Idempotent per address number."""
+
+    address_number: str = Field(pattern=ADDRESS_NUMBER, description="the agency's 宛名番号")
+    individual_number: str = Field(pattern=r"^[0-9]{12}$",
+                                   description="個人番号 (12 digits); used once, never kept")
+
+
+class EnrolPersonOut(BaseModel):
+    agency_id: str
+    address_number: str
+    already_enrolled: bool = Field(description="true: the address number was enrolled before "
+                                   "(nothing changed)")
+
+
+class PutCopyIn(_SignedIn):
+    """副本: register or replace the copy of one item for a person enrolled under
+    ``address_number``. A payload carrying a 個人番号 anywhere is refused."""
+
+    address_number: str = Field(pattern=ADDRESS_NUMBER, description="the agency's 宛名番号")
+    item_code: str = Field(pattern=CODE, description="特定個人情報の項目 (legal-table item)")
+    payload: dict[str, Any] = Field(description="the copy: a JSON object, at most 64 KiB")
+
+
+class CopyOut(BaseModel):
+    agency_id: str
+    address_number: str
+    item_code: str
+    version: int = Field(description="1 for the first copy, +1 on each replacement")
+    updated_at: AwareDatetime

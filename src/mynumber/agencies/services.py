@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -47,14 +48,21 @@ from mynumber.agencies.interfaces import (
 )
 from mynumber.agencies.keyring import AGENCY_ID, AgencyKeyError, AgencyKeyring
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
+from mynumber.kernel.retry import (
+    InfrastructureUnavailable,
+    database_unavailable,
+    retrying,
+)
 from mynumber.network.interfaces import (
     AgencyRecord,
     ExchangeQuery,
     ExchangeResult,
     IndividualNumberInAnswer,
     IndividualNumberInCopy,
+    InfrastructureFailure,
     IntermediateServer,
     NetworkService,
+    Operation,
     RoutedQuery,
     SealedAnswer,
     contains_individual_number,
@@ -62,6 +70,7 @@ from mynumber.network.interfaces import (
 from mynumber.registry.interfaces import RegistryService
 
 CONTEXT = "agencies"
+log = logging.getLogger(__name__)
 ADDRESS_NUMBER = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,39}$")
 CODE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: A 副本's payload, as canonical JSON, may not exceed this.
@@ -127,6 +136,10 @@ _HOT_RECORD_ANSWER = HotSQL(
     "INSERT INTO answered_queries (serial, agency_id, requester_id, task_id, item_code, held, "
     "answered_at) VALUES (:serial, :agency_id, :requester_id, :task_id, :item_code, :held, "
     ":answered_at)")
+_SENT_RECORDED = HotSQL("SELECT 1 FROM sent_queries WHERE agency_id = :agency_id "
+                        "AND serial = :serial")
+_ANSWER_RECORDED = HotSQL("SELECT 1 FROM answered_queries WHERE agency_id = :agency_id "
+                          "AND serial = :serial")
 CODE_CACHE_SIZE = 100_000
 
 
@@ -455,13 +468,67 @@ class AgenciesServiceImpl:
                      result: ExchangeResult, outcome: str, reason: str | None) -> None:
         # The sent_queries row is the requester's record of the exchange (the core keeps the
         # authoritative one in its log); one Core insert keeps the hot path short.
+        params = {
+            "serial": result.serial, "agency_id": agency_id,
+            "provider_id": query.provider_id, "task_id": query.task_id,
+            "item_code": query.item_code, "address_number": address_number,
+            "outcome": outcome, "reason": reason, "sent_at": query.requested_at,
+        }
+        committing = False
+
+        def attempt(number: int) -> None:
+            nonlocal committing
+            if number and committing:
+                # The COMMIT that failed may have landed: a 処理通番 tells (a refusal before
+                # authentication has none, and is then not written twice).
+                if not result.serial or self._sent_recorded(agency_id, result.serial):
+                    return
+            committing = False
+            with self._hot.connection() as raw:
+                self._hot.run(raw, _RECORD_SENT, params)
+                committing = True
+
+        try:
+            retrying(attempt, what=f"sent query {result.serial}")
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            # Not recorded here, so not released: the core's record stands (docs: operators
+            # reconcile by the 処理通番 in this line).
+            log.warning("infrastructure failure requester_database: the answer to exchange %s "
+                        "was not released to %s (%s)", result.serial or "-", agency_id,
+                        type(exc).__name__)
+            raise self._unavailable(InfrastructureFailure.REQUESTER_DATABASE) from None
+
+    def _sent_recorded(self, agency_id: str, serial: str) -> bool:
         with self._hot.connection() as raw:
-            self._hot.run(raw, _RECORD_SENT, {
-                "serial": result.serial, "agency_id": agency_id,
-                "provider_id": query.provider_id, "task_id": query.task_id,
-                "item_code": query.item_code, "address_number": address_number,
-                "outcome": outcome, "reason": reason, "sent_at": query.requested_at,
-            })
+            return bool(self._hot.run(raw, _SENT_RECORDED,
+                                      {"agency_id": agency_id, "serial": serial}))
+
+    def _unavailable(self, failure: InfrastructureFailure) -> InfrastructureUnavailable:
+        try:
+            self.network.count_infrastructure_failure(Operation.EXCHANGE, failure)
+        except Exception as exc:  # counting must not hide the failure being reported
+            log.warning("infrastructure failure not counted (%s)", type(exc).__name__)
+        return InfrastructureUnavailable(
+            f"the exchange could not be completed ({failure.value}); send it again later",
+            reason=failure.value)
+
+    def _find_code(self, agency_id: str, address_number: str) -> str | None:
+        def attempt(_: int) -> list[tuple[Any, ...]]:
+            with self._hot.connection() as raw:
+                return self._hot.run(raw, _FIND_CODE, {"agency_id": agency_id,
+                                                       "address_number": address_number})
+
+        try:  # a read: repeated after a lost connection whenever it broke
+            rows = retrying(attempt, what="agency code")
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            log.warning("infrastructure failure requester_database: no exchange for %s (%s)",
+                        agency_id, type(exc).__name__)
+            raise self._unavailable(InfrastructureFailure.REQUESTER_DATABASE) from None
+        return rows[0][0] if rows else None
 
     def query(
         self, agency_id: str, address_number: str, task_id: str, provider_id: str, item_code: str
@@ -474,10 +541,7 @@ class AgenciesServiceImpl:
         # A person's code never changes once enrolled, so it may be cached.
         code = self._codes.get((agency_id, address_number))
         if code is None:
-            with self._hot.connection() as raw:
-                rows = self._hot.run(raw, _FIND_CODE, {"agency_id": agency_id,
-                                                       "address_number": address_number})
-            code = rows[0][0] if rows else None
+            code = self._find_code(agency_id, address_number)
             if code is not None:
                 if len(self._codes) >= CODE_CACHE_SIZE:
                     self._codes.clear()
@@ -493,6 +557,7 @@ class AgenciesServiceImpl:
         )
         query = dataclasses.replace(unsigned,
                                     signature=keys.signing.sign(unsigned.signed_bytes()))
+        # InfrastructureUnavailable (503) passes through: nothing moved, nothing to record.
         result = self.network.exchange(query)
         body: dict[str, Any] | None = None
         if result.sealed is not None:
@@ -576,6 +641,31 @@ class IntermediateServerImpl:
         except AgencyKeyError:
             raise AgencyNotServed("this intermediate server holds no keys for the provider",
                                   field="provider_id") from None
+        committing = [False]  # set once the statements ran: a failure then is the COMMIT's
+
+        def attempt(number: int) -> SealedAnswer:
+            # A repeat after a COMMIT that failed: if it landed, the answer is recorded already
+            # (the 処理通番 is unique per routed query); answer again without a second row.
+            record = not (number and committing[0] and self._answer_recorded(query))
+            committing[0] = False
+            return self._answer(query, keys, now, record=record, committing=committing)
+
+        try:
+            return retrying(attempt, what=f"routed query {query.serial}")
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            raise InfrastructureUnavailable(
+                "the intermediate server's database is unavailable; retry later",
+                reason="provider_database", infrastructure="provider_database") from None
+
+    def _answer_recorded(self, query: RoutedQuery) -> bool:
+        with self._hot.connection() as raw:
+            return bool(self._hot.run(raw, _ANSWER_RECORDED,
+                                      {"agency_id": query.provider_id, "serial": query.serial}))
+
+    def _answer(self, query: RoutedQuery, keys: Any, now: dt.datetime, *,
+                record: bool, committing: list[bool]) -> SealedAnswer:
         # One short transaction on the driver: read the copy, record the answer.
         with self._hot.connection() as raw:
             rows = self._hot.run(raw, _HOT_FIND_COPY, {
@@ -608,11 +698,14 @@ class IntermediateServerImpl:
                 except ValueError:
                     raise RoutedQueryRejected("the requester's encryption key is not usable",
                                               field="requester_encryption_key") from None
-            self._hot.run(raw, _HOT_RECORD_ANSWER, {
-                "serial": query.serial, "agency_id": query.provider_id,
-                "requester_id": query.requester_id, "task_id": query.task_id,
-                "item_code": query.item_code, "held": found is not None, "answered_at": now,
-            })
+            if record:
+                self._hot.run(raw, _HOT_RECORD_ANSWER, {
+                    "serial": query.serial, "agency_id": query.provider_id,
+                    "requester_id": query.requester_id, "task_id": query.task_id,
+                    "item_code": query.item_code, "held": found is not None,
+                    "answered_at": now,
+                })
+            committing[0] = True
         return SealedAnswer(serial=query.serial, held=found is not None, sealed=sealed)
 
 

@@ -23,6 +23,25 @@ from mynumber.network.interfaces import (
 
 PATH = "/agencies/v1/routed-queries"
 
+# The network core counts a failure by these codes (``InfrastructureFailure``): each error
+# below names its kind as ``infrastructure`` in its extra.
+UNREACHABLE, TLS, TIMEOUT = "provider_unreachable", "provider_tls", "provider_timeout"
+FAILED, DATABASE, REJECTED = "provider_failed", "provider_database", "provider_rejected"
+
+
+def _transport_failure(exc: httpx.HTTPError) -> str:
+    """Which kind of failure an HTTP client error is: TLS (a certificate refused either way, a
+    client certificate missing, a handshake cut off), a timeout, or no connection."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) or any(
+                mark in str(seen) for mark in ("SSL", "TLS", "CERTIFICATE")):
+            return TLS
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, httpx.TimeoutException):
+        return TIMEOUT
+    return UNREACHABLE
+
 
 class RemoteRefusal(DomainError):
     """The remote server answered with a problem document (e.g. 403 routed_query_rejected)."""
@@ -67,8 +86,8 @@ class HttpIntermediateServer:
             response = self._client.post(PATH, json=s.RoutedQueryIn.from_query(query))
         except httpx.HTTPError as exc:
             raise IntermediateServerUnavailable(
-                f"the intermediate server cannot be reached ({type(exc).__name__})"
-            ) from None
+                f"the intermediate server cannot be reached ({type(exc).__name__})",
+                infrastructure=_transport_failure(exc)) from None
         if response.status_code != 200:
             code = "unknown"
             try:
@@ -78,20 +97,22 @@ class HttpIntermediateServer:
             if response.status_code >= 500:
                 raise IntermediateServerUnavailable(
                     f"the intermediate server failed with HTTP {response.status_code}",
-                    remote_code=code)
+                    remote_code=code,
+                    infrastructure=DATABASE if code == "infrastructure_unavailable" else FAILED)
             if code == IndividualNumberInCopy.code:  # the core records its own reason
                 raise IndividualNumberInCopy(
                     "the intermediate server withheld a copy carrying an individual number")
             raise RemoteRefusal(f"the intermediate server refused the query ({code})",
-                                remote_code=code, remote_status=response.status_code)
+                                remote_code=code, remote_status=response.status_code,
+                                infrastructure=REJECTED)
         try:
             answer = s.SealedAnswerOut.model_validate_json(response.content).to_answer()
         except (ValidationError, ValueError):
             raise IntermediateServerUnavailable(
-                "the intermediate server's answer is malformed") from None
+                "the intermediate server's answer is malformed", infrastructure=FAILED) from None
         if answer.serial != query.serial or answer.held != (answer.sealed is not None):
             raise IntermediateServerUnavailable(
-                "the intermediate server answered another query")
+                "the intermediate server answered another query", infrastructure=FAILED)
         return answer
 
     def close(self) -> None:

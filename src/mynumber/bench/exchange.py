@@ -20,19 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 import multiprocessing as mp
-import os
+import queue
 import shutil
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from mynumber.bench import BenchOptions
+from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
 
 GOAL_PER_SECOND = 1000
 GOAL_P99_MS = 50.0
@@ -43,9 +39,7 @@ ITEM = "local_tax"
 
 
 def _settings(data_dir: Path, keys: Path, url: str | None) -> Any:
-    from mynumber.settings import Mode, Settings
-
-    return Settings(mode=Mode.EMBEDDED, data_dir=data_dir, key_dir=keys, database_url=url)
+    return bench_settings(data_dir, keys, url)
 
 
 def _prepare(settings: Any, residents: int) -> list[tuple[str, str, str, str, str]]:
@@ -92,14 +86,17 @@ def _prepare(settings: Any, residents: int) -> list[tuple[str, str, str, str, st
         container.close()
 
 
-def _worker(settings: Any, work: list[Any], start_at: float, seconds: float,
-            rate: float | None, out: Any) -> None:
+def _worker(settings: Any, work: list[Any], start: Any, go: Any, ready: Any,
+            seconds: float, rate: float | None, out: Any) -> None:
     from mynumber.app import build_container
     from mynumber.network.interfaces import Outcome
 
     container = build_container(settings)
     try:
         container.agencies.query(*work[0])  # warm caches and connections outside the window
+        ready.put(True)
+        go.wait()  # every worker is warm: the parent has set the common start time
+        start_at = start.value
         while time.perf_counter() < start_at:
             time.sleep(0.001)
         latencies: list[float] = []
@@ -149,15 +146,29 @@ def _run_load(settings: Any, work: list[Any], workers: int, seconds: float,
     out, seq_out, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
     sequencer = ctx.Process(target=_sequencer, args=(settings, stop, seq_out))
     sequencer.start()
-    start_at = time.perf_counter() + 8.0  # spawned workers import and connect meanwhile
+    # The window opens once every spawned worker has imported, connected and warmed up
+    # (on a busy machine that can take many seconds); time.perf_counter is CLOCK_MONOTONIC,
+    # shared by the processes.
+    start, go, ready = ctx.Value("d", 0.0), ctx.Event(), ctx.Queue()
     per_worker_rate = rate / workers if rate else None
     procs = [
-        ctx.Process(target=_worker, args=(settings, work[i::workers], start_at, seconds,
-                                          per_worker_rate, out))
+        ctx.Process(target=_worker, args=(settings, work[i::workers], start, go, ready,
+                                          seconds, per_worker_rate, out))
         for i in range(workers)
     ]
     for p in procs:
         p.start()
+    for _ in procs:
+        try:
+            ready.get(timeout=600)
+        except queue.Empty:
+            for p in procs:
+                p.terminate()
+            stop.set()
+            sequencer.join()
+            raise RuntimeError("a benchmark worker did not start within 10 minutes") from None
+    start.value = time.perf_counter() + 0.2
+    go.set()
     results = [out.get() for _ in procs]
     for p in procs:
         p.join()
@@ -166,6 +177,8 @@ def _run_load(settings: Any, work: list[Any], workers: int, seconds: float,
     sequencer.join()
     latencies = sorted(x for r in results for x in r["latencies"])
     count = sum(r["count"] for r in results)
+    if not latencies:
+        raise RuntimeError("no exchange completed in the measurement window")
 
     def pct(q: float) -> float:
         value: float = latencies[min(len(latencies) - 1, int(q * len(latencies)))]
@@ -207,13 +220,6 @@ def _measure(settings: Any, residents: int, workers: int, seconds: float,
     }
 
 
-def _postgres_url(options: BenchOptions) -> str | None:
-    url = options.database_url or os.environ.get("MYNUMBER_BENCH_DATABASE_URL")
-    if url and url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
 def run(options: BenchOptions) -> dict[str, Any]:
     residents = options.count or 2000
     workers = options.workers or 3
@@ -226,23 +232,14 @@ def run(options: BenchOptions) -> dict[str, Any]:
     }
     try:
         keys = work_dir / "keys"
-        if not (_postgres_url(options) and options.extra.get("postgres_only")):
+        url = postgres_url(options)
+        if not (url and options.extra.get("postgres_only")):
             result["sqlite"] = _measure(_settings(work_dir / "sqlite", keys, None), residents,
                                         workers, seconds, rate)
-        url = _postgres_url(options)
         if url:
-            name = f"mn_bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(url, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-                target = make_url(url).set(database=name).render_as_string(hide_password=False)
+            with postgres_database(url) as target:
                 result["postgresql"] = _measure(_settings(work_dir / "pg", keys, target),
                                                 residents, workers, seconds, rate)
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
         main = result.get("postgresql") or result["sqlite"]
         return {
             "per_second": main["sustained_per_second"],

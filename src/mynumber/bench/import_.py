@@ -10,19 +10,14 @@ when measured, else the SQLite one; the goal is 50,000/s into PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from mynumber.bench import BenchOptions
+from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
 
 DEFAULT_COUNT = 200_000
 BATCH_SIZE = 5000
@@ -99,27 +94,16 @@ def _import(settings: Any, csv_path: Path, batch_size: int) -> tuple[float, Any]
     return seconds, report
 
 
-def _postgres_url(options: BenchOptions) -> str | None:
-    url = options.database_url or os.environ.get("MYNUMBER_BENCH_DATABASE_URL")
-    if not url:
-        return None
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
 def run(options: BenchOptions) -> dict[str, Any]:
-    from mynumber.settings import Mode, Settings
-
     count = options.count or DEFAULT_COUNT
+    url = postgres_url(options)  # refused before any work if it is not PostgreSQL
     batch_size = int(options.extra.get("batch_size", BATCH_SIZE))
     work = Path(tempfile.mkdtemp(prefix="mynumber-bench-import-"))
     try:
         csv_path = work / "residents.csv"
         generate_csv(csv_path, count)
         keys = work / "keys"
-        sqlite = Settings(mode=Mode.EMBEDDED, data_dir=work / "sqlite", key_dir=keys,
-                          database_url=None)
+        sqlite = bench_settings(work / "sqlite", keys, None)
         sqlite_seconds, sqlite_report = _import(sqlite, csv_path, batch_size)
         result: dict[str, Any] = {
             "count": count,
@@ -131,26 +115,15 @@ def run(options: BenchOptions) -> dict[str, Any]:
             "postgres_seconds": None,
             "postgres_stored": None,
         }
-        url = _postgres_url(options)
         if url:
-            name = f"mn_bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(url, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-                target = make_url(url).set(database=name).render_as_string(hide_password=False)
-                postgres = Settings(mode=Mode.EMBEDDED, data_dir=work / "pg", key_dir=keys,
-                                    database_url=target)
+            with postgres_database(url) as target:
+                postgres = bench_settings(work / "pg", keys, target)
                 pg_seconds, pg_report = _import(postgres, csv_path, batch_size)
                 result.update(
                     postgres_per_second=round(count / pg_seconds, 1),
                     postgres_seconds=round(pg_seconds, 3),
                     postgres_stored=pg_report.stored,
                 )
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
         per_second = result["postgres_per_second"] or result["sqlite_per_second"]
         return {
             "per_second": per_second,

@@ -24,16 +24,12 @@ import shutil
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
-from mynumber.bench import BenchOptions
-from mynumber.bench.import_ import _postgres_url
+from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
 
 DEFAULT_COUNT = 100_000
 ENQUEUE_TRANSACTION = 1_000
@@ -153,31 +149,18 @@ def _measure(settings: Any, count: int) -> dict[str, Any]:
 
 
 def run(options: BenchOptions) -> dict[str, Any]:
-    from mynumber.settings import Mode, Settings
-
     count = options.count or DEFAULT_COUNT
+    url = postgres_url(options)  # refused before any work if it is not PostgreSQL
     work = Path(tempfile.mkdtemp(prefix="mynumber-bench-log-"))
     try:
         keys = work / "keys"
-        sqlite = Settings(mode=Mode.EMBEDDED, data_dir=work / "sqlite", key_dir=keys,
-                          database_url=None)
+        sqlite = bench_settings(work / "sqlite", keys, None)
         result: dict[str, Any] = {"count": count}
         result.update({f"sqlite_{k}": v for k, v in _measure(sqlite, count).items()})
-        url = _postgres_url(options)
         if url:
-            name = f"mn_bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(url, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-                target = make_url(url).set(database=name).render_as_string(hide_password=False)
-                postgres = Settings(mode=Mode.EMBEDDED, data_dir=work / "pg", key_dir=keys,
-                                    database_url=target)
+            with postgres_database(url) as target:
+                postgres = bench_settings(work / "pg", keys, target)
                 result.update({f"postgres_{k}": v for k, v in _measure(postgres, count).items()})
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
         measured_on = "postgresql" if "postgres_stored" in result else "sqlite"
         prefix = "postgres" if measured_on == "postgresql" else "sqlite"
         return {

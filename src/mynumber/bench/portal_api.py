@@ -20,22 +20,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import secrets
 import shutil
 import statistics
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
-from mynumber.bench import BenchOptions
+from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
 
 GOAL_PER_SECOND = 300
 CITY = "municipality-131041"  # 新宿区長
@@ -45,9 +40,7 @@ PINS = ("ABC123", "1234", "5678", "2468")
 
 
 def _settings(data_dir: Path, keys: Path, url: str | None) -> Any:
-    from mynumber.settings import Mode, Settings
-
-    return Settings(mode=Mode.EMBEDDED, data_dir=data_dir, key_dir=keys, database_url=url)
+    return bench_settings(data_dir, keys, url)
 
 
 def _clerk(container: Any) -> Any:
@@ -223,13 +216,6 @@ def _measure(settings: Any, residents: int, count: int, workers: int,
         container.close()
 
 
-def _postgres_url(options: BenchOptions) -> str | None:
-    url = options.database_url or os.environ.get("MYNUMBER_BENCH_DATABASE_URL")
-    if url and url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return url
-
-
 def run(options: BenchOptions) -> dict[str, Any]:
     count = options.count or 3000
     workers = options.workers or 4
@@ -237,21 +223,12 @@ def run(options: BenchOptions) -> dict[str, Any]:
     http_count = int(options.extra.get("http_count", max(count // 5, 0)))
     work_dir = Path(tempfile.mkdtemp(prefix="mynumber-bench-portal-api-"))
     keys = work_dir / "keys"
-    url = _postgres_url(options)
     try:
+        url = postgres_url(options)
         if url:
-            name = f"mn_bench_{uuid.uuid4().hex[:10]}"
-            admin = create_engine(url, isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-                target = make_url(url).set(database=name).render_as_string(hide_password=False)
+            with postgres_database(url) as target:
                 result = _measure(_settings(work_dir / "pg", keys, target), residents, count,
                                   workers, http_count)
-            finally:
-                with admin.connect() as conn:
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                admin.dispose()
             database = "postgresql"
         else:
             result = _measure(_settings(work_dir / "sqlite", keys, None), residents, count,

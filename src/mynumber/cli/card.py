@@ -9,6 +9,11 @@ certificates first, the root last), and PRINTS THE FOUR PINs it set: a test card
 not secret. The defaults (ABC123 / 1234 / 5678 / 2468) can be replaced with the options.
 Failed PIN entries in ``sign`` and ``auth`` are audited in the card database of the
 environment (MYNUMBER_DATA_DIR / MYNUMBER_DATABASE_URL).
+
+``issue-test`` is a test tool: with MYNUMBER_MODE=production it refuses (exit code 2) before it
+opens a database or reads a key, since it would write a synthetic resident and staff account
+into the registry, record an identity verification that never happened and have the CA issue
+certificates protected by published PINs.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from mynumber.cli.common import console, container_from_env, fail
+from mynumber.cli.common import CliGroup, console, container_from_env, fail, refuse_in_production
 
-app = typer.Typer(help="My Number Card: virtual test cards.", no_args_is_help=True)
+app = typer.Typer(help="My Number Card: virtual test cards.", no_args_is_help=True,
+                  cls=CliGroup)
 
 TEST_ISSUER = "test-card-issuer"
 CardOpt = Annotated[Path, typer.Option("--card", help="the virtual card file (card.json)")]
@@ -47,7 +53,10 @@ def issue_test(
     residence_pin: Annotated[str, typer.Option(help="4 digits")] = "5678",
     card_info_pin: Annotated[str, typer.Option(help="4 digits")] = "2468",
 ) -> None:
-    """Mint a synthetic test resident with an issued virtual card; print its PINs."""
+    """Mint a synthetic test resident with an issued virtual card; print its PINs
+    (embedded mode only: production mode refuses it)."""
+    refuse_in_production("`mynumber card issue-test`", "Cards are issued at the counter "
+                         "(窓口) after a real identity verification.")
     from mynumber.auth.interfaces import StaffPrincipal, StaffRole
     from mynumber.card.interfaces import IdentityCheck, IssuedPins
     from mynumber.errors import DomainError

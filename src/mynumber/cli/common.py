@@ -2,27 +2,139 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NoReturn
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from mynumber.app import Container
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error stays one line (logs, grep)
+
+#: Exit code of a command refused because of the configured mode (a usage error).
+REFUSED = 2
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}")
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
+
+
+def debug() -> bool:
+    """MYNUMBER_DEBUG=1: let unexpected errors through with their traceback (development only:
+    a traceback may show personal data)."""
+    return os.environ.get("MYNUMBER_DEBUG") == "1"
+
+
+def production_mode() -> bool:
+    """Whether the environment's settings say MYNUMBER_MODE=production. Reads the settings
+    only: no database is opened and no key is read."""
+    from pydantic import ValidationError
+
+    from mynumber.settings import Mode, get_settings
+
+    try:
+        return get_settings().mode is Mode.PRODUCTION
+    except ValidationError as exc:
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else "settings"
+        message = errors[0]["msg"] if errors else "invalid"
+        fail(f"the MYNUMBER_* settings are not valid ({where or 'settings'}: {message})",
+             code=REFUSED)
+
+
+def refuse_in_production(what: str, instead: str = "") -> None:
+    """Stop a test or demo tool at once (exit code 2) when MYNUMBER_MODE=production, before it
+    touches any database or key."""
+    if production_mode():
+        fail(f"{what} is a test/demo tool and production mode refuses it "
+             f"(MYNUMBER_MODE=production); nothing was read or written."
+             + (f" {instead}" if instead else ""), code=REFUSED)
+
+
+# --- database errors ------------------------------------------------------------------------
+
+_LONG_DIGITS = re.compile(r"[0-9０-９]{10,}")
+
+
+def _database_hint(kind: str, message: str) -> str:
+    lower = message.lower()
+    if kind == "OperationalError":
+        if "password" in lower or "authentication" in lower:
+            return ("check the user and password in MYNUMBER_DATABASE_URL (or the service "
+                    "file / .pgpass it names)")
+        if "does not exist" in lower and "database" in lower:
+            return "create the database (docs/deployment.md), then run `mynumber db upgrade`"
+        if "no such table" in lower:
+            return "run `mynumber db upgrade` to create or update the tables"
+        return ("check MYNUMBER_DATABASE_URL (host, port, database) and that the database "
+                "server is running and reachable")
+    if "permission denied" in lower or "must be owner" in lower or "must be superuser" in lower \
+            or "privilege" in lower:
+        return ("the database role lacks a privilege: the schemas, roles and grants are set up "
+                "once by an administrator with `mynumber db provision` (docs/deployment.md); "
+                "check the role in MYNUMBER_DATABASE_URL")
+    if "does not exist" in lower or "no such table" in lower or "undefined" in lower:
+        return "run `mynumber db upgrade` to create or update the schemas and tables"
+    return "check MYNUMBER_DATABASE_URL and run `mynumber db check`"
+
+
+def database_error_text(exc: BaseException) -> str | None:
+    """For a connection or schema error (sqlalchemy OperationalError or ProgrammingError):
+    the database's own message, its first line only (PostgreSQL puts row values in DETAIL
+    lines), with long digit runs removed, and a hint. None for any other error."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    if not isinstance(exc, OperationalError | ProgrammingError):
+        return None
+    kind = type(exc).__name__
+    original = exc.orig if exc.orig is not None else exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    first = lines[0] if lines else type(original).__name__
+    first = _LONG_DIGITS.sub("…", first)[:300]
+    return f"the database refused the command ({kind}): {first}. Hint: " \
+           f"{_database_hint(kind, first)}. Set MYNUMBER_DEBUG=1 to see the traceback."
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """Report a database connection or schema error as the database's message and a hint,
+    without a traceback (unless MYNUMBER_DEBUG=1). Usable as ``with`` block or decorator."""
+    try:
+        yield
+    except Exception as exc:
+        text = database_error_text(exc)
+        if text is None or debug():
+            raise
+        fail(text)
+
+
+class CliGroup(TyperGroup):
+    """A command group whose every command reports database errors through
+    :func:`database_errors` (``typer.Typer(cls=CliGroup)``)."""
+
+    def invoke(self, ctx: Any) -> Any:  # a click.Context (typer may vendor click)
+        with database_errors():
+            return super().invoke(ctx)
 
 
 def container_from_env() -> Container:
     from mynumber.app import ConfigurationError, build_container
 
+    # The CLI's operator commands (directory, enrolment, 副本, log, API clients) run on the
+    # core host in production: the core role (no in-process intermediate server, whose agency
+    # keys live on the agencies' own hosts). Embedded mode builds everything, as `make run`.
+    role = "core" if production_mode() else "all"
     try:
-        return build_container()
+        with database_errors():
+            return build_container(role=role)
     except ConfigurationError as exc:
         fail(str(exc))

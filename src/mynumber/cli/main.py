@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mynumber.cli import agencies as agencies_cli
 from mynumber.cli import api_clients as api_clients_cli
 from mynumber.cli import bench as bench_cli
 from mynumber.cli import card as card_cli
@@ -36,6 +37,7 @@ app.add_typer(registry_cli.app, name="registry")
 app.add_typer(card_cli.app, name="card")
 app.add_typer(log_cli.app, name="log")
 app.add_typer(network_cli.app, name="network")
+app.add_typer(agencies_cli.app, name="agencies")
 app.add_typer(portal_cli.app, name="portal")
 app.add_typer(api_clients_cli.app, name="api-clients")
 app.add_typer(oidc_cli.app, name="oidc")

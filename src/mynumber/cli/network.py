@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import getpass
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mynumber.cli.common import console, container_from_env, fail
+from mynumber.cli.common import CliGroup, console, container_from_env, fail, production_mode
 
 if TYPE_CHECKING:
     from mynumber.network.interfaces import AgencyRecord
 
 app = typer.Typer(help="The information provision network: its directory of agencies.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, cls=CliGroup)
 
 
 def _as_dict(a: AgencyRecord) -> dict[str, object]:
@@ -116,17 +117,75 @@ def set_status(
 
 
 @app.command("register-keys")
-def register_keys(agency_id: Annotated[str, typer.Argument()]) -> None:
-    """Register the agency's public keys (from its keyring: derived development keys in
-    embedded mode, KEY_DIR/agencies/<id>.json in production) with the core."""
+def register_keys(
+    agency_id: Annotated[str, typer.Argument(help="e.g. mhlw, municipality-131041")],
+    public_keys: Annotated[Path | None, typer.Option(
+        "--public-keys", help="the agency's public keys, as written on its intermediate "
+        "server by `mynumber keys agency-public ID --out FILE` (required in production)")]
+    = None,
+) -> None:
+    """Register the agency's public keys (Ed25519 signing, X25519 encryption) with the core.
+
+    With --public-keys FILE: the keys the agency exported on its own server (production: the
+    core never holds an agency's private keys). Without it (embedded mode only): the keys of
+    the local keyring (derived development keys). Compare the printed keys with the ones the
+    agency's operator reads from the same file before accepting the registration."""
+    from mynumber.agencies.keyring import AgencyKeyError, read_agency_public_keys
     from mynumber.errors import DomainError
     from mynumber.keys import KeyError_
 
+    keys: tuple[bytes, bytes] | None = None
+    if public_keys is not None:
+        try:  # checked before any database is opened
+            keys = read_agency_public_keys(public_keys, agency_id)
+        except AgencyKeyError as exc:
+            fail(str(exc), code=2)
+    elif production_mode():
+        fail("production mode registers an agency's keys only from the file the agency "
+             "exported: run `mynumber keys agency-public ID --out FILE` on the agency's "
+             "intermediate server, bring FILE here and give --public-keys FILE", code=2)
     container = container_from_env()
     try:
-        record = container.agencies.ensure_registered(agency_id)
+        before = container.network.agency(agency_id)
+        if keys is None:
+            record = container.agencies.ensure_registered(agency_id)
+        else:
+            record = container.network.register_agency_keys(agency_id, *keys)
     except (DomainError, KeyError_) as exc:
         fail(exc.detail if isinstance(exc, DomainError) else str(exc))
+    finally:
+        container.close()
     assert record.signing_key is not None and record.encryption_key is not None
-    console.print(f"{record.agency_id}: signing key {record.signing_key.hex()}, "
+    changed = (before.signing_key, before.encryption_key) != (record.signing_key,
+                                                               record.encryption_key)
+    state = ("registered" if before.signing_key is None
+             else "replaced the previous keys" if changed else "already registered")
+    console.print(f"{record.agency_id}: {state}; signing key {record.signing_key.hex()}, "
                   f"encryption key {record.encryption_key.hex()}")
+
+
+@app.command("failures")
+def failures(
+    hours: Annotated[int, typer.Option(min=1, max=24 * 90, help="how far back, in hours")] = 24,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+) -> None:
+    """Infrastructure failures (a database or an intermediate server unavailable) per hour,
+    operation and reason: what the core answered 503 for. They are not refusals and are not
+    in any resident's log (docs/deployment.md, "Infrastructure failures")."""
+    import datetime as dt
+
+    container = container_from_env()
+    try:
+        since = dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)
+        rows = container.network.infrastructure_failures(since)
+    finally:
+        container.close()
+    for row in rows:
+        if as_json:
+            print(json.dumps({"hour": row.hour.isoformat(), "operation": str(row.operation),
+                              "reason": str(row.reason), "count": row.count}))
+        else:
+            print("\t".join([row.hour.isoformat(timespec="minutes"), str(row.operation),
+                             str(row.reason), str(row.count)]))
+    if not as_json:
+        console.print(f"{sum(r.count for r in rows)} failure(s) in the last {hours} h")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mynumber.cli.common import console, container_from_env, fail
+from mynumber.cli.common import console, container_from_env, fail, refuse_in_production
 
 if TYPE_CHECKING:
     import httpx
@@ -211,7 +211,9 @@ def proxy_register(
     kind: Annotated[str, typer.Option(help="legal_representative or adult_guardian")],
     valid_until: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: open)")] = None,
 ) -> None:
-    """Register a proxy, as the CLI's system staff (both people verified at the counter)."""
+    """Register a proxy, as the CLI's system staff (development and demos; production
+    registers proxies at the counter, /counter/portal/proxies, under a named clerk)."""
+    refuse_in_production("`mynumber portal proxy register`")
     from mynumber.errors import DomainError
     from mynumber.portal.interfaces import ProxyKind
     from mynumber.registry.interfaces import SYSTEM
@@ -241,7 +243,8 @@ def proxy_register(
 
 @proxy_app.command("revoke")
 def proxy_revoke(proxy_id: Annotated[int, typer.Argument(help="the proxy registration")]) -> None:
-    """End a proxy registration at once."""
+    """End a proxy registration at once (development and demos; production: the counter)."""
+    refuse_in_production("`mynumber portal proxy revoke`")
     from mynumber.errors import DomainError
     from mynumber.registry.interfaces import SYSTEM
 
@@ -263,7 +266,9 @@ def notice_send(
     title: Annotated[str, typer.Option()],
     body: Annotated[str, typer.Option()],
 ) -> None:
-    """Send an お知らせ as an agency (routed by the core to the portal's code)."""
+    """Send an お知らせ as an agency (routed by the core to the portal's code). Development
+    and demos only: production agencies send notices through the signed portal API."""
+    refuse_in_production("`mynumber portal notice send`")
     from mynumber.errors import DomainError
 
     container = container_from_env()

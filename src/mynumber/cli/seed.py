@@ -14,7 +14,13 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from mynumber.cli.common import console, container_from_env, fail
+from mynumber.cli.common import (
+    console,
+    container_from_env,
+    database_errors,
+    fail,
+    refuse_in_production,
+)
 
 
 def seed(
@@ -30,7 +36,17 @@ def seed(
         "--cards/--no-cards", help="give about 75% of the seeded residents a card on pooled "
         "test keys (embedded mode only; see mynumber.card.seed)")] = True,
 ) -> None:
-    """Seed a synthetic population (Faker ja_JP) and, in embedded mode, the demo staff."""
+    """Seed a synthetic population (Faker ja_JP), the demo staff and the demo API client
+    (embedded mode only: production mode refuses it)."""
+    # A synthetic population must never be mixed into a production registry: refused before
+    # any database is opened or key read.
+    refuse_in_production("`mynumber seed`")
+    with database_errors():
+        _seed(residents, if_empty, seed_value, as_of, cards)
+
+
+def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: str | None,
+          cards: bool) -> None:
     from mynumber.errors import DomainError
     from mynumber.registry.seed import DEFAULT_SEED, DEMO_STAFF, run_seed
     from mynumber.settings import Mode
@@ -42,10 +58,10 @@ def seed(
         except ValueError:
             fail("--as-of must be a date written YYYY-MM-DD", code=2)
     container = container_from_env()
-    if container.settings.mode is not Mode.EMBEDDED:
-        # A synthetic population must never be mixed into a production registry.
+    if container.settings.mode is not Mode.EMBEDDED:  # defence in depth
         container.close()
-        fail("seed is for the embedded (development) mode only; production mode refuses it")
+        fail("seed is for the embedded (development) mode only; production mode refuses it",
+             code=2)
     count = container.settings.seed_residents if residents is None else residents
     network_result = None
     portal_result = None

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from mynumber import audit
 from mynumber.db import Databases, utcnow
+from mynumber.errors import DomainError
 from mynumber.jpki import models as m
 from mynumber.jpki import profiles, revocation
 from mynumber.jpki.interfaces import (
@@ -59,7 +60,7 @@ from mynumber.jpki.interfaces import (
     UserChallenge,
     VerificationFailed,
 )
-from mynumber.keys import SigningKeyProvider
+from mynumber.keys import CA_PROVISION_COMMAND, KeyNotProvisioned, SigningKeyProvider
 from mynumber.registry.interfaces import (
     SYSTEM,
     LifeEventKind,
@@ -94,6 +95,21 @@ SEX_CODES = {Sex.MALE: "1", Sex.FEMALE: "2"}
 USER_CHALLENGE_PREFIX = b"mnjpki-u1"
 USER_CHALLENGE_TTL = dt.timedelta(minutes=5)
 _USER_CHALLENGE_LENGTH = len(USER_CHALLENGE_PREFIX) + 4 + 8 + 16 + 16
+
+
+class CaNotProvisioned(DomainError, KeyNotProvisioned):
+    """Production without a CA hierarchy: created only by ``mynumber keys init-ca``, never on
+    first use, so a request for a CA certificate, CRL or OCSP answer gets a 503 problem."""
+
+    code = "ca_not_provisioned"
+    status = 503
+    title = "Certification authority not available"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the JPKI certification authority has not been created on this server; the "
+            f"operator creates it with `{CA_PROVISION_COMMAND}` (never on first use)"
+        )
 
 
 class UnknownAuthority(CertificateNotFound):
@@ -202,17 +218,40 @@ class JpkiServiceImpl:
     # -- the CA hierarchy ------------------------------------------------------------------------
 
     def hierarchy(self) -> dict[str, Authority]:
-        """The CAs and responders by label, created (keys in the provider) on first use."""
+        """The CAs and responders by label. Created (keys in the provider) on first use only
+        where the provider may create keys: the embedded mode, or production inside the
+        provider's ``provisioning()`` (``mynumber keys init-ca``); otherwise
+        :class:`CaNotProvisioned` (HTTP 503) and nothing is created."""
         if self._authorities is not None:
             return self._authorities
         with self._lock:
             if self._authorities is None:
                 authorities = self._load_authorities()
                 if not authorities:
-                    self._bootstrap()
+                    try:
+                        self._bootstrap()
+                    except CaNotProvisioned:
+                        raise
+                    except KeyNotProvisioned:
+                        # The first key was refused before anything was created.
+                        raise CaNotProvisioned() from None
                     authorities = self._load_authorities()
                 self._authorities = authorities
         return self._authorities
+
+    def ca_key_labels(self) -> dict[str, str] | None:
+        """The provider label of every CA and responder key (the root's pairwise key too),
+        by CA label; ``None`` when no hierarchy exists. Reads the database, creates nothing:
+        the start-up key check (``mynumber keys check``) asks the provider for each."""
+        with self._transaction() as session:
+            rows = session.execute(select(m.CertificateAuthority.label,
+                                          m.CertificateAuthority.key_label)).all()
+        if not rows:
+            return None
+        labels = {label: key_label for label, key_label in rows}
+        if ROOT in labels:
+            labels[f"{ROOT}-pairwise"] = f"{labels[ROOT]}-pairwise"
+        return labels
 
     def _load_authorities(self) -> dict[str, Authority]:
         with self._transaction() as session:

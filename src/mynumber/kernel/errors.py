@@ -26,6 +26,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mynumber.errors import DomainError
 from mynumber.kernel.limits import BodyTooLarge
+from mynumber.kernel.retry import (
+    RETRY_AFTER_SECONDS,
+    InfrastructureUnavailable,
+    database_unavailable,
+)
 from mynumber.web.i18n import MESSAGES
 from mynumber.web.templating import language, render
 
@@ -100,8 +105,30 @@ def respond(request: Request, body: dict[str, Any], status: int,
     return problem_json(body, status, headers)
 
 
+def unavailable(request: Request, exc: BaseException, *, page: bool = False) -> Response:
+    """503 ``infrastructure_unavailable`` with ``Retry-After`` for a database that could not be
+    used (restarted, unreachable, locked): not the caller's fault, worth retrying, no 500."""
+    # Operators see the kind of failure; the type and the path only, as for any error.
+    log.warning("database unavailable (%s) on %s %s", type(exc).__name__, request.method,
+                request.url.path)
+    failure = InfrastructureUnavailable(
+        "a database is temporarily unavailable; nothing was changed, retry later",
+        reason="database", retry_after=RETRY_AFTER_SECONDS)
+    headers = failure.headers()
+    if page:
+        try:
+            return error_page(request, failure.status, failure.code, headers)
+        except Exception as failed:
+            log.error("error page failed with %s on %s", type(failed).__name__,
+                      request.url.path)
+    return respond(request, failure.problem(request.url.path), failure.status, headers)
+
+
 def unexpected(request: Request, exc: BaseException, *, page: bool = False) -> Response:
-    """500 for an exception nobody handled; ``page``: the route is an HTML page."""
+    """500 for an exception nobody handled (503 when it is a database that could not be used:
+    :func:`unavailable`); ``page``: the route is an HTML page."""
+    if database_unavailable(exc):
+        return unavailable(request, exc, page=page)
     # The type only: an exception's text and traceback can carry personal data.
     log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
     if page:
@@ -143,6 +170,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, InfrastructureUnavailable):
+            headers = exc.headers()
         return respond(request, exc.problem(request.url.path), exc.status, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -179,7 +208,8 @@ async def too_large(scope: Scope, receive: Receive, send: Send, exc: BodyTooLarg
 
 
 class UnhandledErrors:
-    """Catches what no handler did, logs one line without a traceback, answers 500."""
+    """Catches what no handler did, logs one line without a traceback, answers 500 (503 with
+    ``Retry-After`` when a database could not be used)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -23,6 +23,9 @@ from sqlalchemy.orm import Session
 from mynumber.codes import individual_number
 from mynumber.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
+# Re-exported: other contexts catch the 503 an exchange raises from here.
+from mynumber.kernel.retry import InfrastructureUnavailable as InfrastructureUnavailable
+
 
 class AgencyStatus(StrEnum):
     ACTIVE = "active"
@@ -152,6 +155,33 @@ class RejectionCount:
 
     operation: Operation
     reason: RefusalReason
+    hour: dt.datetime
+    count: int
+
+
+class InfrastructureFailure(StrEnum):
+    """Why an operation could not be carried out for want of infrastructure. Such a failure is
+    no refusal: nothing is recorded against anybody, no log entry is written; the caller gets
+    ``InfrastructureUnavailable`` (HTTP 503 ``infrastructure_unavailable`` with Retry-After) and
+    the operators' counter (``NetworkService.infrastructure_failures``) one more in the hour's
+    (operation, reason) bucket."""
+
+    CORE_DATABASE = "core_database"  # the core's own database, after retries
+    REQUESTER_DATABASE = "requester_database"  # the requesting agency's (in-process) database
+    PROVIDER_DATABASE = "provider_database"  # the provider's intermediate server's database
+    PROVIDER_UNREACHABLE = "provider_unreachable"  # no connection to its endpoint
+    PROVIDER_TLS = "provider_tls"  # TLS failed: certificates, client certificate missing...
+    PROVIDER_TIMEOUT = "provider_timeout"  # no answer in time
+    PROVIDER_FAILED = "provider_failed"  # HTTP 5xx, a malformed answer or an unexpected error
+    PROVIDER_REJECTED = "provider_rejected"  # it refused the core's routed query (4xx)
+
+
+@dataclass(frozen=True)
+class InfrastructureFailureCount:
+    """How many operations failed for one infrastructure reason in the hour from ``hour``."""
+
+    operation: Operation
+    reason: InfrastructureFailure
     hour: dt.datetime
     count: int
 
@@ -463,7 +493,12 @@ class NetworkService(Protocol):
         """Route one query. Once the requester is authenticated (known agency, signature,
         clock), the exchange is recorded and logged, permitted or refused. A query refused
         before that (``UNAUTHENTICATED_REFUSALS``) is only counted (``rejections``) and its
-        result carries no serial (``""``): nothing was recorded."""
+        result carries no serial (``""``): nothing was recorded.
+
+        Raises ``InfrastructureUnavailable`` (503, ``reason`` an ``InfrastructureFailure``)
+        when the core's database or the provider's intermediate server failed: no refusal,
+        nothing recorded or logged, no answer released, counted in
+        ``infrastructure_failures``. The caller may send the query again (with a new nonce)."""
         ...
 
     def record_declined(
@@ -487,6 +522,21 @@ class NetworkService(Protocol):
 
     def rejections(self, since: dt.datetime | None = None) -> list[RejectionCount]:
         """The rejection counter for monitoring: every bucket from ``since`` on."""
+        ...
+
+    def count_infrastructure_failure(
+        self, operation: Operation, reason: InfrastructureFailure
+    ) -> None:
+        """Count one operation that failed for want of infrastructure (not a refusal). Never
+        raises: while the core's database is down the count is kept in memory and written
+        with the next one that can be."""
+        ...
+
+    def infrastructure_failures(
+        self, since: dt.datetime | None = None
+    ) -> list[InfrastructureFailureCount]:
+        """The operators' infrastructure-failure counter: every bucket from ``since`` on
+        (counts still held in memory included)."""
         ...
 
     def access_records(

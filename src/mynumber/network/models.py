@@ -88,6 +88,20 @@ class Rejection(Base):
     count: Mapped[int] = mapped_column(BigInteger)
 
 
+class InfrastructureFailureBucket(Base):
+    """The operators' infrastructure-failure counter: operations that failed because a
+    database or an intermediate server was unavailable. Those are no refusals and leave no
+    exchange row or log entry; only these counts remain. Bounded like ``rejections``: a fixed
+    key space (operation x reason, both enums, x hour), pruned after the same retention."""
+
+    __tablename__ = "infrastructure_failures"
+
+    operation: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
 # The access-record log's tables live in their own module; importing it here puts them in this
 # context's metadata (migrations read ``Base.metadata``).
 from mynumber.network import log_models as _log_models  # noqa: E402,F401

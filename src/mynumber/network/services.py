@@ -28,6 +28,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from mynumber import audit
 from mynumber.db import Databases, HotConnections, HotSQL, utcnow
 from mynumber.envelope import raw_public
+from mynumber.errors import DomainError
+from mynumber.kernel.retry import (
+    RETRY_AFTER_SECONDS,
+    InfrastructureUnavailable,
+    database_unavailable,
+    retrying,
+)
+from mynumber.kernel.retry import unit_of_work as retried_unit_of_work
 from mynumber.keys import BlockCipher
 from mynumber.network import models as m
 from mynumber.network.agency_codes import make_code, make_codes, open_code
@@ -39,6 +47,8 @@ from mynumber.network.interfaces import (
     ExchangeQuery,
     ExchangeResult,
     IndividualNumberInCopy,
+    InfrastructureFailure,
+    InfrastructureFailureCount,
     IntermediateServer,
     LegalTable,
     NetworkError,
@@ -68,8 +78,16 @@ PORTAL_KIND = "portal"
 # The rejection counter keeps hourly buckets this long, pruned at most this often per process.
 REJECTION_RETENTION = dt.timedelta(days=90)
 REJECTION_PRUNE_SECONDS = 3600.0
+# Infrastructure-failure counts that could not be written (the core's database was down) wait
+# in memory for the next write; past this many buckets the oldest are dropped (and logged).
+MAX_PENDING_FAILURE_BUCKETS = 1_000
+# Retry-After for a provider that failed (a restart takes seconds) and for a deployment fault
+# that needs an operator (the provider refusing the core's routed queries).
+PROVIDER_RETRY_AFTER_SECONDS = 5
+CONFIGURATION_RETRY_AFTER_SECONDS = 60
 
 
+_EXCHANGE_RECORDED = HotSQL("SELECT 1 FROM exchanges WHERE serial = :serial")
 _INSERT_EXCHANGE = HotSQL(
     "INSERT INTO exchanges (serial, occurred_at, requester_id, task_id, provider_id, item_code, "
     "provision_id, outcome, reason, restricted, disclose_after, subject_key, nonce, "
@@ -100,6 +118,37 @@ def _is_unique_violation(exc: Exception) -> bool:
 
 def _clip(value: str, length: int = 64) -> str:
     return value[:length]
+
+
+_FAILURE_CODES = frozenset(f.value for f in InfrastructureFailure)
+
+
+def _provider_failure(exc: BaseException) -> InfrastructureFailure:
+    """What kind of infrastructure failure an exception of an intermediate server is. A
+    transport names it (``infrastructure`` in the error's extra); an in-process server's
+    database error is its database; a 4xx refusal of the core's routed query is a deployment
+    fault (the core's key, the clock, the routing), never the resident's refusal."""
+    if isinstance(exc, DomainError):
+        named = exc.extra.get("infrastructure")
+        if isinstance(named, str) and named in _FAILURE_CODES:
+            return InfrastructureFailure(named)
+        if isinstance(exc, InfrastructureUnavailable):
+            return InfrastructureFailure.PROVIDER_DATABASE
+        if 400 <= exc.status < 500:
+            return InfrastructureFailure.PROVIDER_REJECTED
+        return InfrastructureFailure.PROVIDER_FAILED
+    if database_unavailable(exc):
+        return InfrastructureFailure.PROVIDER_DATABASE
+    return InfrastructureFailure.PROVIDER_FAILED
+
+
+def _retry_after(failure: InfrastructureFailure) -> int:
+    if failure is InfrastructureFailure.PROVIDER_REJECTED:
+        return CONFIGURATION_RETRY_AFTER_SECONDS
+    if failure in (InfrastructureFailure.CORE_DATABASE,
+                   InfrastructureFailure.REQUESTER_DATABASE):
+        return RETRY_AFTER_SECONDS
+    return PROVIDER_RETRY_AFTER_SECONDS
 
 
 class NetworkServiceImpl:
@@ -137,6 +186,9 @@ class NetworkServiceImpl:
         self._directory_version: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
         self._rejections_pruned: float | None = None
+        self._failures_pruned: float | None = None
+        self._failures_pending: dict[tuple[str, str, dt.datetime], int] = {}
+        self._failures_lock = threading.Lock()
 
     # -- directory ---------------------------------------------------------------------------
     @staticmethod
@@ -153,7 +205,7 @@ class NetworkServiceImpl:
         if self._directory and now - self._directory_loaded < DIRECTORY_TTL_SECONDS:
             return self._directory
         with self._lock:
-            with self.databases.unit_of_work(CONTEXT) as session:
+            def load(session: Any) -> None:
                 # Every change touches updated_at: reload the 3,762 rows only when it moved.
                 version = tuple(session.execute(
                     select(func.count(), func.max(m.Agency.updated_at))
@@ -162,6 +214,10 @@ class NetworkServiceImpl:
                     rows = session.scalars(select(m.Agency))
                     self._directory = {row.agency_id: self._record(row) for row in rows}
                     self._directory_version = version
+
+            # A read: repeated after a lost connection (a restarted database), whenever it broke.
+            retried_unit_of_work(self.databases, CONTEXT, load, read_only=True,
+                                 what="network directory")
             self._directory_loaded = time.monotonic()
             return self._directory
 
@@ -281,6 +337,39 @@ class NetworkServiceImpl:
 
     # -- the exchange --------------------------------------------------------------------------
     def exchange(self, query: ExchangeQuery) -> ExchangeResult:
+        try:
+            return self._exchange(query)
+        except InfrastructureUnavailable:
+            raise
+        except Exception as exc:
+            # The core's own database, after the retries: the directory, the rejection counter
+            # or the record. No refusal, nothing recorded: the caller may ask again.
+            if not database_unavailable(exc):
+                raise
+            raise self._infrastructure(Operation.EXCHANGE, InfrastructureFailure.CORE_DATABASE,
+                                       exc, query=query) from None
+
+    def _infrastructure(
+        self, operation: Operation, failure: InfrastructureFailure, exc: BaseException | None,
+        *, query: ExchangeQuery | None = None, serial: str | None = None,
+        discarded: bool = False,
+    ) -> InfrastructureUnavailable:
+        """Log an infrastructure failure for operators (agencies, task, item, 処理通番, the
+        error's type: never a code or a number), count it, and make the caller's 503."""
+        what = (f"{query.requester_id} -> {query.provider_id} ({query.task_id}, "
+                f"{query.item_code})" if query is not None else operation.value)
+        log.warning(
+            "infrastructure failure %s: %s %s%s not carried out (%s)%s; not a refusal, "
+            "nothing recorded", failure.value, operation.value, what,
+            f" serial {serial}" if serial else "", type(exc).__name__ if exc else "-",
+            "; the provider's answer was discarded" if discarded else "")
+        self.count_infrastructure_failure(operation, failure)
+        return InfrastructureUnavailable(
+            f"the {operation.value} could not be carried out ({failure.value}); nothing was "
+            "recorded; send it again later", reason=failure.value,
+            retry_after=_retry_after(failure))
+
+    def _exchange(self, query: ExchangeQuery) -> ExchangeResult:
         now = self.clock()
         serial = new_serial(now)
         directory = self._load_directory()
@@ -329,26 +418,39 @@ class NetworkServiceImpl:
             if provision is None:
                 reason = RefusalReason.NOT_IN_LEGAL_TABLE
             elif provider.encryption_key is None or requester.encryption_key is None:
+                # One side has not joined the network (no keys registered): a standing state
+                # of the directory, decided before anything is routed, and recorded as a
+                # refusal as before. Only a failure of infrastructure that was there (below)
+                # is not one.
                 reason = RefusalReason.PROVIDER_UNAVAILABLE
         if reason is None and provider is not None and resident_code:
             routed = self._routed(serial, query, provider, requester, resident_code, now)
             try:
-                answer = self.servers(provider).answer(routed)
+                server = self.servers(provider)
+            except Exception as exc:  # e.g. the core's TLS client files cannot be loaded
+                failure = (InfrastructureFailure.PROVIDER_TLS if isinstance(exc, OSError)
+                           else InfrastructureFailure.PROVIDER_FAILED)
+                raise self._infrastructure(Operation.EXCHANGE, failure, exc, query=query,
+                                           serial=serial) from None
+            try:
+                answer = server.answer(routed)
             except IndividualNumberInCopy:
                 # The provider's server would not hand out a 副本 carrying a 個人番号.
                 log.warning("intermediate server of %s withheld a copy carrying an individual "
                             "number for %s", provider.agency_id, serial)
                 reason = RefusalReason.INDIVIDUAL_NUMBER_IN_COPY
-            except Exception:  # the provider's failure must not lose the record
-                log.warning("intermediate server of %s failed for %s", provider.agency_id,
-                            serial, exc_info=True)
-                reason = RefusalReason.PROVIDER_UNAVAILABLE
+            except Exception as exc:
+                # Unreachable, TLS, timeout, its database, a 5xx...: infrastructure, never the
+                # resident's refusal. Nothing moved, so nothing is recorded.
+                raise self._infrastructure(Operation.EXCHANGE, _provider_failure(exc), exc,
+                                           query=query, serial=serial) from None
             else:
                 if answer.serial != serial:
-                    reason = RefusalReason.PROVIDER_UNAVAILABLE
-                else:
-                    outcome = Outcome.PROVIDED if answer.held else Outcome.NOT_HELD
-                    answer_sealed = answer.sealed if answer.held else None
+                    raise self._infrastructure(Operation.EXCHANGE,
+                                               InfrastructureFailure.PROVIDER_FAILED, None,
+                                               query=query, serial=serial)
+                outcome = Outcome.PROVIDED if answer.held else Outcome.NOT_HELD
+                answer_sealed = answer.sealed if answer.held else None
         if reason is not None:
             outcome = Outcome.REFUSED
             answer_sealed = None
@@ -369,6 +471,16 @@ class NetworkServiceImpl:
                 provider_id=query.provider_id, item_code=query.item_code, provision=provision,
                 outcome=outcome, reason=reason, resident_code=None, nonce=None,
             )
+        except Exception as exc:
+            # Not recorded (after the retries), so not released: an answer leaves the core
+            # only once its record and log entry are committed.
+            if not database_unavailable(exc):
+                raise
+            raise self._infrastructure(Operation.EXCHANGE, InfrastructureFailure.CORE_DATABASE,
+                                       exc, query=query, serial=serial,
+                                       discarded=answer_sealed is not None) from None
+        if self._failures_pending:
+            self._flush_failures()
         return ExchangeResult(
             serial=serial, outcome=outcome, reason=reason, sealed=answer_sealed,
             provision_id=provision.provision_id if provision else None,
@@ -440,16 +552,31 @@ class NetworkServiceImpl:
             "documents": json.dumps(list(documents), ensure_ascii=False)
             if documents is not None else None,
         }
-        # Hot path: one short transaction straight on the driver.
+        logged = canonical_json(entry)
+
+        def attempt(number: int) -> None:
+            # A repeat after a lost connection first looks for the record: if the COMMIT that
+            # failed did land, the 処理通番 (unique) is there and the exchange is recorded.
+            if number and self._exchange_recorded(serial):
+                return
+            # Hot path: one short transaction straight on the driver.
+            with self._hot.connection() as raw:
+                try:
+                    self._hot.run(raw, _INSERT_EXCHANGE, params)
+                except Exception as exc:
+                    if _is_unique_violation(exc):
+                        raise _Replayed from exc
+                    raise
+                # In the same transaction: the record is durable exactly when the exchange is.
+                self.log.enqueue_hot(self._hot, raw, serial, logged)
+
+        # A lost connection makes HotConnections invalidate the whole pool: the repeat gets a
+        # fresh connection.
+        retrying(attempt, what=f"exchange {serial}")
+
+    def _exchange_recorded(self, serial: str) -> bool:
         with self._hot.connection() as raw:
-            try:
-                self._hot.run(raw, _INSERT_EXCHANGE, params)
-            except Exception as exc:
-                if _is_unique_violation(exc):
-                    raise _Replayed from exc
-                raise
-            # In the same transaction: the record is durable exactly when the exchange is.
-            self.log.enqueue_hot(self._hot, raw, serial, canonical_json(entry))
+            return bool(self._hot.run(raw, _EXCHANGE_RECORDED, {"serial": serial}))
 
     # -- the resident's refusal ------------------------------------------------------------------
     def record_declined(
@@ -484,6 +611,12 @@ class NetworkServiceImpl:
             self.count_rejection(Operation.DECLINED_APPLICATION, RefusalReason.REPLAYED)
             raise RequestReplayed("this signed request was already received",
                                   field="nonce") from None
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            raise self._infrastructure(Operation.DECLINED_APPLICATION,
+                                       InfrastructureFailure.CORE_DATABASE, exc,
+                                       serial=serial) from None
         return ExchangeResult(serial=serial, outcome=Outcome.DECLINED)
 
     # -- the rejection counter -------------------------------------------------------------------
@@ -499,13 +632,19 @@ class NetworkServiceImpl:
         statement = statement.on_conflict_do_update(
             index_elements=["operation", "reason", "hour"],
             set_={"count": table.c.count + 1})
-        with self.databases.unit_of_work(CONTEXT) as session:
+        prune = (self._rejections_pruned is None
+                 or time.monotonic() - self._rejections_pruned > REJECTION_PRUNE_SECONDS)
+
+        def count(session: Any) -> None:
             session.execute(statement)
-            if (self._rejections_pruned is None
-                    or time.monotonic() - self._rejections_pruned > REJECTION_PRUNE_SECONDS):
-                self._rejections_pruned = time.monotonic()
+            if prune:
                 session.execute(delete(m.Rejection).where(
                     m.Rejection.hour < hour - REJECTION_RETENTION))
+
+        # Repeated only when the connection broke before COMMIT (a count is not idempotent).
+        retried_unit_of_work(self.databases, CONTEXT, count, what="rejection counter")
+        if prune:
+            self._rejections_pruned = time.monotonic()
 
     def rejections(self, since: dt.datetime | None = None) -> list[RejectionCount]:
         query = select(m.Rejection).order_by(m.Rejection.hour, m.Rejection.operation,
@@ -513,9 +652,98 @@ class NetworkServiceImpl:
         if since is not None:
             query = query.where(m.Rejection.hour >= since.replace(minute=0, second=0,
                                                                   microsecond=0))
-        with self.databases.unit_of_work(CONTEXT) as session:
-            return [RejectionCount(Operation(r.operation), RefusalReason(r.reason), r.hour,
-                                   int(r.count)) for r in session.scalars(query)]
+        return retried_unit_of_work(
+            self.databases, CONTEXT, lambda session: [
+                RejectionCount(Operation(r.operation), RefusalReason(r.reason), r.hour,
+                               int(r.count)) for r in session.scalars(query)],
+            read_only=True, what="rejection counter")
+
+    # -- the infrastructure-failure counter ----------------------------------------------------
+    def count_infrastructure_failure(
+        self, operation: Operation, reason: InfrastructureFailure
+    ) -> None:
+        operation, reason = Operation(operation), InfrastructureFailure(reason)
+        hour = self.clock().replace(minute=0, second=0, microsecond=0)
+        with self._failures_lock:
+            key = (operation.value, reason.value, hour)
+            self._failures_pending[key] = self._failures_pending.get(key, 0) + 1
+            if len(self._failures_pending) > MAX_PENDING_FAILURE_BUCKETS:
+                oldest = min(self._failures_pending, key=lambda k: k[2])
+                lost = self._failures_pending.pop(oldest)
+                log.error("infrastructure failure counter: %d counts of %s dropped (the "
+                          "database has been unavailable too long)", lost, oldest[1])
+        if reason is InfrastructureFailure.CORE_DATABASE:
+            return  # written with the next count or record that reaches the database
+        self._flush_failures()
+
+    def _flush_failures(self) -> None:
+        """Write the counts held in memory (one atomic upsert per bucket); on failure keep
+        them for the next time. Never raises: counting must not fail an operation."""
+        with self._failures_lock:
+            pending, self._failures_pending = self._failures_pending, {}
+        if not pending:
+            return
+        table = cast(Table, m.InfrastructureFailureBucket.__table__)
+        insert_ = pg_insert if self.databases.is_postgres else sqlite_insert
+        prune = (self._failures_pruned is None
+                 or time.monotonic() - self._failures_pruned > REJECTION_PRUNE_SECONDS)
+        newest = max(key[2] for key in pending)
+
+        def write(session: Any) -> None:
+            for (operation, reason, hour), number in sorted(pending.items()):
+                statement = insert_(table).values(operation=operation, reason=reason,
+                                                  hour=hour, count=number)
+                session.execute(statement.on_conflict_do_update(
+                    index_elements=["operation", "reason", "hour"],
+                    set_={"count": table.c.count + number}))
+            if prune:
+                session.execute(delete(m.InfrastructureFailureBucket).where(
+                    m.InfrastructureFailureBucket.hour < newest - REJECTION_RETENTION))
+
+        try:
+            # Not repeated on a failed COMMIT: a count written twice would be wrong.
+            retried_unit_of_work(self.databases, CONTEXT, write, delays=(),
+                                 what="infrastructure failure counter")
+        except Exception as exc:
+            with self._failures_lock:
+                for key, number in pending.items():
+                    self._failures_pending[key] = self._failures_pending.get(key, 0) + number
+            log.warning("infrastructure failure counter not written (%s); kept in memory",
+                        type(exc).__name__)
+            return
+        if prune:
+            self._failures_pruned = time.monotonic()
+
+    def infrastructure_failures(
+        self, since: dt.datetime | None = None
+    ) -> list[InfrastructureFailureCount]:
+        self._flush_failures()
+        bucket = m.InfrastructureFailureBucket
+        query = select(bucket)
+        start = since.replace(minute=0, second=0, microsecond=0) if since else None
+        if start is not None:
+            query = query.where(bucket.hour >= start)
+        totals: dict[tuple[str, str, dt.datetime], int] = {}
+        try:
+            rows = retried_unit_of_work(
+                self.databases, CONTEXT,
+                lambda session: [(r.operation, r.reason, r.hour, int(r.count))
+                                 for r in session.scalars(query)],
+                read_only=True, what="infrastructure failure counter")
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            rows = []  # what this process still holds is all there is to show
+        for operation, reason, hour, number in rows:
+            totals[(operation, reason, hour)] = number
+        with self._failures_lock:
+            for key, number in self._failures_pending.items():
+                if start is None or key[2] >= start:
+                    totals[key] = totals.get(key, 0) + number
+        return [InfrastructureFailureCount(Operation(operation), InfrastructureFailure(reason),
+                                           hour, number)
+                for (operation, reason, hour), number in sorted(
+                    totals.items(), key=lambda item: (item[0][2], item[0][0], item[0][1]))]
 
     # -- the resident's view -----------------------------------------------------------------------
     def portal_code(self, agency_id: str, subject_code: str) -> tuple[str, str]:
@@ -547,11 +775,11 @@ class NetworkServiceImpl:
             raise NotPermitted("unknown agency code", field="subject_code")
         now = now or self.clock()
         key = self._subject_key(resident_code)
-        with self.databases.unit_of_work(CONTEXT) as session:
-            rows = list(session.scalars(
+        rows: list[m.Exchange] = retried_unit_of_work(
+            self.databases, CONTEXT, lambda session: list(session.scalars(
                 select(m.Exchange).where(m.Exchange.subject_key == key)
                 .order_by(m.Exchange.occurred_at.desc(), m.Exchange.id.desc())
-            ))
+            )), read_only=True, what="access records")
         directory = self._load_directory()
         logged = self.log.logged([row.serial for row in rows])
         records = []

@@ -30,6 +30,16 @@ NUMBERING_KEY = "registry.numbering"
 INDEX_KEY = "registry.number_index"
 
 
+class NumberingUnavailable(RuntimeError):
+    """This process holds no numbering keys (the portal role): numbering runs on the core."""
+
+
+NUMBERING_UNAVAILABLE = (
+    "this server runs without the registry's numbering keys (the portal role); deriving, "
+    "issuing or looking up an individual number happens on the core only"
+)
+
+
 def generation_tweak(generation: int) -> bytes:
     return b"" if generation == 0 else generation.to_bytes(4, "big")
 
@@ -81,3 +91,32 @@ class Numbering:
             mac.update(b"%012d" % n)
             out.append(from_bytes(mac.digest(), "big", signed=True))
         return out
+
+
+class NoNumbering(Numbering):
+    """The registry without numbering keys (the portal role): every derivation raises
+    :class:`NumberingUnavailable`; what needs no number (residents by id or 住民票コード,
+    acquisition numbers for a resident, municipalities) works as before."""
+
+    def __init__(self) -> None:  # no keys: nothing to load
+        pass
+
+    def resident_code(self, counter: int) -> str:
+        raise NumberingUnavailable(NUMBERING_UNAVAILABLE)
+
+    def individual_number(self, code: str, generation: int = 0) -> str:
+        raise NumberingUnavailable(NUMBERING_UNAVAILABLE)
+
+    def index(self, number: str) -> int:
+        raise NumberingUnavailable(NUMBERING_UNAVAILABLE)
+
+    def resident_codes(self, counters: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+        raise NumberingUnavailable(NUMBERING_UNAVAILABLE)
+
+    def individual_numbers(
+        self, codes: npt.NDArray[np.uint64], generation: int = 0
+    ) -> npt.NDArray[np.uint64]:
+        raise NumberingUnavailable(NUMBERING_UNAVAILABLE)
+
+    def indexes(self, numbers: npt.NDArray[np.uint64]) -> list[int]:
+        raise NumberingUnavailable(NUMBERING_UNAVAILABLE)

@@ -352,6 +352,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The form expired or did not come from this site",
     },
     # --- the site's error page (mynumber.kernel.errors) ---
+    "error.infrastructure_unavailable": {"ja": "ただいま処理できません",
+                                         "en": "Temporarily unavailable"},
+    "error.infrastructure_unavailable.lead": {
+        "ja": "システムの一部が一時的に利用できません。何も変更されていません。"
+              "しばらくしてからもう一度お試しください。",
+        "en": "Part of the system is temporarily unavailable. Nothing was changed. Please try "
+              "again in a moment.",
+    },
     "error.internal_error": {"ja": "システムで問題が発生しました", "en": "Something went wrong"},
     "error.internal_error.lead": {
         "ja": "処理を完了できませんでした。何も変更されていません。"

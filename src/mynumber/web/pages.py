@@ -1,25 +1,17 @@
-"""Site-wide pages: the home page and the health check."""
+"""Site-wide pages: the home page. Liveness and readiness (``/healthz``, ``/readyz``) are in
+:mod:`mynumber.web.health`, on every listener."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
 
-from mynumber import __version__
+from mynumber.web.health import Health, health
 from mynumber.web.templating import render
 
+__all__ = ["Health", "health", "home", "router"]
+
 router = APIRouter()
-
-
-class Health(BaseModel):
-    status: str
-    version: str
-
-
-@router.get("/healthz", operation_id="health", response_model=Health, tags=["system"])
-def health() -> Health:
-    return Health(status="ok", version=__version__)
 
 
 @router.get("/", include_in_schema=False, response_class=HTMLResponse)

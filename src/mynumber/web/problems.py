@@ -44,6 +44,10 @@ STANDARD_PROBLEMS: dict[int | str, dict[str, Any]] = {
     409: problem_response(409, "Not allowed in the current state"),
     413: problem_response(413, "`payload_too_large`: the request body is over the limit"),
     422: problem_response(422, "Invalid input; `field` / `errors` name the fields"),
+    503: problem_response(503, "`infrastructure_unavailable`: a database or an intermediate "
+                               "server is temporarily unavailable; nothing was done that "
+                               "needs undoing; retry after `Retry-After` seconds (`reason` "
+                               "names the failing part for operators)"),
 }
 
 
