@@ -25,7 +25,7 @@ from mynumber.agencies.services import AgenciesServiceImpl, IntermediateServerIm
 from mynumber.agencies.transport import HttpIntermediateServer
 from mynumber.auth.services import StaffAuthImpl
 from mynumber.card.services import CHIP_SEALING_KEY, CardServiceImpl, CardStore
-from mynumber.db import Databases
+from mynumber.db import CONTEXTS, Databases
 from mynumber.envelope import raw_public
 from mynumber.jpki.services import JpkiServiceImpl
 from mynumber.kernel.csrf import KEY_PURPOSE as CSRF_KEY
@@ -70,6 +70,11 @@ REGISTRY_KEYS = (POOL_KEY, NUMBERING_KEY, INDEX_KEY)
 
 #: The roles a process can run (web/assemble.py serves the same names).
 ROLES = ("all", "core", "intermediate", "portal")
+# The context databases each role's process connects (readiness, the database-role check).
+# The portal builds every context but the intermediate server, as the core does.
+ROLE_CONTEXTS: dict[str, tuple[str, ...]] = {
+    "all": CONTEXTS, "core": CONTEXTS, "portal": CONTEXTS, "intermediate": ("agencies",),
+}
 #: The symmetric keys (KEY_DIR/<purpose>.key.json) each role needs; the intermediate server
 #: needs none (its agencies' keys and the core's public key only).
 ROLE_SYMMETRIC_KEYS: dict[str, tuple[str, ...]] = {
@@ -637,11 +642,10 @@ def check_startup(container: Container, role: str) -> None:
     connecting: the JPKI CA keys (recorded in the jpki database) and, in production, that each
     context's database role is isolated (``mynumber db provision``). Raises
     :class:`ConfigurationError` naming the problem and the command that fixes it."""
-    from mynumber.db import CONTEXTS, DatabaseRoleError
+    from mynumber.db import DatabaseRoleError
 
     require_keys(check_ca(container), role)
     try:
-        container.databases.check_production_roles(
-            ("agencies",) if role == "intermediate" else CONTEXTS)
+        container.databases.check_production_roles(ROLE_CONTEXTS[role])
     except DatabaseRoleError as exc:
         raise ConfigurationError(str(exc)) from None

@@ -229,10 +229,11 @@ def test_a_remote_endpoint_without_a_client_certificate_refuses_start_up(
         settings: Settings, container: Container) -> None:
     container.network.set_agency_endpoint(CITY, "https://chukan.example.lg.jp:9443")
     container.close()
-    result = _serve(_env(settings), "--role", "core")
-    assert result.exit_code == 1, result.output
-    assert "MYNUMBER_TLS_DIR" in result.output and CITY in result.output
-    assert "set-endpoint" in result.output
+    for role in ("core", "portal"):  # the portal's self-information exchanges call out too
+        result = _serve(_env(settings), "--role", role)
+        assert result.exit_code == 1, (role, result.output)
+        assert "MYNUMBER_TLS_DIR" in result.output and CITY in result.output
+        assert "set-endpoint" in result.output
 
 
 def _free_port() -> int:

@@ -119,9 +119,10 @@ def plan_listeners(settings: Settings, role: str, *, host: str, port: int,
 
 
 def check_remote_endpoints(container: Container, role: str) -> None:
-    """Refuse to start a core that would call remote intermediate servers with no client
-    certificate (each such call would fail as ``provider_unavailable``)."""
-    if role not in ("all", "core") or container.settings.tls_dir is not None:
+    """Refuse to start a process that would call remote intermediate servers with no client
+    certificate (each such call would fail as ``provider_tls``): every role that runs the
+    network in process, the portal included (its self-information exchanges)."""
+    if role == "intermediate" or container.settings.tls_dir is not None:
         return
     remote = sorted(agency.agency_id for agency in container.network.agencies()
                     if agency.endpoint is not None)

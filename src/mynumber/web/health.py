@@ -33,23 +33,16 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from mynumber import __version__
-from mynumber.db import CONTEXTS
+from mynumber.app import ROLE_CONTEXTS
 
 if TYPE_CHECKING:
     from mynumber.app import Container
+
 
 LIVENESS = "/healthz"
 READINESS = "/readyz"
 CHECK_SECONDS = 3.0
 log = logging.getLogger("mynumber.health")
-
-# The context databases each role uses, unless the container says (``Container.contexts``).
-ROLE_CONTEXTS: dict[str, tuple[str, ...]] = {
-    "all": CONTEXTS,
-    "core": CONTEXTS,
-    "intermediate": ("agencies",),
-    "portal": ("portal", "jpki", "card", "network", "agencies", "registry"),
-}
 
 TlsMode = Literal["plain", "proxy", "server", "mutual"]
 
@@ -125,10 +118,9 @@ async def _run(name: str, check: Callable[[], None]) -> Literal["ok", "failed", 
 def readiness_checks(container: Container, role: str,
                      tls: ListenerTls) -> dict[str, Callable[[], None]]:
     """The named checks for one listener of one role (each raises when it fails)."""
-    contexts: tuple[str, ...] = (getattr(container, "contexts", None)
-                                 or ROLE_CONTEXTS.get(role, CONTEXTS))
     checks: dict[str, Callable[[], None]] = {
-        f"database.{context}": _database(container, context) for context in contexts
+        f"database.{context}": _database(container, context)
+        for context in ROLE_CONTEXTS[role]
     }
     checks["keys"] = _key_source(container)
     checks["tls"] = _tls(tls)
