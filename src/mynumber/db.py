@@ -314,7 +314,9 @@ class Databases:
                     # loser of CREATE ROLE / GRANT carry on instead of failing.
                     conn.execute(text(
                         f'DO $$ BEGIN CREATE ROLE "{role}" NOLOGIN; '
-                        "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+                        # The loser of a simultaneous CREATE ROLE sees either error,
+                        # depending on when the winner committed.
+                        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
                     ))
                     conn.execute(text(
                         f'DO $$ BEGIN GRANT "{role}" TO "{user}"; '
