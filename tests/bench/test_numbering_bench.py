@@ -42,7 +42,9 @@ def test_figures_have_the_issue_shape(figures: dict[str, Any]) -> None:
         125_000_000 / figures["per_second"]
     )
     assert figures["peak_memory_mb"] >= figures["memory_mb"]["parent"]
-    assert len(figures["memory_mb"]["workers"]) == 2
+    # One figure per pool process that took a chunk: two processes, though on a busy machine
+    # one of them may take every chunk.
+    assert 1 <= len(figures["memory_mb"]["workers"]) <= 2
     assert figures["baseline_matches_vector"] is True
     assert figures["check_digits_valid"] is True
     json.dumps(figures)
