@@ -23,6 +23,7 @@ install: $(STAMP) ## Create .venv and install the project with its dev tools
 .PHONY: run
 run: $(STAMP) ## Migrate, seed if empty, serve on http://127.0.0.1:8000 (SQLite under ./var)
 	$(BIN)/mynumber db upgrade
+	$(BIN)/mynumber agencies encrypt-copies
 	$(BIN)/mynumber seed --if-empty
 	$(BIN)/mynumber serve --host 127.0.0.1 --port 8000
 

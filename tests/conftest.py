@@ -99,14 +99,17 @@ def settings(template: str, tmp_path: Path, key_dir: Path) -> Iterator[Settings]
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
         url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-        yield Settings(database_url=url, data_dir=tmp_path / "data", key_dir=key_dir)
+        # Events are delivered where a test asks (container.events.drain()), not by a
+        # background thread racing the test's own set-up.
+        yield Settings(database_url=url, data_dir=tmp_path / "data", key_dir=key_dir,
+                       event_dispatcher=False)
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     else:
         data = tmp_path / "data"
         shutil.copytree(template, data)
-        yield Settings(data_dir=data, key_dir=key_dir)
+        yield Settings(data_dir=data, key_dir=key_dir, event_dispatcher=False)
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ Nothing connects or reads a key at import; everything happens in :func:`build_co
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar, overload
@@ -13,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.exc import SQLAlchemyError
 
+from mynumber.agencies import events as agencies_events
 from mynumber.agencies.keyring import (
     AGENCY_PROVISION_COMMAND,
     AgencyKeyring,
@@ -24,11 +27,16 @@ from mynumber.agencies.keyring import (
 from mynumber.agencies.services import AgenciesServiceImpl, IntermediateServerImpl
 from mynumber.agencies.transport import HttpIntermediateServer
 from mynumber.auth.services import StaffAuthImpl
+from mynumber.card import events as card_events
 from mynumber.card.services import CHIP_SEALING_KEY, CardServiceImpl, CardStore
 from mynumber.db import CONTEXTS, Databases
 from mynumber.envelope import raw_public
+from mynumber.jpki import events as jpki_events
 from mynumber.jpki.services import JpkiServiceImpl
+from mynumber.juki import events as juki_events
+from mynumber.juki.services import JukiServiceImpl
 from mynumber.kernel.csrf import KEY_PURPOSE as CSRF_KEY
+from mynumber.kernel.events import Dispatcher, Subscriber
 from mynumber.keys import (
     CA_PROVISION_COMMAND,
     PROVISION_COMMAND,
@@ -42,7 +50,7 @@ from mynumber.keys import (
     SoftwareKeyProvider,
 )
 from mynumber.keys.signing import load_passphrase
-from mynumber.network.interfaces import AgencyRecord, IntermediateServer
+from mynumber.network.interfaces import AgencyRecord, IntermediateServer, mayor_lookup
 from mynumber.network.legal_table import build_directory, load_legal_table
 from mynumber.network.log import SIGNING_KEY_PURPOSE, MerkleAccessLog, log_signing_key
 from mynumber.network.services import NetworkServiceImpl
@@ -203,7 +211,33 @@ def key_inventory(settings: Settings, role: str = "all", *,
     found.extend(_agency_status(settings, role))
     if role == "intermediate":
         found.append(_core_public_status(settings))
+        if not development:
+            found.extend(_foreign_key_status(settings))
     return found
+
+
+def _foreign_key_status(settings: Settings) -> list[KeyStatus]:
+    """Production intermediate server: a key directory holding any key of the core or the
+    portal (symmetric keys, the OIDC or JPKI CA keys) is refused. It runs with its agencies'
+    keys and the core's public key only, so a compromise of it exposes neither."""
+    directory = settings.keys_path
+    if not directory.is_dir():
+        return []
+    foreign = sorted(f.name for f in directory.iterdir()
+                     if f.is_file() and (f.name.endswith(".key.json")
+                                         or f.name.startswith("portal.oidc_signing")))
+    jpki = directory / "jpki"
+    if jpki.is_dir() and any(f.is_file() for f in jpki.iterdir()):
+        foreign.append("jpki/")
+    if not foreign:
+        return []
+    shown = ", ".join(foreign[:6]) + (f" and {len(foreign) - 6} more" if len(foreign) > 6
+                                      else "")
+    return [KeyStatus(
+        "core keys", str(directory),
+        f"an intermediate server holds its agencies' keys and the core's public key only, but "
+        f"this key directory also holds {shown}: move them off this host",
+        "move the files away")]
 
 
 def _code_key_status(settings: Settings, keys: FileKeyProvider) -> list[KeyStatus]:
@@ -487,8 +521,10 @@ class Container:
         agencies_server: IntermediateServerImpl | None = None,
         portal: PortalServiceImpl | None = None, api_clients: ApiClientsImpl | None = None,
         oidc: OpenIdProvider | None = None, keyring: AgencyKeyring | None = None,
+        events: Dispatcher | None = None, juki: JukiServiceImpl | None = None,
     ) -> None:
         self.settings = settings
+        self._events = events
         self.databases = databases
         self.role = _check_role(role)
         self.keyring = keyring
@@ -504,6 +540,7 @@ class Container:
         self._portal = portal
         self._api_clients = api_clients
         self._oidc = oidc
+        self._juki = juki
 
     keys: _Part[FileKeyProvider] = _Part()
     registry: _Part[RegistryServiceImpl] = _Part()
@@ -517,6 +554,10 @@ class Container:
     portal: _Part[PortalServiceImpl] = _Part()
     api_clients: _Part[ApiClientsImpl] = _Part()
     oidc: _Part[OpenIdProvider] = _Part()
+    juki: _Part[JukiServiceImpl] = _Part()  # 住基ネット (本人確認情報)
+    #: The registry's event dispatcher (core and all roles): delivers every registry change to
+    #: the intermediate servers, JPKI, the card, the portal and 住基ネット.
+    events: _Part[Dispatcher] = _Part()
 
     def has(self, part: str) -> bool:
         """Whether this container built ``part`` (e.g. ``"registry"``)."""
@@ -550,7 +591,6 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
     staff_auth = StaffAuthImpl(databases, settings.session_idle_minutes,
                                municipality_exists=registry.municipality_exists)
     jpki = JpkiServiceImpl(databases, build_jpki_keys(settings), registry, settings.public_url)
-    registry.subscribe(jpki.on_registry_change)
     card = CardServiceImpl(databases, registry, jpki, CardStore(settings.data_dir / "cards", keys))
     try:
         access_log = MerkleAccessLog(databases, log_signing_key(keys), settings.checkpoint_origin)
@@ -575,25 +615,91 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
         databases, known_scopes=lambda: [source.scope for source in portal.sources()])
     oidc = OpenIdProvider(databases, keys, settings, portal=portal, clients=api_clients,
                           municipalities=registry.municipalities, network=network)
+    # 住基ネット: its copy is fed by the registry's events; the portal's session names the person
+    # for the disclosure page through the web assembler's link.
+    from mynumber.web.juki_portal import PortalJukiLink
+
+    juki = JukiServiceImpl(databases, network)
+    juki.portal_person = PortalJukiLink(databases, portal, jpki)
+    events = None
+    if role in ("all", "core"):
+        events = Dispatcher(registry.outbox, registry_subscribers(
+            registry=registry, jpki=jpki, card=card, agencies=agencies, portal=portal,
+            network=network, juki=juki))
     return Container(settings, databases, role=role, keys=keys, registry=registry,
                      staff_auth=staff_auth, jpki=jpki, card=card, network=network,
                      network_log=access_log, agencies=agencies,
                      agencies_server=agencies_server, portal=portal, api_clients=api_clients,
-                     oidc=oidc, keyring=keyring)
+                     oidc=oidc, keyring=keyring, events=events, juki=juki)
+
+
+class _MayorLookup:
+    """The mayor agency of a municipality, from the network's directory (read when first
+    needed, and again at most once a minute when a municipality is not found: the directory
+    is synchronised after the container is built)."""
+
+    def __init__(self, network: NetworkServiceImpl) -> None:
+        self.network = network
+        self._lookup: Callable[[str], str | None] | None = None
+        self._loaded_at = 0.0
+
+    def __call__(self, municipality_code: str) -> str | None:
+        now = time.monotonic()
+        if self._lookup is None:
+            self._lookup, self._loaded_at = mayor_lookup(self.network.agencies()), now
+        found = self._lookup(municipality_code)
+        if found is None and now - self._loaded_at > 60:
+            self._lookup, self._loaded_at = mayor_lookup(self.network.agencies()), now
+            found = self._lookup(municipality_code)
+        return found
+
+
+def registry_subscribers(*, registry: RegistryServiceImpl, jpki: JpkiServiceImpl,
+                         card: CardServiceImpl, agencies: AgenciesServiceImpl,
+                         portal: PortalServiceImpl, network: NetworkServiceImpl,
+                         juki: JukiServiceImpl) -> list[Subscriber]:
+    """Who hears of every registry change, in delivery order (docs/events.md)."""
+    mayor_of = _MayorLookup(network)
+    registry.permit_own_residents(mayor_of)  # the mayors' 副本 need their residents' codes
+    copies = agencies_events.subscriber(agencies, registry, mayor_of)
+    return [
+        Subscriber("jpki.certificates", jpki_events.handler(jpki), jpki_events.TYPES),
+        Subscriber("card.cards", card_events.handler(card), card_events.TYPES),
+        copies,
+        agencies_events.notice_subscriber(copies, portal),
+        juki_events.subscriber(juki, registry),
+    ]
+
+
+def _development_core_public_key(keys: FileKeyProvider) -> bytes:
+    """Embedded mode without MYNUMBER_CORE_PUBLIC_KEY_FILE only: the public half of the
+    development core key in the shared development key directory. Never created here (the
+    intermediate server makes no core key): the core (or ``mynumber keys init``) makes it."""
+    if not keys.has_key(CORE_SIGNING_KEY):
+        raise ConfigurationError(
+            "the intermediate server needs the core's public signing key: set "
+            f"MYNUMBER_CORE_PUBLIC_KEY_FILE (`{EXPORT_CORE_PUBLIC_COMMAND}` on the core), or "
+            "in a development key directory shared with the core start the core once first")
+    private = Ed25519PrivateKey.from_private_bytes(keys.symmetric_key(CORE_SIGNING_KEY, 32))
+    return raw_public(private.public_key())
 
 
 def _build_intermediate(settings: Settings) -> Container:
     """The intermediate server (中間サーバー): its agencies' keys and the core's public key,
-    nothing else. Embedded mode derives both from the local development keys, as the
-    in-process server of the ``all`` role does."""
+    nothing else; it never creates or reads a core key when MYNUMBER_CORE_PUBLIC_KEY_FILE is
+    set (production always). Embedded mode derives the agencies' keys from the development
+    master (``agencies.master``) and, without the setting, takes the core's public key from
+    the development core key of a key directory shared with the core."""
     keyring: AgencyKeyring
     agencies: list[str] | None = None
     if settings.mode is Mode.EMBEDDED:
         keys = build_keys(settings)
         try:
             keyring = DerivedKeyring.from_provider(keys, development=True)
-            core_public = raw_public(Ed25519PrivateKey.from_private_bytes(
-                keys.symmetric_key(CORE_SIGNING_KEY, 32)).public_key())
+            if settings.core_public_key_file is not None:
+                core_public = load_core_public_key(settings.core_public_key_file)
+            else:
+                core_public = _development_core_public_key(keys)
         except KeyError_ as exc:
             raise ConfigurationError(str(exc)) from None
     else:

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
         "JPKI CA key passphrase",
     )
     seed_residents: int = 10_000
+    event_dispatcher: bool = Field(
+        default=True, description="deliver registry events in a background thread of the "
+        "serving process (core and all roles); off only where something else delivers them "
+        "(tests, `mynumber events deliver` run by a timer)",
+    )
     restricted_disclosure_days: int = Field(
         default=365, ge=0, le=3650,
         description="how long a restricted exchange (e.g. criminal investigation) stays "

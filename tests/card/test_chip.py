@@ -428,6 +428,7 @@ PUBLIC_API = {
     "certificate",
     "change_pin",
     "counter_reset",
+    "counter_update_card_info",
     "generate_key",
     "install_certificate",
     "is_locked",

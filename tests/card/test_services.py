@@ -202,11 +202,12 @@ def test_smartphone_certificates_revocable_alone(container: Container, clerk: St
 
 def test_free_area(container: Container, clerk: StaffPrincipal, holder: Holder) -> None:
     record, _ = issue(container, clerk, holder)
-    entry = container.card.register_app(clerk, record.card_id, "inkan", "新宿区")
-    container.card.register_app(clerk, record.card_id, "staff-id", "新宿区役所")
+    entry = container.card.register_app(clerk, record.card_id, "seal_registration")
+    container.card.register_app(clerk, record.card_id, "library_card")
     with pytest.raises(CardStateConflict):
-        container.card.register_app(clerk, record.card_id, "inkan", "新宿区")
-    assert [e.app_id for e in container.card.free_area(record.card_id)] == ["inkan", "staff-id"]
-    assert entry.issuer == "新宿区"
-    container.card.remove_app(clerk, record.card_id, "inkan")
-    assert [e.app_id for e in container.card.free_area(record.card_id)] == ["staff-id"]
+        container.card.register_app(clerk, record.card_id, "seal_registration")
+    assert [e.app_id for e in container.card.free_area(record.card_id)] == [
+        "seal_registration", "library_card"]
+    assert entry.issuer == clerk.municipality_code
+    container.card.remove_app(clerk, record.card_id, "seal_registration")
+    assert [e.app_id for e in container.card.free_area(record.card_id)] == ["library_card"]

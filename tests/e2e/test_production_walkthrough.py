@@ -48,6 +48,7 @@ from cryptography import x509
 from mynumber import envelope, tls
 from mynumber.agencies.keyring import FileKeyring, read_agency_public_keys
 from mynumber.card.chip import VirtualCard
+from mynumber.db import CONTEXTS
 from mynumber.network.interfaces import ExchangeQuery
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -411,7 +412,7 @@ def test_the_database_roles_are_isolated_and_durable(walk: Walk, cluster: Cluste
     roles = cluster.sql("SELECT string_agg(rolname || ':' || rolsuper::text || rolcreaterole::text"
                         " || rolcreatedb::text, ',' ORDER BY rolname) FROM pg_roles "
                         "WHERE rolname LIKE 'mynumber\\_%'")
-    assert roles.count(":falsefalsefalse") == 7, roles
+    assert roles.count(":falsefalsefalse") == len(CONTEXTS), roles
     assert cluster.sql("SELECT count(*) FROM pg_auth_members m JOIN pg_roles r "
                        "ON r.oid = m.member WHERE r.rolname LIKE 'mynumber\\_%'") == "0"
 

@@ -105,12 +105,25 @@ def test_name_change_revokes_the_signing_cert_not_the_auth_cert(container: Conta
     auth = jpki.issue_certificate(resident_id, CertificateKind.AUTH, public_pem(), CARD_EXPIRY)
     container.registry.change_name(SYSTEM, resident_id, "佐藤", "太郎", "サトウ", "タロウ",
                                    dt.date.today())
+    deliver(container)
     assert jpki.state(signing.serial) is CertificateState.REVOKED
     assert jpki.state(auth.serial) is CertificateState.GOOD
     with pytest.raises(AlreadyRevoked):
         jpki.revoke(signing.serial, RevocationReason.LOST, "test")
     container.registry.register_death(SYSTEM, resident_id, dt.date.today())
+    deliver(container)
     assert jpki.state(auth.serial) is CertificateState.REVOKED
+
+
+def deliver(container: Container) -> None:
+    """The registry's events reach JPKI through jpki.events (as the dispatcher delivers them;
+    delivered twice here, as at-least-once delivery may)."""
+    from mynumber.jpki import events as jpki_events
+
+    outbox = container.registry.outbox
+    outbox.sequence()
+    for _ in range(2):
+        jpki_events.handler(container.jpki)(outbox.read(0, 10_000))
 
 
 def test_serial_links_only_for_own_users_while_registered(container: Container) -> None:

@@ -32,6 +32,12 @@ def test_no_network_or_agency_table_contains_a_seeded_residents_number(container
     residents = current_residents(container.databases)
     result = seed_exchanges(container, residents, exchanges=200)
     assert result.exchanges >= 200 and result.enrolments > len(residents)
+    # Issue 12: the seeded agencies all have a 別表第一 use, and the log vouches for every
+    # seeded record (restricted and declined ones included).
+    assert result.restricted >= 1 and result.declined >= 1
+    records = container.network.verify_records()
+    assert records.ok, records.mismatches[:5]
+    assert records.exchanges_checked == records.entries_checked == result.log_size
     clerk = make_staff(container, "scan-supervisor", SHINJUKU, StaffRole.SUPERVISOR)
     numbers = set()
     for r in residents:

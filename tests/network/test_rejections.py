@@ -192,7 +192,9 @@ def test_a_forged_query_naming_a_person_never_enters_their_history(world: World)
     assert [r.serial for r in c.network.access_records(PORTAL, portal_code)] == [genuine.serial]
 
 
-def test_a_row_that_is_not_in_the_signed_log_is_not_shown(world: World) -> None:
+def test_a_row_the_signed_log_does_not_vouch_for_is_shown_as_unverifiable(world: World) -> None:
+    """Issue 12: such a row is neither hidden nor shown as true: the portal lists it as
+    検証できません (``verified`` false), and ``log verify`` names it."""
     c, rid = world.container, _first(world)
     portal_code = c.agencies.agency_code(PORTAL, world.enrol(PORTAL, rid))
     genuine = c.network.exchange(_signed(world, MHLW, requester_id=MHLW, task_id=TASK,
@@ -203,9 +205,10 @@ def test_a_row_that_is_not_in_the_signed_log_is_not_shown(world: World) -> None:
                              .where(nm.Exchange.serial == genuine.serial))
         now = dt.datetime.now(dt.UTC)
         # Written straight into the table (no log entry), and one whose log entry commits to
-        # another person: neither may appear.
+        # another person.
+        forged_serial = new_serial(now)
         session.execute(insert(nm.Exchange).values(
-            serial=new_serial(now), occurred_at=now, requester_id="prefecture-13-police",
+            serial=forged_serial, occurred_at=now, requester_id="prefecture-13-police",
             task_id=TASK, outcome="provided", restricted=False, subject_key=key))
     other_serial = new_serial(now)
     with c.databases.unit_of_work("network") as session:
@@ -215,7 +218,14 @@ def test_a_row_that_is_not_in_the_signed_log_is_not_shown(world: World) -> None:
         c.network_log.enqueue(session, other_serial, json.dumps(
             {"outcome": "provided", "requester": MHLW, "serial": other_serial,
              "subject": "0" * 32}).encode())
-    assert [r.serial for r in c.network.access_records(PORTAL, portal_code)] == [genuine.serial]
+    records = {r.serial: r for r in c.network.access_records(PORTAL, portal_code)}
+    assert set(records) == {genuine.serial, forged_serial, other_serial}
+    assert records[genuine.serial].verified
+    assert not records[forged_serial].verified and not records[other_serial].verified
+    report = c.network.verify_records()
+    assert not report.ok
+    assert {(mm.serial, mm.problem) for mm in report.mismatches} == {
+        (forged_serial, "missing_from_log"), (other_serial, "unreadable_entry")}
 
 
 # --- declined applications: once per signed request --------------------------------------------

@@ -537,48 +537,46 @@ def test_a_malformed_presented_number_is_refused_without_echo(
 # --- change notifications ------------------------------------------------------------------
 
 
-def test_listeners_hear_of_a_name_change_only_after_commit(
+def _published(container: Container) -> list[RegistryChange]:
+    outbox = container.registry.outbox
+    outbox.sequence()
+    return [RegistryChange.of(e.payload) for e in outbox.read(0, 1000)]
+
+
+def test_a_change_is_published_with_its_transaction_only(
     container: Container, clerk: StaffPrincipal
 ) -> None:
-    heard: list[tuple[RegistryChange, str]] = []
-
-    def listener(change: RegistryChange) -> None:
-        # Read through a fresh transaction: the change must already be committed.
-        with container.databases.unit_of_work("registry") as session:
-            row = session.get(m.Resident, change.resident_id)
-            heard.append((change, row.family_name if row else ""))
-
     record = born(container, clerk)
-    container.registry.subscribe(listener)
+    assert [c.kind for c in _published(container)] == [LifeEventKind.BIRTH]
 
     with pytest.raises(InvalidResidentData):
         container.registry.change_name(clerk, record.id, "佐藤", "太郎", "sato", "タロウ",
                                        dt.date(2025, 1, 1))
-    assert heard == []  # the transaction failed: nothing to hear of
+    assert len(_published(container)) == 1  # the transaction failed: nothing published
 
     container.registry.change_name(clerk, record.id, "佐藤", "太郎", "サトウ", "タロウ",
                                    dt.date(2025, 1, 1))
-    assert len(heard) == 1
-    change, committed_name = heard[0]
+    change = _published(container)[-1]
     assert (change.kind, change.resident_id, change.resident_code) == (
         LifeEventKind.NAME_CHANGE, record.id, record.resident_code)
     assert change.basic_four_changed is True
-    assert committed_name == "佐藤"
+    assert change.municipality_code == record.municipality_code
 
 
-def test_listeners_hear_whether_the_basic_four_changed(
+def test_events_say_whether_the_basic_four_changed(
     container: Container, clerk: StaffPrincipal, supervisor: StaffPrincipal
 ) -> None:
-    heard: list[RegistryChange] = []
-    container.registry.subscribe(heard.append)
     record = born(container, clerk)
     container.registry.change_address(clerk, record.id, "新宿区1-1", "", dt.date(2025, 1, 1))
     container.registry.correct(supervisor, record.id, {"relationship": "子"}, "入力誤り")
     container.registry.correct(supervisor, record.id, {"sex": Sex.FEMALE.value}, "入力誤り")
-    assert [(c.kind, c.basic_four_changed) for c in heard] == [
+    container.registry.register_move_out(clerk, record.id, None, dt.date(2025, 2, 1))
+    assert [(c.kind, c.basic_four_changed) for c in _published(container)] == [
         (LifeEventKind.BIRTH, False),
         (LifeEventKind.ADDRESS_CHANGE, True),
         (LifeEventKind.CORRECTION, False),
         (LifeEventKind.CORRECTION, True),
+        (LifeEventKind.MOVE_OUT, False),
     ]
+    assert _published(container)[-1].abroad is True
 

@@ -171,6 +171,31 @@ class AnswerRejected(DomainError):
     title = "Answer not accepted"
 
 
+class CopyNotEncrypted(DomainError):
+    """A 副本 still in plaintext (written before the agencies migration 0002): never provided
+    until ``mynumber agencies encrypt-copies`` has encrypted it under its agency's key."""
+
+    code = "copy_not_encrypted"
+    status = 503
+    title = "Copy not yet encrypted"
+
+
+class CopyUnreadable(DomainError):
+    """A 副本 that does not decrypt with its agency's key: moved to another agency, person or
+    item, tampered with, or encrypted for keys this server no longer holds."""
+
+    code = "copy_unreadable"
+    status = 500
+    title = "Copy cannot be decrypted"
+
+
+class AgencyKeysNotRegistered(Conflict):
+    """A 副本 is encrypted to its agency's public key: none is registered nor held here."""
+
+    code = "agency_keys_not_registered"
+    title = "The agency has no registered encryption key"
+
+
 class IntermediateServerUnavailable(DomainError):
     code = "intermediate_server_unavailable"
     status = 503

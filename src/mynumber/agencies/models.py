@@ -3,6 +3,8 @@
 Like J-LIS's 中間サーバー・プラットフォーム, one database serves many agencies with logical
 separation: every row carries its ``agency_id``, and every look-up is by (agency, ...). An
 agency knows a person by its own 宛名番号 and its own 機関別符号 only; no 個人番号 is ever stored.
+Each agency's 副本 are encrypted under that agency's key (:mod:`mynumber.agencies.copy_encryption`):
+database access to this context does not let one agency read another's copies.
 """
 
 from __future__ import annotations
@@ -10,7 +12,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from mynumber.audit import audit_model
@@ -48,8 +59,24 @@ class Person(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CopyKey(Base):
+    """A data key of one agency's 副本, wrapped (HPKE) to the agency's public encryption key."""
+
+    __tablename__ = "copy_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(AGENCY_ID_LENGTH), index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Copy(Base):
-    """副本: information the agency provides to others, under its own code for the person."""
+    """副本: information the agency provides to others, under its own code for the person.
+
+    ``sealed`` (nonce || AES-GCM ciphertext) under the data key ``key_id``; ``payload`` is the
+    plaintext of rows written before encryption (agencies migration 0002) and is NULL once
+    ``mynumber agencies encrypt-copies`` (or a new put) encrypted the row. A row with a
+    plaintext payload is never provided."""
 
     __tablename__ = "copies"
     __table_args__ = (UniqueConstraint("agency_id", "agency_code", "item_code"),)
@@ -58,7 +85,9 @@ class Copy(Base):
     agency_id: Mapped[str] = mapped_column(String(AGENCY_ID_LENGTH))
     agency_code: Mapped[str] = mapped_column(String(AGENCY_CODE_LENGTH))
     item_code: Mapped[str] = mapped_column(String(ITEM_CODE_LENGTH))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    key_id: Mapped[int | None] = mapped_column(BigId)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mynumber.agencies.events import municipal_address_number
 from mynumber.agencies.interfaces import (
     KYOKAI,
     MHLW,
@@ -114,14 +115,24 @@ def seed_exchanges(
     for r in people:
         if r.household_id is not None:
             households[r.household_id].append(r)
+    own_mayor = {r.id: mayor(r.municipality_code) for r in people}
+
+    def number_for(agency: str, rid: int) -> str:
+        # The resident's own municipality numbers its residents as its registry events do
+        # (agencies.events), so the seeded enrolment is the one those events find.
+        if agency == own_mayor.get(rid):
+            return municipal_address_number(rid)
+        return address_number(seed, agency, rid)
+
     enrol: dict[str, dict[int, str]] = defaultdict(dict)
     copies: dict[str, list[CopyInput]] = defaultdict(list)
     holdings: dict[int, list[tuple[str, str]]] = defaultdict(list)  # rid -> (provider, item)
     for r in people:
         age = _age(r.birth_date, today)
+        city = mayor(r.municipality_code)
 
         def know(agency: str, rid: int = r.id) -> str:
-            number = address_number(seed, agency, rid)
+            number = number_for(agency, rid)
             enrol[agency][rid] = number
             return number
 
@@ -130,7 +141,6 @@ def seed_exchanges(
             holdings[rid].append((agency, item))
 
         know(PORTAL)
-        city = mayor(r.municipality_code)
         if city is not None:
             hold(city, "resident_record",
                  resident_record_copy(r, households.get(r.household_id, ())))
@@ -193,12 +203,12 @@ def seed_exchanges(
         if not tasks:
             continue
         planned.append(("ok", r.id, requester, rng.choice(tasks), provider, item))
-        enrol[requester][r.id] = address_number(seed, requester, r.id)
+        enrol[requester][r.id] = number_for(requester, r.id)
     # A few queries outside the table (refused, and shown to the resident like the rest).
     for r in rng.sample(candidates, min(len(candidates), max(3, target_count // 50))):
         provider, item = rng.choice(holdings[r.id])
         planned.append(("refused", r.id, JASSO, "bekkyo2-1", provider, item))
-        enrol[JASSO][r.id] = address_number(seed, JASSO, r.id)
+        enrol[JASSO][r.id] = number_for(JASSO, r.id)
     when = sorted(now - dt.timedelta(seconds=rng.uniform(60, HISTORY_DAYS * 86400))
                   for _ in planned)
     rng.shuffle(planned)
@@ -217,8 +227,19 @@ def seed_exchanges(
             events.append((now - offset, ("restricted", r.id, prefecture_police,
                                           "extra-criminal-investigation", city,
                                           "resident_record")))
-            enrol[prefecture_police][r.id] = address_number(seed, prefecture_police, r.id)
+            enrol[prefecture_police][r.id] = number_for(prefecture_police, r.id)
     events.sort(key=lambda e: e[0])
+
+    # 番号法 別表第一: only an agency with a use of the number gets agency codes (the core
+    # refuses the others), so only those enrol people, hold copies or ask.
+    without_use = {a for a in set(enrol) | set(copies)
+                   if a not in by_id or not network.number_uses(by_id[a].kind)}
+    if without_use:
+        for agency in without_use:
+            enrol.pop(agency, None)
+            copies.pop(agency, None)
+        events = [e for e in events
+                  if e[1][2] not in without_use and e[1][4] not in without_use]
 
     for agency in enrol:
         agencies.ensure_registered(agency)

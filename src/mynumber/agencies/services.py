@@ -7,8 +7,12 @@ Two roles, one database (logical separation by ``agency_id``, as on J-LIS's plat
   core (:class:`~mynumber.network.interfaces.NetworkService`), opening the sealed answers.
 - :class:`IntermediateServerImpl`, the provider's side the core calls
   (:class:`~mynumber.network.interfaces.IntermediateServer`): check the core's signature, look up
-  the copy, seal it for the requester. This is the hot path of the exchange benchmark, so it is
-  Core SQL, one indexed SELECT and one INSERT, with keys cached per agency.
+  the copy, decrypt it, seal it for the requester. This is the hot path of the exchange
+  benchmark, so it is Core SQL, one indexed SELECT and one INSERT, with keys (and the agencies'
+  unwrapped data keys) cached per agency.
+
+Each agency's 副本 are encrypted under its own key (:mod:`mynumber.agencies.copy_encryption`):
+writers need the agency's public key only, readers its private key.
 
 The 個人番号 passes through :meth:`AgenciesServiceImpl.enrol_person` to the registry and is
 neither stored, logged nor put in an error here.
@@ -27,19 +31,31 @@ from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from sqlalchemy import Table, and_, bindparam, insert, select, tuple_, update
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import Table, and_, bindparam, func, insert, null, select, tuple_, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mynumber import audit, envelope
 from mynumber.agencies import models as m
+from mynumber.agencies.copy_encryption import (
+    CopyDecryptionError,
+    DataKey,
+    DataKeyCache,
+    new_data_key,
+    unwrap_data_key,
+)
 from mynumber.agencies.interfaces import (
     AgenciesService,
+    AgencyKeysNotRegistered,
     AgencyNotServed,
     AnswerRejected,
     CopyInput,
+    CopyNotEncrypted,
     CopyNotFound,
     CopyRecord,
+    CopyUnreadable,
     InvalidAgencyInput,
     PersonAlreadyEnrolled,
     PersonNotEnrolled,
@@ -65,6 +81,7 @@ from mynumber.network.interfaces import (
     Operation,
     RoutedQuery,
     SealedAnswer,
+    UnknownAgency,
     contains_individual_number,
 )
 from mynumber.registry.interfaces import RegistryService
@@ -130,8 +147,9 @@ _RECORD_SENT = HotSQL(
     "address_number, outcome, reason, sent_at) VALUES (:serial, :agency_id, :provider_id, "
     ":task_id, :item_code, :address_number, :outcome, :reason, :sent_at)")
 _HOT_FIND_COPY = HotSQL(
-    "SELECT payload, version, updated_at FROM copies WHERE agency_id = :agency_id "
-    "AND agency_code = :agency_code AND item_code = :item_code")
+    "SELECT payload, sealed, key_id, version, updated_at FROM copies "
+    "WHERE agency_id = :agency_id AND agency_code = :agency_code AND item_code = :item_code")
+_HOT_FIND_DATA_KEY = HotSQL("SELECT agency_id, wrapped FROM copy_keys WHERE id = :id")
 _HOT_RECORD_ANSWER = HotSQL(
     "INSERT INTO answered_queries (serial, agency_id, requester_id, task_id, item_code, held, "
     "answered_at) VALUES (:serial, :agency_id, :requester_id, :task_id, :item_code, :held, "
@@ -141,6 +159,91 @@ _SENT_RECORDED = HotSQL("SELECT 1 FROM sent_queries WHERE agency_id = :agency_id
 _ANSWER_RECORDED = HotSQL("SELECT 1 FROM answered_queries WHERE agency_id = :agency_id "
                           "AND serial = :serial")
 CODE_CACHE_SIZE = 100_000
+
+
+@dataclasses.dataclass(frozen=True)
+class EncryptionReport:
+    """What ``encrypt_plaintext_copies`` did: rows encrypted per agency, plaintext discarded
+    beside an existing encrypted copy, and agencies skipped (no public key: the reason)."""
+
+    encrypted: dict[str, int]
+    discarded: int
+    skipped: dict[str, str]
+
+
+class _Vault:
+    """The agencies' data keys as one process uses them (:mod:`.copy_encryption`)."""
+
+    def __init__(self, databases: Databases, keyring: AgencyKeyring, hot: HotConnections,
+                 clock: Callable[[], dt.datetime]) -> None:
+        self.databases = databases
+        self.keyring = keyring
+        self.hot = hot
+        self.clock = clock
+        self.cache = DataKeyCache()
+
+    def writing_key(self, agency_id: str, public_key: bytes) -> DataKey:
+        """This process's data key for ``agency_id`` (made and stored wrapped on first use)."""
+        found = self.cache.writing(agency_id, public_key)
+        if found is not None:
+            return found
+        key, wrapped = new_data_key(agency_id, public_key)
+        with self.databases.unit_of_work(CONTEXT) as session:
+            row = m.CopyKey(agency_id=agency_id, wrapped=wrapped, created_at=self.clock())
+            session.add(row)
+            session.flush()
+            key_id = row.id
+            audit.record(session, m.AuditEvent, "agencies:copy_key:create",
+                         actor=f"agency:{agency_id}", subject=f"agency:{agency_id}",
+                         key_id=key_id)
+        return self.cache.set_writing(public_key, DataKey(agency_id, key_id, AESGCM(key)))
+
+    def reading_key(self, agency_id: str, key_id: int, raw: Any = None) -> DataKey:
+        """The data key ``key_id`` of ``agency_id``, unwrapped with the agency's private key
+        (:class:`CopyUnreadable` when it is another agency's, or does not open)."""
+        found = self.cache.get(key_id)
+        if found is None:
+            if raw is None:
+                with self.hot.connection(autocommit=True) as own:
+                    rows = self.hot.run(own, _HOT_FIND_DATA_KEY, {"id": key_id})
+            else:
+                rows = self.hot.run(raw, _HOT_FIND_DATA_KEY, {"id": key_id})
+            if not rows or rows[0][0] != agency_id:
+                raise self._unreadable(agency_id)
+            try:
+                private = self.keyring.keys(agency_id).encryption
+                key = unwrap_data_key(agency_id, rows[0][1], private)
+            except CopyDecryptionError:
+                raise self._unreadable(agency_id) from None
+            found = self.cache.put(DataKey(agency_id, key_id, AESGCM(key)))
+        if found.agency_id != agency_id:
+            raise self._unreadable(agency_id)
+        return found
+
+    def open(self, agency_id: str, agency_code: str, item_code: str, sealed: bytes | None,
+             key_id: int | None, raw: Any = None) -> dict[str, Any]:
+        if sealed is None or key_id is None:
+            raise self._unreadable(agency_id)
+        try:
+            return self.reading_key(agency_id, key_id, raw).decrypt(agency_code, item_code,
+                                                                    sealed)
+        except CopyDecryptionError:
+            raise self._unreadable(agency_id) from None
+
+    @staticmethod
+    def _unreadable(agency_id: str) -> CopyUnreadable:
+        # Moved, tampered or for keys no longer held: an operator's matter, never the data.
+        log.warning("a copy of agency %s does not decrypt with its key (moved, tampered with, "
+                    "or encrypted for keys this server does not hold)", agency_id)
+        return CopyUnreadable("the copy does not decrypt with its agency's key",
+                              field="item_code")
+
+
+def _legacy_payload(payload: Any) -> dict[str, Any] | None:
+    """The plaintext payload of a row written before encryption (None: there is none)."""
+    if isinstance(payload, str | bytes):  # SQLite hands JSON back as text
+        payload = json.loads(payload)
+    return payload if isinstance(payload, dict) else None
 
 
 class AgenciesServiceImpl:
@@ -161,6 +264,7 @@ class AgenciesServiceImpl:
         self._provider_keys: dict[str, bytes] = {}
         self._codes: dict[tuple[str, str], str] = {}
         self._hot = HotConnections(databases, CONTEXT)
+        self._vault = _Vault(databases, keyring, self._hot, clock)
 
     # -- keys --------------------------------------------------------------------------------
     def ensure_registered(self, agency_id: str) -> AgencyRecord:
@@ -326,11 +430,13 @@ class AgenciesServiceImpl:
         check_address_number(address_number)
         _check(CODE, item_code, "item_code")
         data = _check_payload(payload)
+        key = self._vault.writing_key(agency_id, self._public_key(agency_id))
         for attempt in (1, 2):
             try:
                 with self.databases.unit_of_work(CONTEXT) as session:
                     code = self._required_code(session, agency_id, address_number)
                     now = self.clock()
+                    sealed = key.encrypt(code, item_code, data)
                     row = session.scalars(
                         select(m.Copy).where(m.Copy.agency_id == agency_id,
                                              m.Copy.agency_code == code,
@@ -338,11 +444,13 @@ class AgenciesServiceImpl:
                     ).first()
                     if row is None:
                         row = m.Copy(agency_id=agency_id, agency_code=code,
-                                     item_code=item_code, payload=data, version=1,
-                                     updated_at=now)
+                                     item_code=item_code, payload=None, key_id=key.key_id,
+                                     sealed=sealed, version=1, updated_at=now)
                         session.add(row)
                     else:
-                        row.payload = data
+                        row.payload = None
+                        row.key_id = key.key_id
+                        row.sealed = sealed
                         row.version += 1
                         row.updated_at = now
                     session.flush()
@@ -365,6 +473,7 @@ class AgenciesServiceImpl:
             _check(CODE, given.item_code, "item_code")
             checked.append((given.address_number, given.item_code,
                             _check_payload(given.payload)))
+        key = self._vault.writing_key(agency_id, self._public_key(agency_id))
         now = self.clock()
         with self.databases.unit_of_work(CONTEXT) as session:
             codes: dict[str, str] = {}
@@ -393,11 +502,13 @@ class AgenciesServiceImpl:
                 ):
                     existing.add((code, item))
             new = [{"agency_id": agency_id, "agency_code": code, "item_code": item,
-                    "payload": data, "version": 1, "updated_at": now}
+                    "payload": None, "key_id": key.key_id,
+                    "sealed": key.encrypt(code, item, data), "version": 1, "updated_at": now}
                    for (code, item), data in latest.items() if (code, item) not in existing]
             for chunk in _chunks(new):
                 session.execute(insert(m.Copy), list(chunk))
-            changed = [{"a": agency_id, "c": code, "i": item, "p": data, "t": now}
+            changed = [{"a": agency_id, "c": code, "i": item, "k": key.key_id,
+                        "s": key.encrypt(code, item, data), "t": now}
                        for (code, item), data in latest.items() if (code, item) in existing]
             if changed:
                 table = cast(Table, m.Copy.__table__)
@@ -405,8 +516,8 @@ class AgenciesServiceImpl:
                     update(table).where(and_(
                         table.c.agency_id == bindparam("a"), table.c.agency_code == bindparam("c"),
                         table.c.item_code == bindparam("i"),
-                    )).values(payload=bindparam("p"), version=table.c.version + 1,
-                              updated_at=bindparam("t")),
+                    )).values(payload=null(), key_id=bindparam("k"), sealed=bindparam("s"),
+                              version=table.c.version + 1, updated_at=bindparam("t")),
                     changed,
                 )
             audit.record(session, m.AuditEvent, "agencies:copy:bulk_put",
@@ -426,8 +537,96 @@ class AgenciesServiceImpl:
             if row is None:
                 raise CopyNotFound("this agency holds no such copy for the person",
                                    field="item_code")
-            return CopyRecord(agency_id, address_number, item_code, dict(row.payload),
-                              row.version, row.updated_at)
+            legacy = _legacy_payload(row.payload)
+            sealed, key_id, version, updated_at = (row.sealed, row.key_id, row.version,
+                                                   row.updated_at)
+        if legacy is not None:  # not yet encrypted: the agency reads its own plaintext
+            data = legacy
+        else:
+            try:
+                data = self._vault.open(agency_id, code, item_code, sealed, key_id)
+            except AgencyKeyError as exc:
+                raise AgencyNotServed(f"this process does not hold the keys of {agency_id}; "
+                                      f"its copies are read on its intermediate server ({exc})",
+                                      field="agency_id") from None
+        return CopyRecord(agency_id, address_number, item_code, data, version, updated_at)
+
+    # -- encryption of the 副本 --------------------------------------------------------------
+    def _public_key(self, agency_id: str) -> bytes:
+        """The agency's X25519 public key its copies are encrypted to: the half of the keys
+        this process holds for it, else the network directory's registered key."""
+        try:
+            return self.keyring.keys(agency_id).encryption_public
+        except AgencyKeyError:
+            pass
+        key = self.network.agency(agency_id).encryption_key
+        if key is None:
+            raise AgencyKeysNotRegistered(
+                f"{agency_id} has no registered encryption key, and its copies are encrypted "
+                "to it: register the agency's public keys first (`mynumber network "
+                "register-keys`)", field="agency_id")
+        return key
+
+    def plaintext_copies(self) -> dict[str, int]:
+        """Rows per agency still holding a plaintext payload (written before encryption)."""
+        with self.databases.unit_of_work(CONTEXT) as session:
+            return {agency: count for agency, count in session.execute(
+                select(m.Copy.agency_id, func.count()).where(m.Copy.payload.is_not(None))
+                .group_by(m.Copy.agency_id).order_by(m.Copy.agency_id))}
+
+    def encrypt_plaintext_copies(self, agency_ids: Collection[str] | None = None, *,
+                                 batch: int = BATCH) -> EncryptionReport:
+        """Encrypt every plaintext 副本 (of ``agency_ids``, default all) under its agency's
+        key, in batches of one transaction each; resumable and idempotent. A row that also
+        has an encrypted copy (its plaintext written around this service) keeps the encrypted
+        one and loses the plaintext. Needs the agencies' public keys only."""
+        wanted = sorted(self.plaintext_copies())
+        if agency_ids is not None:
+            wanted = [a for a in wanted if a in set(agency_ids)]
+        table = cast(Table, m.Copy.__table__)
+        encrypted: dict[str, int] = {}
+        skipped: dict[str, str] = {}
+        discarded = 0
+        for agency_id in wanted:
+            try:
+                key = self._vault.writing_key(agency_id, self._public_key(agency_id))
+            except (AgencyKeysNotRegistered, UnknownAgency) as exc:
+                skipped[agency_id] = exc.detail
+                continue
+            done = 0
+            with self.databases.unit_of_work(CONTEXT) as session:
+                result = cast(CursorResult[Any], session.execute(
+                    update(table).where(table.c.agency_id == agency_id,
+                                        table.c.payload.is_not(None),
+                                        table.c.sealed.is_not(None))
+                    .values(payload=null())))
+                discarded += int(result.rowcount or 0)
+            while True:
+                with self.databases.unit_of_work(CONTEXT) as session:
+                    rows = session.execute(
+                        select(table.c.id, table.c.agency_code, table.c.item_code,
+                               table.c.payload)
+                        .where(table.c.agency_id == agency_id, table.c.payload.is_not(None),
+                               table.c.sealed.is_(None))
+                        .order_by(table.c.id).limit(batch).with_for_update()).all()
+                    if not rows:
+                        break
+                    values = []
+                    for row_id, code, item, payload in rows:
+                        data = _legacy_payload(payload)
+                        values.append({"i": row_id, "k": key.key_id,
+                                       "s": key.encrypt(code, item, data or {})})
+                    session.connection().execute(
+                        update(table).where(table.c.id == bindparam("i"),
+                                            table.c.sealed.is_(None))
+                        .values(payload=null(), key_id=bindparam("k"), sealed=bindparam("s")),
+                        values)
+                    audit.record(session, m.AuditEvent, "agencies:copy:encrypt",
+                                 actor="operator", subject=f"agency:{agency_id}",
+                                 count=len(values), key_id=key.key_id)
+                    done += len(values)
+            encrypted[agency_id] = done
+        return EncryptionReport(encrypted, discarded, skipped)
 
     # -- 情報照会 ------------------------------------------------------------------------------
     def _provider_signing_key(self, provider_id: str, *, refresh: bool = False) -> bytes:
@@ -483,10 +682,11 @@ class AgenciesServiceImpl:
                 # authentication has none, and is then not written twice).
                 if not result.serial or self._sent_recorded(agency_id, result.serial):
                     return
-            committing = False
-            with self._hot.connection() as raw:
+            # One statement, committed as it runs (no BEGIN/COMMIT round trips): from the
+            # moment it is sent, its outcome may be unknown.
+            committing = True
+            with self._hot.connection(autocommit=True) as raw:
                 self._hot.run(raw, _RECORD_SENT, params)
-                committing = True
 
         try:
             retrying(attempt, what=f"sent query {result.serial}")
@@ -618,6 +818,7 @@ class IntermediateServerImpl:
         self.clock = clock
         self.max_age = max_age
         self._hot = HotConnections(databases, CONTEXT)
+        self._vault = _Vault(databases, keyring, self._hot, clock)
 
     def serves(self, agency_id: str) -> bool:
         if self.agencies is None:
@@ -666,8 +867,10 @@ class IntermediateServerImpl:
 
     def _answer(self, query: RoutedQuery, keys: Any, now: dt.datetime, *,
                 record: bool, committing: list[bool]) -> SealedAnswer:
-        # One short transaction on the driver: read the copy, record the answer.
-        with self._hot.connection() as raw:
+        # Two statements on the driver, each committed as it runs (a read of the copy and
+        # the answer's record need no common snapshot; this saves the BEGIN and COMMIT
+        # round trips).
+        with self._hot.connection(autocommit=True) as raw:
             rows = self._hot.run(raw, _HOT_FIND_COPY, {
                 "agency_id": query.provider_id, "agency_code": query.subject_code,
                 "item_code": query.item_code,
@@ -675,9 +878,20 @@ class IntermediateServerImpl:
             found = rows[0] if rows else None
             sealed = None
             if found is not None:
-                payload, version, updated_at = found
-                if isinstance(payload, str | bytes):  # SQLite hands JSON back as text
-                    payload = json.loads(payload)
+                legacy, stored, key_id, version, updated_at = found
+                legacy = _legacy_payload(legacy)
+                if legacy is not None:
+                    # Plaintext (written before encryption, or around put_copy): never
+                    # provided. One carrying a number is named as such (the core records it).
+                    if contains_individual_number(legacy):
+                        raise IndividualNumberInCopy(
+                            "the copy contains an individual number and is not provided",
+                            field="item_code")
+                    raise CopyNotEncrypted(
+                        "the copy is not encrypted yet and is not provided: run `mynumber "
+                        "agencies encrypt-copies`", field="item_code")
+                payload = self._vault.open(query.provider_id, query.subject_code,
+                                           query.item_code, stored, key_id, raw)
                 if isinstance(updated_at, str):
                     updated_at = dt.datetime.fromisoformat(updated_at)
                 if updated_at.tzinfo is None:  # SQLite keeps UTC without the offset
@@ -699,6 +913,7 @@ class IntermediateServerImpl:
                     raise RoutedQueryRejected("the requester's encryption key is not usable",
                                               field="requester_encryption_key") from None
             if record:
+                committing[0] = True  # from here the record may have landed
                 self._hot.run(raw, _HOT_RECORD_ANSWER, {
                     "serial": query.serial, "agency_id": query.provider_id,
                     "requester_id": query.requester_id, "task_id": query.task_id,

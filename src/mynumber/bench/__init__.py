@@ -40,6 +40,8 @@ WORKLOADS = {
     "exchange": "mynumber.bench.exchange",
     "exchange-deployment": "mynumber.bench.deployment",
     "portal-api": "mynumber.bench.portal_api",
+    "juki": "mynumber.bench.juki",
+    "events": "mynumber.bench.events",
 }
 
 

@@ -39,13 +39,15 @@ _GIVEN = [
 _RELATIONSHIPS = ["世帯主", "妻", "子", "子", "母"]
 
 
-def generate_csv(path: Path, count: int, seed: int = 20240101) -> None:
-    """``count`` valid import lines, in households of 1-4 people."""
+def generate_csv(path: Path, count: int, seed: int = 20240101,
+                 municipalities: list[str] | None = None) -> None:
+    """``count`` valid import lines, in households of 1-4 people, in every municipality (or
+    in ``municipalities``)."""
     from mynumber.registry.importer import FIELDS
     from mynumber.registry.services import load_municipality_rows
 
     rng = random.Random(seed)
-    municipalities = [row["code"] for row in load_municipality_rows()]
+    municipalities = municipalities or [row["code"] for row in load_municipality_rows()]
     header = ",".join(FIELDS)
     lines = [header]
     household = 0

@@ -527,6 +527,22 @@ class VirtualCard:
         self.verify_pin(PinKind.CARD_INFO, pin)
         return self._card_info
 
+    def counter_update_card_info(
+        self, name: str, address: str, authorization: ResetAuthorizer
+    ) -> None:
+        """Rewrite the name and address of the 券面事項入力補助AP after a move or a name change
+        (at the municipal counter, with the same authorization as :meth:`counter_reset`, asked
+        for the card-info PIN's application).  The 個人番号, birth date and sex stay."""
+        if not name.strip() or not address.strip():
+            raise CardError("name and address are required")
+        if not callable(authorization) or authorization(
+                self._card_id, PinKind.CARD_INFO) is not True:
+            raise ResetNotAuthorized("the card-face update requires the counter's authorization")
+        with self._lock:
+            info = self._card_info
+            self._card_info = CardInfo(info.individual_number, name, address,
+                                       info.date_of_birth, info.sex)
+
     # ------------------------------------------------------------------ persistence
 
     def _header(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ class CardState(StrEnum):
     SUSPENDED = "suspended"  # 一時利用停止 (lost or stolen)
     REVOKED = "revoked"  # 廃止 (replaced by renewal or reissue)
     EXPIRED = "expired"
+    ENDED = "ended"  # 失効: the holder died (registry event); nothing can be done with it
 
 
 class ApplicationState(StrEnum):
@@ -88,6 +89,53 @@ class SmartphoneCredential:
 
 
 @dataclass(frozen=True)
+class CertificateStatus:
+    """One certificate slot of a card as the counter sees it."""
+
+    kind: str  # "signing" or "auth" (jpki CertificateKind values)
+    serial: int | None
+    state: str | None  # "good", "revoked", "expired" (jpki CertificateState); None: no cert
+    not_after: dt.datetime | None
+    revocation_reason: str | None
+    #: From this day the certificate may be renewed on the card (3 months before not_after).
+    renewal_opens_on: dt.date | None
+
+
+@dataclass(frozen=True)
+class CardStatus:
+    """A card with its certificates, smartphone credentials and free-area applications."""
+
+    card: CardRecord
+    certificates: tuple[CertificateStatus, ...]
+    smartphones: tuple[SmartphoneCredential, ...]
+    free_area: tuple[FreeAreaEntry, ...]
+
+
+@dataclass(frozen=True)
+class CertificateRenewal:
+    """What a counter procedure that writes new certificates on a card did."""
+
+    card: CardRecord
+    #: kind -> the new certificate (PEM), for each certificate written on the card.
+    issued: dict[str, str]
+    #: old serial -> new serial (新旧シリアル番号紐付け), also recorded in JPKI.
+    links: dict[int, int]
+    revoked: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FreeAreaRule:
+    """Which application the free area (空き領域) accepts and who may write it."""
+
+    app_id: str
+    title_ja: str
+    title_en: str
+    #: "residence": only the municipality where the holder lives; "any_municipality": any
+    #: municipality (the issuer is the writing municipality).
+    writer: str
+
+
+@dataclass(frozen=True)
 class FreeAreaEntry:
     """An application registered in the card's free area (空き領域), e.g. 印鑑登録証."""
 
@@ -96,6 +144,18 @@ class FreeAreaEntry:
     app_id: str
     issuer: str
     registered_at: dt.datetime
+
+
+#: The applications the free area accepts (as data): who may write each one. A municipality
+#: writes only for itself; the holder's own municipality is the only writer of 印鑑登録証.
+FREE_AREA_RULES: dict[str, FreeAreaRule] = {
+    r.app_id: r for r in (
+        FreeAreaRule("seal_registration", "印鑑登録証", "Seal registration card", "residence"),
+        FreeAreaRule("library_card", "図書館利用カード", "Library card", "any_municipality"),
+        FreeAreaRule("certificate_kiosk", "証明書自動交付機利用", "Certificate kiosk use",
+                     "residence"),
+    )
+}
 
 
 def smartphone_enrolment_message(
@@ -140,6 +200,16 @@ class IdentityNotVerified(Forbidden):
 class PinRefused(InvalidInput):
     code = "pin_refused"
     title = "PIN refused"
+
+
+class RenewalNotOpen(CardStateConflict):
+    code = "renewal_not_open"
+    title = "Nothing to renew yet"
+
+
+class FreeAreaRefused(Forbidden):
+    code = "free_area_refused"
+    title = "This application may not be written by you"
 
 
 class LossReportNotMatched(InvalidInput):

@@ -59,7 +59,8 @@ class Card(Base):
 
     __tablename__ = "cards"
     __table_args__ = (
-        CheckConstraint("state IN ('active', 'suspended', 'revoked', 'expired')", name="state"),
+        CheckConstraint("state IN ('active', 'suspended', 'revoked', 'expired', 'ended')",
+                        name="state"),
     )
 
     card_id: Mapped[str] = mapped_column(String(16), primary_key=True)

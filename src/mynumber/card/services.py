@@ -18,6 +18,7 @@ that certificate again.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import os
@@ -41,10 +42,12 @@ from mynumber.card.chip import (
     FailedPinEvent,
     PinFormatError,
     PinKind,
+    ResetNotAuthorized,
     UnsealedCardFile,
     VirtualCard,
 )
 from mynumber.card.interfaces import (
+    FREE_AREA_RULES,
     ApplicationNotFound,
     ApplicationRecord,
     ApplicationState,
@@ -52,7 +55,11 @@ from mynumber.card.interfaces import (
     CardRecord,
     CardState,
     CardStateConflict,
+    CardStatus,
+    CertificateRenewal,
+    CertificateStatus,
     FreeAreaEntry,
+    FreeAreaRefused,
     IdentityCheck,
     IdentityNotVerified,
     InvalidApplicationId,
@@ -60,6 +67,7 @@ from mynumber.card.interfaces import (
     LossReport,
     LossReportNotMatched,
     PinRefused,
+    RenewalNotOpen,
     SmartphoneCredential,
     smartphone_enrolment_message,
 )
@@ -69,9 +77,11 @@ from mynumber.codes.exceptions import ValidationError
 from mynumber.db import Databases, utcnow
 from mynumber.errors import InvalidInput, NotFound
 from mynumber.jpki.interfaces import (
+    AlreadyRevoked,
     CertificateKind,
     CertificateState,
     Device,
+    IssuedCertificate,
     JpkiService,
     RevocationReason,
 )
@@ -96,6 +106,8 @@ ACCEPTED_LEVELS = frozenset({AssuranceLevel.SUBSTANTIAL, AssuranceLevel.HIGH})
 ISSUANCE_PURPOSE = "個人番号カード交付"
 BOTH = (CertificateKind.SIGNING, CertificateKind.AUTH)
 APP_ID_MAX = 40
+#: kind -> (the old serial, the reason to revoke it when still good)
+RenewalPlan = dict[CertificateKind, tuple[int | None, RevocationReason | None]]
 ISSUER_MAX = 100
 
 
@@ -241,6 +253,11 @@ class CardStore:
                                     allow_unsealed=True)
             self.save(card)
             return card
+
+    def lock(self, card_id: str) -> contextlib.AbstractContextManager[None]:
+        """The card's lock without loading the chip (for a chip the caller holds, e.g. the
+        CLI's copy): counter procedures on one card run one after the other. Not reentrant."""
+        return self._locked(card_id)
 
     @contextmanager
     def _locked(self, card_id: str) -> Iterator[None]:
@@ -555,15 +572,31 @@ class CardServiceImpl:
             if row.state != CardState.ACTIVE.value:
                 raise CardStateConflict(f"the card is {row.state}", field="card_id")
             resident_id, cid = row.resident_id, row.card_id
-        revoked = self.jpki.revoke_for_resident(resident_id, BOTH, RevocationReason.LOST, actor,
-                                                device=Device.CARD)
+            serials = [int(s) for s in (row.signing_serial, row.auth_serial) if s is not None]
+        # Only this card's certificates: a smartphone's stay (they are revoked on their own).
+        revoked = self._revoke_serials(serials, RevocationReason.LOST, actor)
         with self._transaction() as session:
             row = self._card_row(session, cid, lock=True)
             row.state = CardState.SUSPENDED.value
             row.state_changed_at = utcnow()
             self._audit(session, "card:card:suspend", actor, f"card:{cid}", channel=channel,
-                        revoked=list(revoked))
+                        revoked=list(revoked), resident=resident_id)
         return LossReport(cid, CardState.SUSPENDED, tuple(revoked))
+
+    def _revoke_serials(self, serials: Sequence[int], reason: RevocationReason,
+                        actor: str) -> list[int]:
+        """Revoke these certificates where still good (one already revoked is passed over:
+        a registry event or a parallel report may have been first)."""
+        revoked: list[int] = []
+        for serial in serials:
+            if self.jpki.state(serial) is not CertificateState.GOOD:
+                continue
+            try:
+                self.jpki.revoke(serial, reason, actor)
+            except AlreadyRevoked:
+                continue
+            revoked.append(serial)
+        return revoked
 
     def suspend(self, actor: StaffPrincipal, card_id: str) -> LossReport:
         """一時利用停止 at the counter: suspend the card and revoke both certificates."""
@@ -571,10 +604,10 @@ class CardServiceImpl:
         self.registry.get_resident(actor, record.resident_id, "個人番号カード一時利用停止")
         return self._suspend(record.card_id, actor.actor, "counter")
 
-    def report_lost(self, identifier: str, name_kana: str, birth_date: dt.date,
-                    channel: str = "call_centre") -> LossReport:
-        """24/7 loss or theft report: the card id (or 申請書ID), the kana name and the birth
-        date must all match; a mismatch says no more than that."""
+    def _matched_card(self, identifier: str, name_kana: str, birth_date: dt.date,
+                      channel: str) -> CardRecord:
+        """The card a 24-hour report names, when all three items match its holder; the same
+        generic refusal whatever did not match."""
         generic = LossReportNotMatched(
             "the details do not match a card we can suspend; check them or call the centre"
         )
@@ -602,9 +635,257 @@ class CardServiceImpl:
             with self._transaction() as session:
                 self._audit(session, "card:loss:mismatch", channel, f"card:{record.card_id}")
             raise generic
+        return record
+
+    def report_lost(self, identifier: str, name_kana: str, birth_date: dt.date,
+                    channel: str = "call_centre") -> LossReport:
+        """24/7 loss or theft report: the card id (or 申請書ID), the kana name and the birth
+        date must all match; a mismatch says no more than that."""
+        record = self._matched_card(identifier, name_kana, birth_date, channel)
         if record.state not in (CardState.ACTIVE, CardState.SUSPENDED):
-            raise generic
+            raise LossReportNotMatched(
+                "the details do not match a card we can suspend; check them or call the centre")
         return self._suspend(record.card_id, f"{channel}", channel)
+
+    def report_smartphone_lost(self, identifier: str, name_kana: str, birth_date: dt.date,
+                               channel: str = "call_centre") -> LossReport:
+        """24/7 report of a lost smartphone: its certificates are revoked, the card's stay
+        valid (the card keeps its state). Identified like a card loss report (the card the
+        phone was enrolled with, the kana name and the birth date)."""
+        record = self._matched_card(identifier, name_kana, birth_date, channel)
+        revoked: list[int] = []
+        for cred in self.smartphones_of(record.card_id):
+            if cred.active:
+                revoked += self._revoke_smartphone(cred.id, channel, RevocationReason.LOST,
+                                                   channel=channel)
+        return LossReport(record.card_id, record.state, tuple(revoked))
+
+    # -- the certificates on a card -----------------------------------------------------------
+    def certificate_status(self, card_id: str) -> CardStatus:
+        """The card, its certificates (state, expiry, when renewal opens), its smartphone
+        credentials and its free-area applications: what the counter looks at."""
+        record = self.card(card_id)
+        slots: list[CertificateStatus] = []
+        for kind, serial in ((CertificateKind.SIGNING, record.signing_serial),
+                             (CertificateKind.AUTH, record.auth_serial)):
+            if serial is None:
+                slots.append(CertificateStatus(kind.value, None, None, None, None, None))
+                continue
+            standing = self.jpki.standing(serial)
+            slots.append(CertificateStatus(
+                kind.value, serial, standing.state.value, standing.not_after,
+                None if standing.revocation_reason is None
+                else standing.revocation_reason.value,
+                months_before(_jst_date(standing.not_after), RENEWAL_WINDOW_MONTHS),
+            ))
+        return CardStatus(record, tuple(slots), tuple(self.smartphones_of(record.card_id)),
+                          tuple(self.free_area(record.card_id)))
+
+    def _renewal_plan(self, record: CardRecord, resident: ResidentRecord, today: dt.date,
+                      adult_ward: bool) -> tuple[RenewalPlan, dt.date | None]:
+        """Which certificates the card needs anew: kind -> (the old serial, the reason to
+        revoke it when it is still good). A slot is in the plan when it has no certificate
+        but may (a holder who turned 15), when its certificate is revoked or expired, when a
+        signing certificate no longer carries the 4 basic items (a move or a name change the
+        registry recorded), or from 3 months before its certificate expires. Also the earliest
+        day renewal opens for the slots left out."""
+        plan: RenewalPlan = {}
+        opens: list[dt.date] = []
+        may_sign = age_on(resident.birth_date, today) >= SIGNING_MIN_AGE and not adult_ward
+        for kind, serial in ((CertificateKind.SIGNING, record.signing_serial),
+                             (CertificateKind.AUTH, record.auth_serial)):
+            if kind is CertificateKind.SIGNING and not may_sign:
+                continue
+            if serial is None:
+                plan[kind] = (None, None)
+                continue
+            standing = self.jpki.standing(serial)
+            window = months_before(_jst_date(standing.not_after), RENEWAL_WINDOW_MONTHS)
+            if standing.state is not CertificateState.GOOD:
+                plan[kind] = (serial, None)
+            elif kind is CertificateKind.SIGNING and not self.jpki.basic_items_current(serial):
+                plan[kind] = (serial, RevocationReason.BASIC_ITEM_CHANGED)
+            elif today >= window:
+                plan[kind] = (serial, RevocationReason.SUPERSEDED)
+            else:
+                opens.append(window)
+        return plan, min(opens) if opens else None
+
+    def renew_certificates(
+        self, actor: StaffPrincipal, card_id: str, check: IdentityCheck, *,
+        signing_password: str | None = None, user_auth_pin: str | None = None,
+        adult_ward: bool = False, chip: VirtualCard | None = None,
+    ) -> CertificateRenewal:
+        """電子証明書の発行・更新 on a valid card, at the counter after identity verification:
+        a new signing certificate after a move or a name change (the card face is rewritten
+        too), a signing certificate added once the holder is 15, and renewal of certificates
+        that expire before the card (from 3 months before they expire). The holder sets the
+        PIN of each new certificate. New keys are generated in the chip; old certificates that
+        are still good are revoked (superseded, or affiliation changed) and every old serial is
+        linked to its new one for relying parties.
+
+        ``chip``: the holder's chip when it is not the one the card store keeps (the CLI's
+        test card file); the caller saves it, the store gets a copy."""
+        record = self.card(card_id)
+        if record.state is not CardState.ACTIVE:
+            raise CardStateConflict(
+                f"the card is {record.state.value}: new certificates go on an active card "
+                "(a suspended card is resumed with lift-suspension)", field="card_id")
+        return self._write_certificates(actor, record, check, signing_password, user_auth_pin,
+                                        adult_ward, chip, "電子証明書の発行・更新", resume=False)
+
+    def lift_suspension(
+        self, actor: StaffPrincipal, card_id: str, check: IdentityCheck, *,
+        signing_password: str | None = None, user_auth_pin: str | None = None,
+        adult_ward: bool = False, chip: VirtualCard | None = None,
+    ) -> CertificateRenewal:
+        """一時利用停止の解除 when a card reported lost is found: only at the counter after
+        identity verification. The certificates revoked by the loss report stay revoked (the
+        key may have been used by whoever held the card); the card gets new keys and new
+        certificates with PINs the holder sets, the old serials are linked to the new, and only
+        then is the card active again."""
+        record = self.card(card_id)
+        if record.state is not CardState.SUSPENDED:
+            raise CardStateConflict(f"the card is {record.state.value}, not suspended",
+                                    field="card_id")
+        if record.expires_on < self._today():
+            raise CardStateConflict("the card has expired: apply for a new card",
+                                    field="card_id")
+        return self._write_certificates(actor, record, check, signing_password, user_auth_pin,
+                                        adult_ward, chip, "個人番号カード一時利用停止の解除",
+                                        resume=True)
+
+    @contextmanager
+    def _holder_chip(self, card_id: str, chip: VirtualCard | None) -> Iterator[VirtualCard]:
+        if chip is None:
+            with self.chip_session(card_id) as card:
+                yield card
+            return
+        if chip.card_id != card_id:
+            raise CardNotFound("the chip is not this card", field="card_id")
+        with self.store.lock(card_id):
+            yield chip
+            self.store.save(chip)
+
+    def _write_certificates(
+        self, actor: StaffPrincipal, record: CardRecord, check: IdentityCheck,
+        signing_password: str | None, user_auth_pin: str | None, adult_ward: bool,
+        chip: VirtualCard | None, purpose: str, *, resume: bool,
+    ) -> CertificateRenewal:
+        verification = self._verify(actor, record.resident_id, check, purpose)
+        resident = self.registry.get_resident(actor, record.resident_id, purpose)
+        if resident.status is not ResidentStatus.RESIDENT:
+            raise CardStateConflict("the holder is not a current resident", field="card_id")
+        pins = {CertificateKind.SIGNING: (signing_password, PinKind.SIGNING, "signing_password"),
+                CertificateKind.AUTH: (user_auth_pin, PinKind.USER_AUTH, "user_auth_pin")}
+
+        def authorize(cid: str, _which: PinKind) -> bool:
+            return (cid == record.card_id
+                    and self._is_fresh(actor, record.resident_id, verification.id))
+
+        issued: dict[CertificateKind, IssuedCertificate] = {}
+        keys: dict[CertificateKind, str] = {}
+        try:
+            # The card's lock is held from the plan to the database write: a second clerk
+            # renewing the same card at once waits, then finds nothing left to renew.
+            with self._holder_chip(record.card_id, chip) as card:
+                with self._transaction() as session:
+                    record = _card(self._card_row(session, record.card_id))
+                wanted = CardState.SUSPENDED if resume else CardState.ACTIVE
+                if record.state is not wanted:
+                    raise CardStateConflict(f"the card is {record.state.value}",
+                                            field="card_id")
+                plan, opens = self._renewal_plan(record, resident, self._today(), adult_ward)
+                if not plan:
+                    raise RenewalNotOpen(
+                        "the card's certificates are valid and carry the current details; "
+                        + (f"renewal opens on {opens.isoformat()}" if opens else
+                           "nothing to renew"), field="card_id")
+                for kind in plan:
+                    pin, _pin_kind, field = pins[kind]
+                    if not pin:
+                        raise PinRefused(f"the holder sets the {field.replace('_', ' ')} of "
+                                         "the new certificate", field=field)
+                try:
+                    for kind in plan:
+                        pin, pin_kind, _field = pins[kind]
+                        assert pin is not None
+                        card.counter_reset(pin_kind, pin, authorize)
+                        public = _pem(card.generate_key(kind.value))
+                        certificate = self.jpki.issue_certificate(
+                            resident.id, kind, public, record.expires_on, adult_ward=adult_ward)
+                        issued[kind] = certificate
+                        keys[kind] = public
+                        card.install_certificate(kind.value, certificate.pem)
+                    card.counter_update_card_info(resident.name, resident.address, authorize)
+                except PinFormatError as exc:
+                    raise PinRefused(str(exc), field=pins[_kind_of(exc.pin_kind)][2]) from None
+                except ResetNotAuthorized:
+                    raise IdentityNotVerified(
+                        "the identity verification is no longer fresh: verify again",
+                        field="individual_number") from None
+                with self._transaction() as session:
+                    row = self._card_row(session, record.card_id, lock=True)
+                    if row.state != wanted.value or row.signing_serial != _text(
+                            record.signing_serial) or row.auth_serial != _text(record.auth_serial):
+                        raise CardStateConflict("the card changed meanwhile: try again",
+                                                field="card_id")
+                    if CertificateKind.SIGNING in issued:
+                        row.signing_serial = str(issued[CertificateKind.SIGNING].serial)
+                        row.signing_public_key = keys[CertificateKind.SIGNING]
+                    if CertificateKind.AUTH in issued:
+                        row.auth_serial = str(issued[CertificateKind.AUTH].serial)
+                        row.auth_public_key = keys[CertificateKind.AUTH]
+                    if resume:
+                        row.state = CardState.ACTIVE.value
+                        row.state_changed_at = utcnow()
+                    self._audit(
+                        session, "card:card:resume" if resume else "card:certificates:issue",
+                        actor.actor, f"card:{row.card_id}", reason=purpose,
+                        verification=verification.id,
+                        issued={k.value: str(c.serial) for k, c in issued.items()})
+                    updated = _card(row)
+        except BaseException:
+            for certificate in issued.values():  # compensate: certificates nobody holds
+                with suppress(Exception):
+                    self.jpki.revoke(certificate.serial, RevocationReason.CESSATION, actor.actor)
+            raise
+        links: dict[int, int] = {}
+        revoked: list[int] = []
+        for kind, (old_serial, reason) in plan.items():
+            if old_serial is None:
+                continue
+            if reason is not None:
+                revoked += self._revoke_serials([old_serial], reason, actor.actor)
+            self.jpki.link_serials(old_serial, issued[kind].serial)
+            links[old_serial] = issued[kind].serial
+        return CertificateRenewal(updated, {k.value: c.pem for k, c in issued.items()}, links,
+                                  tuple(revoked))
+
+    # -- the holder's death ---------------------------------------------------------------------
+    def end_cards_of(self, resident_id: int, actor: str, reason: str = "death") -> list[str]:
+        """A dead holder's cards end (失効): every card not yet revoked, expired or ended, and
+        its smartphone credentials. Idempotent: a card already ended is passed over."""
+        ended: list[str] = []
+        with self._transaction() as session:
+            rows = session.scalars(
+                select(m.Card).where(
+                    m.Card.resident_id == resident_id,
+                    m.Card.state.in_([CardState.ACTIVE.value, CardState.SUSPENDED.value]))
+                .order_by(m.Card.card_id).with_for_update()).all()
+            for row in rows:
+                row.state = CardState.ENDED.value
+                row.state_changed_at = utcnow()
+                self._audit(session, "card:card:end", actor, f"card:{row.card_id}",
+                            reason=reason, resident=resident_id)
+                ended.append(row.card_id)
+            for cred in session.scalars(select(m.SmartphoneCredential).where(
+                    m.SmartphoneCredential.resident_id == resident_id,
+                    m.SmartphoneCredential.active.is_(True))).all():
+                cred.active = False
+                self._audit(session, "card:smartphone:end", actor, f"card:{cred.card_id}",
+                            reason=reason, credential=cred.id)
+        return ended
 
     # -- renewal and reissue ------------------------------------------------------------------
     def renew(self, actor: StaffPrincipal, card_id: str, check: IdentityCheck,
@@ -612,20 +893,22 @@ class CardServiceImpl:
         """更新: from 3 months before expiry, a new card with new keys and certificates; the
         old certificates are revoked as superseded and linked to the new serials."""
         old = self.card(card_id)
-        if old.state is not CardState.ACTIVE:
+        if old.state is not CardState.ACTIVE and old.state is not CardState.EXPIRED:
             raise CardStateConflict(f"the card is {old.state.value}", field="card_id")
         opens = months_before(old.expires_on, RENEWAL_WINDOW_MONTHS)
         if self._today() < opens:
-            raise CardStateConflict(f"renewal opens on {opens.isoformat()}", field="card_id")
+            raise RenewalNotOpen(f"card renewal opens on {opens.isoformat()}", field="card_id")
         return self._replace(actor, old, check, pins, adult_ward, "更新")
 
     def reissue(self, actor: StaffPrincipal, card_id: str, check: IdentityCheck,
                 pins: IssuedPins, *, adult_ward: bool = False) -> tuple[CardRecord, VirtualCard]:
-        """再交付 after loss: a new card with new keys; the new serials are linked."""
+        """再交付: a new card with new keys for a card reported lost (suspended) or one that is
+        damaged (active); the old card is revoked and the new serials are linked."""
         old = self.card(card_id)
-        if old.state is not CardState.SUSPENDED:
-            raise CardStateConflict("reissue needs a card reported lost (suspended)",
-                                    field="card_id")
+        if old.state not in (CardState.SUSPENDED, CardState.ACTIVE):
+            raise CardStateConflict(
+                f"the card is {old.state.value}: reissue needs a card reported lost or an "
+                "active one (damaged)", field="card_id")
         return self._replace(actor, old, check, pins, adult_ward, "再交付")
 
     def _replace(self, actor: StaffPrincipal, old: CardRecord, check: IdentityCheck,
@@ -633,23 +916,42 @@ class CardServiceImpl:
                  ) -> tuple[CardRecord, VirtualCard]:
         self._verify(actor, old.resident_id, check, f"個人番号カード{purpose}")
         resident = self.registry.get_resident(actor, old.resident_id, f"個人番号カード{purpose}")
+        with self._transaction() as session:  # claim the old card first: one replacement only
+            row = self._card_row(session, old.card_id, lock=True)
+            if row.state != old.state.value or row.replaced_by is not None:
+                raise CardStateConflict("the card changed meanwhile: look it up again",
+                                        field="card_id")
         new, card = self._mint(actor, resident, old.application_id, check, pins, adult_ward,
                                previous=old.card_id)
+        with self._transaction() as session:
+            row = self._card_row(session, old.card_id, lock=True)
+            if row.replaced_by is not None:  # a parallel replacement won: undo ours
+                duplicate = session.get(m.Card, new.card_id)
+                if duplicate is not None:
+                    duplicate.state = CardState.REVOKED.value
+                    duplicate.state_changed_at = utcnow()
+                app_row = session.scalars(select(m.Application).where(
+                    m.Application.application_id == old.application_id)).one()
+                app_row.card_id = row.replaced_by
+                conflict = True
+            else:
+                row.state = CardState.REVOKED.value
+                row.replaced_by = new.card_id
+                row.state_changed_at = utcnow()
+                self._audit(session, "card:card:replace", actor.actor, f"card:{old.card_id}",
+                            reason=purpose, new_card=new.card_id)
+                conflict = False
+        if conflict:
+            self._revoke_serials([s for s in (new.signing_serial, new.auth_serial)
+                                  if s is not None], RevocationReason.CESSATION, actor.actor)
+            raise CardStateConflict("the card was replaced meanwhile", field="card_id")
         for old_serial, new_serial in ((old.signing_serial, new.signing_serial),
                                        (old.auth_serial, new.auth_serial)):
             if old_serial is None:
                 continue
-            if self.jpki.state(old_serial) is CertificateState.GOOD:
-                self.jpki.revoke(old_serial, RevocationReason.SUPERSEDED, actor.actor)
+            self._revoke_serials([old_serial], RevocationReason.SUPERSEDED, actor.actor)
             if new_serial is not None:
                 self.jpki.link_serials(old_serial, new_serial)
-        with self._transaction() as session:
-            row = self._card_row(session, old.card_id, lock=True)
-            row.state = CardState.REVOKED.value
-            row.replaced_by = new.card_id
-            row.state_changed_at = utcnow()
-            self._audit(session, "card:card:replace", actor.actor, f"card:{old.card_id}",
-                        reason=purpose, new_card=new.card_id)
         return new, card
 
     # -- smartphone -------------------------------------------------------------------------
@@ -658,7 +960,9 @@ class CardServiceImpl:
         proof: bytes,
     ) -> SmartphoneCredential:
         """スマホ用電子証明書: the phone's own key pairs, certified because the card's signing
-        key (after its signing password) signed :func:`smartphone_enrolment_message`."""
+        key (after its signing password) signed :func:`smartphone_enrolment_message`. One
+        phone at a time: a phone enrolled before is superseded (its certificates revoked and
+        linked to the new ones)."""
         record = self.card(card_id)
         with self._transaction() as session:
             row = self._card_row(session, record.card_id)
@@ -676,9 +980,9 @@ class CardServiceImpl:
         except (ValueError, UnicodeError):
             raise InvalidInput("the phone's public keys must be PEM", field="public_key") \
                 from None
-        if not all(isinstance(k, rsa.RSAPublicKey) and k.key_size >= 2048
+        if not all(isinstance(k, rsa.RSAPublicKey) and k.key_size == 2048
                    for k in phone_keys):
-            raise InvalidInput("the phone's keys must be RSA-2048 or larger", field="public_key")
+            raise InvalidInput("the phone's keys must be RSA-2048", field="public_key")
         ders = [k.public_bytes(serialization.Encoding.DER,
                                serialization.PublicFormat.SubjectPublicKeyInfo)
                 for k in phone_keys]
@@ -701,6 +1005,7 @@ class CardServiceImpl:
             record.resident_id, CertificateKind.AUTH, auth_public_key_pem, record.expires_on,
             device=Device.SMARTPHONE,
         )
+        previous = [c for c in self.smartphones_of(record.card_id) if c.active]
         with self._transaction() as session:
             cred = m.SmartphoneCredential(card_id=record.card_id,
                                           resident_id=record.resident_id,
@@ -709,37 +1014,85 @@ class CardServiceImpl:
             session.add(cred)
             session.flush()
             self._audit(session, "card:smartphone:issue", "holder", f"card:{record.card_id}",
-                        credential=cred.id)
-            return SmartphoneCredential(cred.id, record.card_id, signing.serial, auth.serial,
-                                        True, (signing.pem, auth.pem))
+                        credential=cred.id, superseded=[c.id for c in previous])
+            issued = SmartphoneCredential(cred.id, record.card_id, signing.serial, auth.serial,
+                                          True, (signing.pem, auth.pem))
+        for old in previous:
+            self._revoke_smartphone(old.id, "holder", RevocationReason.SUPERSEDED,
+                                    channel="enrolment")
+            for old_serial, new_serial in ((old.signing_serial, signing.serial),
+                                           (old.auth_serial, auth.serial)):
+                if old_serial is not None:
+                    self.jpki.link_serials(old_serial, new_serial)
+        return issued
+
+    def smartphones_of(self, card_id: str) -> list[SmartphoneCredential]:
+        with self._transaction() as session:
+            rows = session.scalars(select(m.SmartphoneCredential).where(
+                m.SmartphoneCredential.card_id == card_id.upper())
+                .order_by(m.SmartphoneCredential.id)).all()
+            return [SmartphoneCredential(r.id, r.card_id, _int(r.signing_serial),
+                                         _int(r.auth_serial), r.active) for r in rows]
 
     def revoke_smartphone(self, credential_id: int, actor: str) -> list[int]:
-        """Revoke the smartphone certificates on their own; the card's stay valid."""
+        """Revoke one smartphone credential's certificates on their own; the card's (and any
+        other credential's) stay valid."""
+        return self._revoke_smartphone(credential_id, actor, RevocationReason.DEVICE_REVOKED,
+                                       channel="counter")
+
+    def _revoke_smartphone(self, credential_id: int, actor: str, reason: RevocationReason,
+                           channel: str) -> list[int]:
         with self._transaction() as session:
             cred = session.get(m.SmartphoneCredential, credential_id)
             if cred is None:
                 raise NotFound("no smartphone credential with this id", field="credential_id")
-            resident_id = cred.resident_id
-        revoked = self.jpki.revoke_for_resident(resident_id, BOTH,
-                                                RevocationReason.DEVICE_REVOKED, actor,
-                                                device=Device.SMARTPHONE)
+            serials = [int(s) for s in (cred.signing_serial, cred.auth_serial) if s is not None]
+        revoked = self._revoke_serials(serials, reason, actor)
         with self._transaction() as session:
             cred = session.get(m.SmartphoneCredential, credential_id)
             assert cred is not None
             cred.active = False
             self._audit(session, "card:smartphone:revoke", actor, f"card:{cred.card_id}",
-                        credential=credential_id, revoked=list(revoked))
-        return list(revoked)
+                        credential=credential_id, revoked=list(revoked), channel=channel)
+        return revoked
 
     # -- free area --------------------------------------------------------------------------
+    def _may_write(self, actor: StaffPrincipal, resident_id: int, app_id: str) -> str:
+        """The issuer an actor writes ``app_id`` as, or FreeAreaRefused (recorded)."""
+        rule = FREE_AREA_RULES.get(app_id)
+        if rule is None:
+            raise InvalidInput(
+                "the free area accepts only: " + ", ".join(sorted(FREE_AREA_RULES)),
+                field="app_id")
+        if actor.id == 0:  # the system acts for the holder's own municipality
+            holder = self.registry.get_resident(SYSTEM, resident_id, "空き領域の利用")
+            return holder.municipality_code
+        if rule.writer == "any_municipality":
+            return actor.municipality_code
+        holder = self.registry.get_resident(SYSTEM, resident_id, "空き領域の利用")
+        if holder.municipality_code != actor.municipality_code:
+            raise FreeAreaRefused(
+                f"{app_id} is written only by the municipality where the holder lives",
+                field="app_id")
+        return actor.municipality_code
+
     def register_app(self, actor: StaffPrincipal, card_id: str, app_id: str,
-                     issuer: str) -> FreeAreaEntry:
-        """Register an application in the card's free area (空き領域)."""
-        app_id, issuer = (app_id or "").strip(), (issuer or "").strip()
+                     issuer: str | None = None) -> FreeAreaEntry:
+        """Register an application in the card's free area (空き領域). Only applications of
+        :data:`FREE_AREA_RULES`, each by the writers its rule names; the issuer recorded is
+        the writing municipality (``issuer`` is ignored, kept for old callers)."""
+        del issuer
+        app_id = (app_id or "").strip()
         if not app_id or len(app_id) > APP_ID_MAX:
             raise InvalidInput(f"app_id must be 1 to {APP_ID_MAX} characters", field="app_id")
-        if not issuer or len(issuer) > ISSUER_MAX:
-            raise InvalidInput(f"issuer must be 1 to {ISSUER_MAX} characters", field="issuer")
+        record = self.card(card_id)
+        try:
+            writer = self._may_write(actor, record.resident_id, app_id)
+        except FreeAreaRefused:
+            with self._transaction() as session:
+                self._audit(session, "card:free_area:refused", actor.actor,
+                            f"card:{record.card_id}", app_id=app_id)
+            raise
         with self._transaction() as session:
             row = self._card_row(session, card_id, lock=True)
             if row.state != CardState.ACTIVE.value:
@@ -749,12 +1102,16 @@ class CardServiceImpl:
             if exists is not None:
                 raise CardStateConflict("this application is already on the card",
                                         field="app_id")
-            entry = m.FreeAreaApp(card_id=row.card_id, app_id=app_id, issuer=issuer)
+            entry = m.FreeAreaApp(card_id=row.card_id, app_id=app_id, issuer=writer)
             session.add(entry)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError:
+                raise CardStateConflict("this application is already on the card",
+                                        field="app_id") from None
             self._audit(session, "card:free_area:register", actor.actor, f"card:{row.card_id}",
-                        app_id=app_id)
-            return FreeAreaEntry(entry.id, row.card_id, app_id, issuer, entry.registered_at)
+                        app_id=app_id, issuer=writer)
+            return FreeAreaEntry(entry.id, row.card_id, app_id, writer, entry.registered_at)
 
     def free_area(self, card_id: str) -> list[FreeAreaEntry]:
         with self._transaction() as session:
@@ -765,12 +1122,24 @@ class CardServiceImpl:
                     for e in entries]
 
     def remove_app(self, actor: StaffPrincipal, card_id: str, app_id: str) -> None:
+        """Remove an application: only its issuer (the municipality that wrote it)."""
         with self._transaction() as session:
             row = self._card_row(session, card_id)
             entry = session.scalars(select(m.FreeAreaApp).where(
                 m.FreeAreaApp.card_id == row.card_id, m.FreeAreaApp.app_id == app_id)).first()
             if entry is None:
                 raise NotFound("this application is not on the card", field="app_id")
+            if actor.id != 0 and entry.issuer != actor.municipality_code:
+                raise FreeAreaRefused("only the municipality that wrote it removes it",
+                                      field="app_id")
             session.delete(entry)
             self._audit(session, "card:free_area:remove", actor.actor, f"card:{row.card_id}",
                         app_id=app_id)
+
+
+def _jst_date(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(dt.timezone(dt.timedelta(hours=9))).date()
+
+
+def _kind_of(pin_kind: PinKind) -> CertificateKind:
+    return CertificateKind.SIGNING if pin_kind is PinKind.SIGNING else CertificateKind.AUTH

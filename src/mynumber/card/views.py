@@ -8,6 +8,7 @@ the same generic message whatever did not match."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,12 @@ from fastapi.responses import HTMLResponse
 from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.api import CardsDep
 from mynumber.card.chip import PinKind
-from mynumber.card.interfaces import IdentityCheck, IssuedPins
+from mynumber.card.interfaces import (
+    FREE_AREA_RULES,
+    CertificateRenewal,
+    IdentityCheck,
+    IssuedPins,
+)
 from mynumber.card.services import CardServiceImpl
 from mynumber.errors import DomainError, InvalidInput, NotFound
 from mynumber.kernel import csrf, forms
@@ -30,6 +36,7 @@ from mynumber.kernel.routes import FormDep, PagePolicy, page_route
 from mynumber.registry.interfaces import IdentityDocument, NumberConfirmation
 from mynumber.web.templating import render
 
+JST = dt.timezone(dt.timedelta(hours=9))
 PIN_FIELDS = frozenset({"signing_password", "user_auth_pin", "residence_pin", "card_info_pin",
                         "new_pin", "individual_number"})
 LOST_PATH = "/card/lost"
@@ -86,7 +93,94 @@ def _pin_reset(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) ->
 
 def _suspend(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
     report = cards.suspend(staff, forms.value(form, "card_id"))
-    return {"card_id": report.card_id, "state": report.state.value}
+    return {"card_id": report.card_id, "state": f"card.state.{report.state.value}"}
+
+
+def _jst(moment: dt.datetime | None) -> str:
+    if moment is None:
+        return "card.value.none"
+    return moment.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+
+
+def _status(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+    """照会: the card's state and its certificates (the counter's view)."""
+    status = cards.certificate_status(forms.value(form, "card_id"))
+    cards.registry.get_resident(staff, status.card.resident_id, "個人番号カードの照会")
+    card = status.card
+    result = {"card_id": card.card_id, "state": f"card.state.{card.state.value}",
+              "expires_on": card.expires_on.isoformat()}
+    if card.replaced_by:
+        result["replaced_by"] = card.replaced_by
+    for slot in status.certificates:
+        key = f"{slot.kind}_certificate"
+        result[key] = f"card.cert.{slot.state or 'none'}"
+        if slot.state is not None:
+            result[f"{slot.kind}_not_after"] = _jst(slot.not_after)
+            if slot.renewal_opens_on is not None:
+                result[f"{slot.kind}_renewal_opens_on"] = slot.renewal_opens_on.isoformat()
+    result["smartphones"] = str(sum(1 for p in status.smartphones if p.active))
+    result["free_area"] = ", ".join(e.app_id for e in status.free_area) or "card.value.none"
+    return result
+
+
+def _pins(form: FormData) -> tuple[str | None, str | None]:
+    return (forms.value(form, "signing_password") or None,
+            forms.value(form, "user_auth_pin") or None)
+
+
+def _renewal_result(renewal: CertificateRenewal) -> dict[str, str]:
+    result = {"card_id": renewal.card.card_id, "state": f"card.state.{renewal.card.state.value}"}
+    for kind in renewal.issued:
+        result[f"{kind}_certificate"] = "card.cert.issued"
+    result["serial_links"] = str(len(renewal.links))
+    return result
+
+
+def _certificates(cards: CardServiceImpl, staff: StaffPrincipal,
+                  form: FormData) -> dict[str, str]:
+    signing, auth = _pins(form)
+    renewal = cards.renew_certificates(staff, forms.value(form, "card_id"), _check(form),
+                                       signing_password=signing, user_auth_pin=auth,
+                                       adult_ward=forms.value(form, "adult_ward") == "yes")
+    return _renewal_result(renewal)
+
+
+def _lift(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+    signing, auth = _pins(form)
+    renewal = cards.lift_suspension(staff, forms.value(form, "card_id"), _check(form),
+                                    signing_password=signing, user_auth_pin=auth,
+                                    adult_ward=forms.value(form, "adult_ward") == "yes")
+    return _renewal_result(renewal)
+
+
+def _reissue(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+    pins = IssuedPins(forms.value(form, "signing_password"), forms.value(form, "user_auth_pin"),
+                      forms.value(form, "residence_pin"), forms.value(form, "card_info_pin"))
+    record, _ = cards.reissue(staff, forms.value(form, "card_id"), _check(form), pins,
+                              adult_ward=forms.value(form, "adult_ward") == "yes")
+    return {"card_id": record.card_id, "expires_on": record.expires_on.isoformat(),
+            "replaced_card": forms.value(form, "card_id").upper()}
+
+
+def _smartphone_revoke(cards: CardServiceImpl, staff: StaffPrincipal,
+                       form: FormData) -> dict[str, str]:
+    card_id = forms.value(form, "card_id")
+    status = cards.certificate_status(card_id)
+    cards.registry.get_resident(staff, status.card.resident_id, "スマホ用電子証明書の失効")
+    revoked = 0
+    for cred in status.smartphones:
+        if cred.active:
+            revoked += len(cards.revoke_smartphone(cred.id, staff.actor))
+    return {"card_id": status.card.card_id, "revoked_certificates": str(revoked)}
+
+
+def _free_area(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+    app_id = forms.value(form, "app_id")
+    if app_id not in FREE_AREA_RULES:
+        raise InvalidInput("choose an application", field="app_id")
+    entry = cards.register_app(staff, forms.value(form, "card_id"), app_id)
+    return {"card_id": entry.card_id, "app_id": f"card.app.{entry.app_id}",
+            "issuer": entry.issuer}
 
 
 @dataclass(frozen=True)
@@ -117,6 +211,37 @@ FORMS: dict[str, CardForm] = {
             *IDENTITY_FIELDS,
         ), _pin_reset),
         CardForm("suspend", (FormField("card_id", required=True, maxlength=16),), _suspend),
+        CardForm("status", (FormField("card_id", required=True, maxlength=16),), _status),
+        CardForm("certificates", (
+            FormField("card_id", required=True, maxlength=16),
+            *IDENTITY_FIELDS,
+            FormField("signing_password", "password", maxlength=16, hint=True),
+            FormField("user_auth_pin", "password", maxlength=4),
+            FormField("adult_ward", "select", options=("no", "yes"), option_prefix="yesno"),
+        ), _certificates),
+        CardForm("lift-suspension", (
+            FormField("card_id", required=True, maxlength=16),
+            *IDENTITY_FIELDS,
+            FormField("signing_password", "password", maxlength=16, hint=True),
+            FormField("user_auth_pin", "password", required=True, maxlength=4),
+            FormField("adult_ward", "select", options=("no", "yes"), option_prefix="yesno"),
+        ), _lift),
+        CardForm("reissue", (
+            FormField("card_id", required=True, maxlength=16),
+            *IDENTITY_FIELDS,
+            FormField("signing_password", "password", required=True, maxlength=16, hint=True),
+            FormField("user_auth_pin", "password", required=True, maxlength=4),
+            FormField("residence_pin", "password", required=True, maxlength=4),
+            FormField("card_info_pin", "password", required=True, maxlength=4),
+            FormField("adult_ward", "select", options=("no", "yes"), option_prefix="yesno"),
+        ), _reissue),
+        CardForm("smartphone-revoke", (FormField("card_id", required=True, maxlength=16),),
+                 _smartphone_revoke),
+        CardForm("free-area", (
+            FormField("card_id", required=True, maxlength=16),
+            FormField("app_id", "select", required=True, options=tuple(FREE_AREA_RULES),
+                      option_prefix="card.app"),
+        ), _free_area),
     )
 }
 
@@ -188,9 +313,12 @@ def lost_submit(request: Request, cards: CardsDep, form: FormDep) -> Response:
             raise InvalidInput("enter the card ID", field="card_id")
         if not values["name_kana"] or len(values["name_kana"]) > 80:
             raise InvalidInput("enter the name in kana", field="name_kana")
-        report = cards.report_lost(values["card_id"], values["name_kana"],
-                                   forms.date(form, "birth_date"), "web")
+        smartphone = forms.value(form, "device") == "smartphone"
+        report = (cards.report_smartphone_lost if smartphone else cards.report_lost)(
+            values["card_id"], values["name_kana"], forms.date(form, "birth_date"), "web")
     except DomainError as exc:
         return _resident_page(request, status=exc.status, values=values,
                               error=error_box(request, exc))
-    return _resident_page(request, values={}, done=report.card_id)
+    return _resident_page(request, values={}, done=report.card_id,
+                          done_key="card.lost.done_smartphone" if smartphone
+                          else "card.lost.done")

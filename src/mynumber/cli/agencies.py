@@ -150,3 +150,51 @@ def put_copy(
         container.close()
     console.print(f"{agency_id}: 副本 {record.item_code} of {record.address_number} stored, "
                   f"version {record.version}")
+
+
+@app.command("encrypt-copies")
+def encrypt_copies(
+    agency: Annotated[list[str] | None, typer.Option(
+        "--agency", help="only this agency (repeatable); default: every agency with "
+        "plaintext copies")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="change nothing: exit 1 when any copy is still in plaintext (e.g. "
+        "before starting an intermediate server)")] = False,
+) -> None:
+    """副本の暗号化: encrypt every 副本 still stored in plaintext (written before the agencies
+    migration 0002) under its agency's key. Run once after `mynumber db upgrade`; resumable
+    and idempotent. Needs each agency's registered public key only (not its private key), so
+    it runs on the core's host. Until a copy is encrypted its intermediate server does not
+    provide it."""
+    from mynumber.errors import DomainError
+
+    container = container_from_env()
+    try:
+        service = container.agencies
+        if check:
+            remaining = service.plaintext_copies()
+            if agency:
+                remaining = {a: n for a, n in remaining.items() if a in agency}
+            if remaining:
+                listed = ", ".join(f"{a}: {n:,}" for a, n in remaining.items())
+                fail(f"copies still in plaintext ({listed}): run `mynumber agencies "
+                     "encrypt-copies`")
+            console.print("every copy is encrypted")
+            return
+        report = service.encrypt_plaintext_copies(agency or None)
+    except DomainError as exc:
+        fail(exc.detail + (f" [{exc.code}]" if exc.code else ""))
+    finally:
+        container.close()
+    for agency_id, count in report.encrypted.items():
+        console.print(f"{agency_id}: {count:,} copies encrypted")
+    if report.discarded:
+        console.print(f"{report.discarded:,} plaintext payloads beside an encrypted copy "
+                      "discarded (the encrypted copy stands)")
+    if not report.encrypted and not report.discarded:
+        console.print("nothing to encrypt: every copy is encrypted")
+    if report.skipped:
+        for agency_id, reason in report.skipped.items():
+            console.print(f"{agency_id}: skipped: {reason}")
+        fail(f"{len(report.skipped)} agencies skipped: register their public keys "
+             "(`mynumber network register-keys`) and run this again")

@@ -33,6 +33,11 @@ def bench(
         "--deployment", help="with exchange: measure the production path instead "
         "(exchange-deployment: core and intermediate server as services over mutual TLS, "
         "PostgreSQL only)")] = False,
+    residents: Annotated[int | None, typer.Option(
+        help="people in the copy (juki; 1,000,000 at full size)")] = None,
+    municipalities: Annotated[int | None, typer.Option(
+        help="municipalities the burst's residents live in (events; default 20, 0 = all)")]
+    = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Measure one of the figures the issues name (see docs/benchmarks.md). Development and
@@ -48,8 +53,9 @@ def bench(
     if module_name is None:
         fail(f"unknown benchmark {name!r}; choose from {', '.join(WORKLOADS)}", code=2)
     module = importlib.import_module(module_name)
-    extra = {k: v for k, v in (("seconds", seconds), ("rate", rate),
-                               ("concurrency", concurrency)) if v is not None}
+    options = (("seconds", seconds), ("rate", rate), ("concurrency", concurrency),
+               ("residents", residents), ("municipalities", municipalities))
+    extra = {k: v for k, v in options if v is not None}
     try:
         with database_errors():
             result = module.run(BenchOptions(count=count, workers=workers,

@@ -193,3 +193,54 @@ def report_lost(card: CardOpt) -> None:
         container.close()
     console.print(f"card {report.card_id} {report.state.value}; "
                   f"{len(report.revoked_serials)} certificate(s) revoked")
+
+
+@app.command("renew-certificates")
+def renew_certificates(
+    card: CardOpt,
+    signing_password: Annotated[str, typer.Option(
+        help="signing password of the new signing certificate (6-16 A-Z0-9)")] = "ABC123",  # noqa: S107 - a test card
+    user_auth_pin: Annotated[str, typer.Option(
+        help="user-authentication PIN of a new auth certificate (4 digits)")] = "1234",
+    card_info_pin: Annotated[str, typer.Option(
+        help="card-information PIN: the 個人番号 is read from the card")] = "2468",
+) -> None:
+    """New certificates on the test card after its resident's four items changed (a move, a
+    name change), when the holder turned 15 or from 3 months before the certificates expire;
+    rewrites card.json and the PEM files beside it (embedded mode only)."""
+    refuse_in_production("`mynumber card renew-certificates`", "Certificates are renewed at "
+                         "the counter (窓口) after a real identity verification.")
+    from mynumber.card.chip import CardError
+    from mynumber.card.interfaces import IdentityCheck
+    from mynumber.errors import DomainError
+    from mynumber.registry.interfaces import SYSTEM
+
+    container, chip = _open(card)
+    try:
+        try:
+            info = chip.read_card_info(card_info_pin)
+        except CardError as exc:
+            chip.save(card)  # the counter moved: keep it, as the chip would
+            fail(f"{exc}; give the card-information PIN with --card-info-pin")
+        # 本人確認 with the card itself: a photo ID that also confirms the number.
+        check = IdentityCheck(info.individual_number, "individual_number_card",
+                              ("individual_number_card",))
+        result = container.card.renew_certificates(
+            SYSTEM, chip.card_id, check, signing_password=signing_password,
+            user_auth_pin=user_auth_pin, chip=chip)
+        chip.save(card)
+    except DomainError as exc:
+        fail(exc.detail)
+    finally:
+        container.close()
+    directory = card.parent
+    files = {"signing": "signing-cert.pem", "auth": "auth-cert.pem"}
+    for kind, pem in result.issued.items():
+        (directory / files[kind]).write_text(pem)
+    console.print(f"card {result.card.card_id}: new "
+                  + ", ".join(f"{k} certificate (serial {s})" for k, s in (
+                      ("signing", result.card.signing_serial), ("auth", result.card.auth_serial))
+                      if k in result.issued))
+    for old, new in result.links.items():
+        console.print(f"serial {old} -> {new} (linked for relying parties)")
+    console.print("wrote " + ", ".join(f"{directory}/{files[k]}" for k in result.issued))

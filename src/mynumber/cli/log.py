@@ -12,6 +12,7 @@ from mynumber.cli.common import console, container_from_env, err_console, fail
 
 if TYPE_CHECKING:
     from mynumber.app import Container
+    from mynumber.network.interfaces import RecordMismatch
     from mynumber.network.log import MerkleAccessLog
 
 app = typer.Typer(help="The access-record log (情報提供等記録): a signed Merkle tree.",
@@ -56,30 +57,72 @@ def verify(
     integrate_first: Annotated[bool, typer.Option(
         "--integrate/--no-integrate", help="integrate queued entries before verifying")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    records_check: Annotated[bool, typer.Option(
+        "--records/--no-records",
+        help="also compare every exchange record with its log entry (--no-records: the tree "
+             "only, e.g. for a log filled by a benchmark)")] = True,
 ) -> None:
-    """Rebuild the tree from the stored records; check every hash and every signed head.
-    Exit code 1 when anything does not match."""
+    """Rebuild the tree from the stored records; check every hash and every signed head; then
+    check that the log vouches for every exchange record a resident sees (both ways, field by
+    field). Exit code 1 when anything does not match, naming the record (処理通番)."""
+    from mynumber.network.interfaces import RecordsReport
+
     container = container_from_env()
     log = access_log(container)
     if integrate_first:
         _integrate_all(log, 10_000)
     report = log.verify()
+    records = (container.network.verify_records() if records_check
+               else RecordsReport(True, 0, 0))
+    ok = report.ok and records.ok
+    record_problems = [_describe(mm) for mm in records.mismatches]
     if as_json:
-        print(json.dumps({"ok": report.ok, "tree_size": report.tree_size,
+        print(json.dumps({"ok": ok, "tree_size": report.tree_size,
                           "heads_checked": report.heads_checked,
                           "first_bad_index": report.first_bad_index,
-                          "problems": report.problems}, ensure_ascii=False))
-    elif report.ok:
+                          "problems": report.problems,
+                          "records": None if not records_check else {
+                              "ok": records.ok,
+                              "exchanges_checked": records.exchanges_checked,
+                              "entries_checked": records.entries_checked,
+                              "v1_entries": records.v1_entries,
+                              "mismatches": [
+                                  {"serial": mm.serial, "problem": mm.problem,
+                                   "fields": list(mm.fields)}
+                                  for mm in records.mismatches]}},
+                         ensure_ascii=False))
+    elif ok:
         console.print(f"OK: {report.tree_size} entries, {report.heads_checked} signed heads "
-                      "checked")
+                      "checked" + (f"; {records.exchanges_checked} exchange records match "
+                                   "their log entries" if records_check else ""),
+                      soft_wrap=True)
     else:
-        err_console.print(f"[red]FAILED[/red]: first bad entry {report.first_bad_index}")
-        for problem in report.problems[:50]:
-            err_console.print(f"  {problem}")
-        if len(report.problems) > 50:
-            err_console.print(f"  … and {len(report.problems) - 50} more")
-    if not report.ok:
+        if not report.ok:
+            err_console.print(f"[red]FAILED[/red]: first bad entry {report.first_bad_index}")
+            for problem in report.problems[:50]:
+                err_console.print(f"  {problem}")
+            if len(report.problems) > 50:
+                err_console.print(f"  … and {len(report.problems) - 50} more")
+        if not records.ok:
+            err_console.print(f"[red]FAILED[/red]: {len(records.mismatches)} exchange records "
+                              "the log does not vouch for (the portal shows them as "
+                              "検証できません)")
+            for problem in record_problems[:50]:
+                err_console.print(f"  {problem}", markup=False, soft_wrap=True)
+            if len(record_problems) > 50:
+                err_console.print(f"  … and {len(record_problems) - 50} more")
+    if not ok:
         raise typer.Exit(1)
+
+
+def _describe(mismatch: RecordMismatch) -> str:
+    what = {
+        "missing_from_log": "has no log entry",
+        "no_exchange_record": "log entry has no exchange record (the record was deleted?)",
+        "unreadable_entry": "log entry is unreadable or describes another record",
+        "differs": "differs from its log entry in: " + ", ".join(mismatch.fields),
+    }.get(mismatch.problem, mismatch.problem)
+    return f"record {mismatch.serial}: {what}"
 
 
 @app.command("checkpoint")

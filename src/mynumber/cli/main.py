@@ -14,6 +14,8 @@ from mynumber.cli import api_clients as api_clients_cli
 from mynumber.cli import bench as bench_cli
 from mynumber.cli import card as card_cli
 from mynumber.cli import db as db_cli
+from mynumber.cli import events as events_cli
+from mynumber.cli import juki as juki_cli
 from mynumber.cli import keys as keys_cli
 from mynumber.cli import log as log_cli
 from mynumber.cli import network as network_cli
@@ -36,7 +38,9 @@ app.add_typer(number_app, name="number")
 app.add_typer(registry_cli.app, name="registry")
 app.add_typer(card_cli.app, name="card")
 app.add_typer(log_cli.app, name="log")
+app.add_typer(events_cli.app, name="events")
 app.add_typer(network_cli.app, name="network")
+app.add_typer(juki_cli.app, name="juki")
 app.add_typer(agencies_cli.app, name="agencies")
 app.add_typer(portal_cli.app, name="portal")
 app.add_typer(api_clients_cli.app, name="api-clients")

@@ -108,6 +108,13 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
             from mynumber.portal.seed import seed_portal_demo
 
             portal_result = seed_portal_demo(container)
+        if container.has("events"):
+            # What the registry published while seeding reaches every subscriber now, as
+            # the serving process would deliver it (docs/events.md).
+            with Progress(TextColumn("delivering registry events"), TimeElapsedColumn(),
+                          console=console, transient=True) as bar:
+                bar.add_task("events", total=None)
+                container.events.drain()
         from mynumber.portal.oauth import seed_demo_client
 
         demo_client = seed_demo_client(container.api_clients)

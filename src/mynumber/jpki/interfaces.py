@@ -52,6 +52,21 @@ class IssuedCertificate:
 
 
 @dataclass(frozen=True)
+class CertificateStanding:
+    """A certificate's status as the counter and the card context see it (no PEM)."""
+
+    serial: int
+    kind: CertificateKind
+    device: Device
+    resident_id: int
+    state: CertificateState
+    issued_at: dt.datetime
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None
+    revocation_reason: RevocationReason | None
+
+
+@dataclass(frozen=True)
 class SeedCertificateRequest:
     """One certificate of a seeded card (``mynumber seed``, pooled test keys only)."""
 
@@ -177,9 +192,11 @@ class JpkiService(Protocol):
 
     def revoke_for_resident(
         self, resident_id: int, kinds: tuple[CertificateKind, ...], reason: RevocationReason,
-        actor: str, device: Device | None = None,
+        actor: str, device: Device | None = None, *,
+        issued_before: dt.datetime | None = None,
     ) -> list[int]:
-        """Revoke every good certificate of these kinds (and device); return their serials."""
+        """Revoke every good certificate of these kinds (and device), only those issued before
+        ``issued_before`` when given; return their serials."""
         ...
 
     def link_serials(self, old_serial: int, new_serial: int) -> None:
@@ -187,6 +204,15 @@ class JpkiService(Protocol):
         ...
 
     def state(self, serial: int) -> CertificateState: ...
+
+    def standing(self, serial: int) -> CertificateStanding:
+        """State, validity and revocation of one certificate (CertificateNotFound)."""
+        ...
+
+    def basic_items_current(self, serial: int) -> bool:
+        """Whether a signing certificate still carries its holder's current 4 basic items
+        (False after a move or a name change the registry recorded)."""
+        ...
 
     def ca_chain_pem(self, kind: CertificateKind) -> str:
         """Issuing CA first, root last."""

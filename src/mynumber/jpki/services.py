@@ -45,6 +45,7 @@ from mynumber.jpki.interfaces import (
     CertificateKind,
     CertificateNotFound,
     CertificateRefused,
+    CertificateStanding,
     CertificateState,
     Device,
     HolderLink,
@@ -63,8 +64,6 @@ from mynumber.jpki.interfaces import (
 from mynumber.keys import CA_PROVISION_COMMAND, KeyNotProvisioned, SigningKeyProvider
 from mynumber.registry.interfaces import (
     SYSTEM,
-    LifeEventKind,
-    RegistryChange,
     RegistryService,
     ResidentRecord,
     ResidentStatus,
@@ -161,6 +160,17 @@ def _utf8string(der: bytes) -> str:
         count = length & 0x7F
         length, offset = int.from_bytes(der[2:2 + count], "big"), 2 + count
     return der[offset:offset + length].decode("utf-8")
+
+
+def _basic_items(pem: str) -> dict[str, str]:
+    """The 4 basic items a signing certificate carries (otherName values of its SAN)."""
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {
+        name: _utf8string(other.value)
+        for other in san.get_values_for_type(x509.OtherName)
+        for name, oid in profiles.BASIC_ITEM_OIDS.items() if other.type_id == oid
+    }
 
 
 def _to_rp(row: m.RelyingParty) -> RelyingParty:
@@ -469,8 +479,12 @@ class JpkiServiceImpl:
 
     def revoke_for_resident(
         self, resident_id: int, kinds: tuple[CertificateKind, ...], reason: RevocationReason,
-        actor: str, device: Device | None = None,
+        actor: str, device: Device | None = None, *,
+        issued_before: dt.datetime | None = None,
     ) -> list[int]:
+        """Revoke the holder's good certificates of these kinds. ``issued_before``: only those
+        issued before that moment (an event delivered again after new certificates were
+        issued must not revoke them)."""
         now = _seconds(utcnow())
         query = select(m.Certificate).where(
             m.Certificate.resident_id == resident_id,
@@ -480,25 +494,13 @@ class JpkiServiceImpl:
         )
         if device is not None:
             query = query.where(m.Certificate.device == Device(device).value)
+        if issued_before is not None:
+            query = query.where(m.Certificate.issued_at < issued_before)
         with self._transaction() as session:
             rows = session.scalars(query.order_by(m.Certificate.id)).all()
             for row in rows:
                 self._revoke_row(session, row, reason, actor, now)
             return [int(row.serial) for row in rows]
-
-    def on_registry_change(self, change: RegistryChange) -> None:
-        """Registry listener: a death ends every certificate; a change of any of the 4 basic
-        items ends the signing certificates (the auth certificate carries none: it stays)."""
-        if change.kind is LifeEventKind.DEATH:
-            self.revoke_for_resident(
-                change.resident_id, (CertificateKind.SIGNING, CertificateKind.AUTH),
-                RevocationReason.CESSATION, "jpki:registry-listener",
-            )
-        elif change.basic_four_changed:
-            self.revoke_for_resident(
-                change.resident_id, (CertificateKind.SIGNING,),
-                RevocationReason.BASIC_ITEM_CHANGED, "jpki:registry-listener",
-            )
 
     def link_serials(self, old_serial: int, new_serial: int) -> None:
         with self._transaction() as session:
@@ -535,6 +537,29 @@ class JpkiServiceImpl:
     def certificate(self, serial: int) -> IssuedCertificate:
         with self._transaction() as session:
             return _to_issued(self._certificate(session, serial))
+
+    def standing(self, serial: int) -> CertificateStanding:
+        with self._transaction() as session:
+            row = self._certificate(session, serial)
+            return CertificateStanding(
+                int(row.serial), CertificateKind(row.kind), Device(row.device),
+                row.resident_id, self._state(row, utcnow()), row.issued_at, row.not_after,
+                row.revoked_at,
+                None if row.revocation_reason is None
+                else RevocationReason(row.revocation_reason),
+            )
+
+    def basic_items_current(self, serial: int) -> bool:
+        issued = self.certificate(serial)
+        if issued.kind is not CertificateKind.SIGNING:
+            raise VerificationFailed("not a signing certificate", field="serial")
+        values = _basic_items(issued.pem)
+        holder = self.registry.get_resident(SYSTEM, issued.resident_id,
+                                            reason="jpki basic items check")
+        birth = values["birth_date"][1:]
+        return (values["name"] == holder.name and values["address"] == holder.address
+                and birth == holder.birth_date.strftime("%Y%m%d")
+                and values["sex"] == SEX_CODES.get(holder.sex, "9"))
 
     # -- CRL and OCSP ---------------------------------------------------------------------------
 
@@ -752,13 +777,7 @@ class JpkiServiceImpl:
             self._refused("jpki:verification:refused", relying_party_id,
                           f"certificate:{serial}", "not a signing certificate")
             raise VerificationFailed("not a signing certificate", field="serial")
-        cert = x509.load_pem_x509_certificate(issued.pem.encode())
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        values = {
-            name: _utf8string(other.value)
-            for other in san.get_values_for_type(x509.OtherName)
-            for name, oid in profiles.BASIC_ITEM_OIDS.items() if other.type_id == oid
-        }
+        values = _basic_items(issued.pem)
         birth = values["birth_date"][1:]  # EYYYYMMDD: era digit, then the Gregorian date
         return SigningVerification(
             serial=issued.serial, name=values["name"],

@@ -204,7 +204,9 @@ def exchange(body: s.ExchangeQueryIn, network: NetworkDep) -> s.ExchangeResultOu
 @router.post("/agency-codes", operation_id="issue_agency_code",
              response_model=s.AgencyCodeOut)
 def issue_agency_code(body: s.AgencyCodeIn, network: NetworkDep) -> s.AgencyCodeOut:
-    """符号取得: redeem a one-time 取得番号 from the registry for this agency's code."""
+    """符号取得: redeem a one-time 取得番号 from the registry for this agency's code. 403
+    `no_number_use` when the agency has no use of the number in 番号法 別表第一 (the 取得番号
+    is not spent)."""
     _check_signed(network, Operation.AGENCY_CODE, "agency-code-request", body)
     return s.AgencyCodeOut(
         agency_code=network.issue_agency_code(body.agency_id, body.acquisition_number)

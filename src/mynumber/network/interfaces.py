@@ -84,6 +84,18 @@ class Provision:
     restricted: bool = False
 
 
+@dataclass(frozen=True)
+class NumberUse:
+    """One use of 番号法 別表第一 (data/number_use.csv): agencies of ``kind`` may use the
+    個人番号 for ``task_id``. Only an agency with a use obtains a 機関別符号."""
+
+    kind: str
+    task_id: str  # a task of the legal table ("bekkyo2-1", "extra-...") or "juki-..."
+    title: str
+    basis: str  # the legal basis, e.g. "番号法第9条第1項・別表第一（…）"
+    derived_from: str  # bekkyo2_requester | delegated | additional_provision | resident_register
+
+
 class LegalTable(Protocol):
     """The table of permitted exchanges: data in the repository, reviewed like code."""
 
@@ -125,6 +137,8 @@ class RefusalReason(StrEnum):
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     # The provider's 副本 carries a 個人番号: its intermediate server refused to provide it.
     INDIVIDUAL_NUMBER_IN_COPY = "individual_number_in_copy"
+    # The requester or the provider has no use of the number (番号法 別表第一, number_use.csv).
+    NO_NUMBER_USE = "no_number_use"
     # Only for requests refused before the requester is authenticated (rejection counter).
     MALFORMED_REQUEST = "malformed_request"
 
@@ -367,6 +381,32 @@ class AccessRecord:
     restricted: bool
     disclosed_at: dt.datetime | None  # when a restricted record became visible
     log_index: int | None  # None until the log has integrated the entry
+    # False when the record does not match its entry in the signed log (or has none): the
+    # portal shows it as 検証できません, never its fields as fact. ``mynumber log verify``
+    # fails on such a record, naming its serial.
+    verified: bool = True
+
+
+@dataclass(frozen=True)
+class RecordMismatch:
+    """One exchange record the log does not vouch for (``NetworkService.verify_records``)."""
+
+    serial: str
+    problem: str  # "missing_from_log" | "no_exchange_record" | "differs" | "unreadable_entry"
+    fields: tuple[str, ...] = ()  # for "differs": the fields that disagree
+
+
+@dataclass(frozen=True)
+class RecordsReport:
+    """Exchange records against log entries, both ways."""
+
+    ok: bool
+    exchanges_checked: int
+    entries_checked: int
+    mismatches: list[RecordMismatch] = field(default_factory=list)
+    # Entries written before this check existed (v1) commit to the person in a way only the
+    # portal can check; for them "subject" is compared as present/absent only.
+    v1_entries: int = 0
 
 
 @dataclass(frozen=True)
@@ -479,14 +519,26 @@ class NetworkService(Protocol):
 
     def set_agency_endpoint(self, agency_id: str, endpoint: str | None) -> AgencyRecord: ...
 
+    def number_uses(self, kind: str | None = None) -> Sequence[NumberUse]:
+        """番号法 別表第一 as data: every use, or a kind's (empty: the kind has no use)."""
+        ...
+
     def issue_agency_code(self, agency_id: str, acquisition_number: str) -> str:
-        """Redeem a one-time 取得番号 from the registry for this agency's code for the person."""
+        """Redeem a one-time 取得番号 from the registry for this agency's code for the person.
+        ``NoNumberUse`` (403) when the agency's kind has no use in 別表第一 (the 取得番号 is
+        not spent)."""
         ...
 
     def issue_agency_codes(
         self, agency_id: str, acquisition_numbers: Sequence[str]
     ) -> list[str]:
-        """Many at once, in order; all or none (one bad 取得番号 refuses the batch)."""
+        """Many at once, in order; all or none (one bad 取得番号 refuses the batch;
+        ``NoNumberUse`` refuses it before any is spent)."""
+        ...
+
+    def verify_records(self) -> RecordsReport:
+        """Compare every exchange record with its log entry (queued or integrated) and every
+        log entry with its exchange record, in every field the resident sees."""
         ...
 
     def exchange(self, query: ExchangeQuery) -> ExchangeResult:
@@ -580,6 +632,13 @@ class AgencySuspended(Forbidden):
 class NotPermitted(Forbidden):
     code = "not_permitted"
     title = "Not permitted"
+
+
+class NoNumberUse(Forbidden):
+    """The agency's kind has no use of the 個人番号 in 番号法 別表第一 (number_use.csv)."""
+
+    code = "no_number_use"
+    title = "The agency has no use of the individual number (番号法 別表第一)"
 
 
 class BadSignature(Forbidden):

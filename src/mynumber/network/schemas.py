@@ -155,6 +155,9 @@ class AccessRecordOut(BaseModel):
     restricted: bool
     disclosed_at: dt.datetime | None
     log_index: int | None
+    verified: bool = Field(default=True, description=(
+        "false: the record does not match its entry in the signed log (or has none); show it "
+        "as 検証できません, never its fields as fact"))
     entry: str | None = Field(default=None, description="the log entry (canonical JSON)")
     inclusion_proof: InclusionProofOut | None = None
 

@@ -53,10 +53,14 @@ from mynumber.network.interfaces import (
     LegalTable,
     NetworkError,
     NetworkService,
+    NoNumberUse,
     NotPermitted,
+    NumberUse,
     Operation,
     Outcome,
     Provision,
+    RecordMismatch,
+    RecordsReport,
     RefusalReason,
     RejectionCount,
     RequestReplayed,
@@ -65,6 +69,7 @@ from mynumber.network.interfaces import (
     UnknownTask,
     canonical_json,
 )
+from mynumber.network.number_use import NumberUseTable, load_number_use
 from mynumber.registry.interfaces import RegistryService
 
 CONTEXT = "network"
@@ -84,6 +89,10 @@ MAX_PENDING_FAILURE_BUCKETS = 1_000
 # Retry-After for a provider that failed (a restart takes seconds) and for a deployment fault
 # that needs an operator (the provider refusing the core's routed queries).
 PROVIDER_RETRY_AFTER_SECONDS = 5
+# The access-record log entry's format: 1 until issue 12, 2 since (see _record_exchange).
+ENTRY_VERSION = 2
+# Exchange records compared with their log entries per query in ``verify_records``.
+RECORDS_BATCH = 2_000
 CONFIGURATION_RETRY_AFTER_SECONDS = 60
 
 
@@ -165,12 +174,15 @@ class NetworkServiceImpl:
         *,
         restricted_disclosure_days: int = 365,
         clock: Callable[[], dt.datetime] = utcnow,
+        number_use: NumberUseTable | None = None,
     ) -> None:
         # The clock is replaceable so the seeder can lay down a history in the past.
         self.clock = clock
         self.databases = databases
         self.registry = registry
         self.table = table
+        # 番号法 別表第一: only agencies of a kind with a use hold 機関別符号.
+        self.number_use = number_use if number_use is not None else load_number_use()
         self.cipher = cipher
         self.core_key = core_key
         self._core_public = raw_public(core_key.public_key())
@@ -273,7 +285,13 @@ class NetworkServiceImpl:
                                            for k, v in values.items()})
             session.flush()
             record = self._record(row)
-        self._invalidate()
+        with self._lock:
+            if self._directory:
+                # This process knows the change: patch its copy of the directory instead of
+                # reloading all 3,762 rows (other processes see updated_at move and reload).
+                self._directory = {**self._directory, agency_id: record}
+            else:
+                self._invalidate()
         return record
 
     def register_agency_keys(
@@ -300,10 +318,31 @@ class NetworkServiceImpl:
                                    endpoint=endpoint)
 
     # -- 機関別符号 ----------------------------------------------------------------------------
+    def number_uses(self, kind: str | None = None) -> Sequence[NumberUse]:
+        return self.number_use.uses(kind)
+
+    def _require_use(self, agency: AgencyRecord, what: str) -> None:
+        """Refuse (and audit) a code for an agency whose kind has no 別表第一 use."""
+        if self.number_use.permits(agency.kind):
+            return
+        with self.databases.unit_of_work(CONTEXT) as session:
+            audit.record(session, m.AuditEvent, "network:agency_code:refused",
+                         actor=f"agency:{agency.agency_id}",
+                         subject=f"agency:{agency.agency_id}",
+                         reason=RefusalReason.NO_NUMBER_USE.value, kind=agency.kind, what=what)
+        log.warning("agency code refused: %s (kind %s) has no number use (別表第一)",
+                    agency.agency_id, agency.kind)
+        raise NoNumberUse(
+            f"agency {agency.agency_id} ({agency.kind}) has no use of the individual number "
+            "in 番号法 別表第一 (number_use.csv), so it obtains no agency code",
+            field="agency_id")
+
     def issue_agency_code(self, agency_id: str, acquisition_number: str) -> str:
         agency = self.agency(agency_id)
         if agency.status is not AgencyStatus.ACTIVE:
             raise NotPermitted("the agency is suspended", field="agency_id")
+        # Before the 取得番号 is redeemed: a refused agency does not spend it.
+        self._require_use(agency, "issue")
         # The registry checks the 取得番号 belongs to this agency and marks it used.
         resident_code = self.registry.redeem_acquisition_number(agency_id, acquisition_number)
         code = make_code(self.cipher, agency.number, resident_code)
@@ -318,6 +357,7 @@ class NetworkServiceImpl:
         agency = self.agency(agency_id)
         if agency.status is not AgencyStatus.ACTIVE:
             raise NotPermitted("the agency is suspended", field="agency_id")
+        self._require_use(agency, "issue_bulk")
         residents = self.registry.redeem_acquisition_numbers(agency_id, acquisition_numbers)
         codes = make_codes(self.cipher, [(agency.number, code) for code in residents])
         with self.databases.unit_of_work(CONTEXT) as session:
@@ -332,7 +372,16 @@ class NetworkServiceImpl:
                         hashlib.sha256).digest()[:16]
 
     def _commitment(self, resident_code: str, serial: str) -> str:
+        """Log entries v1: commits to the person by 住民票コード (only the portal, which knows
+        the person, can check it)."""
         message = b"commitment\n" + resident_code.encode() + b"\n" + serial.encode()
+        return hmac.new(self.subject_secret, message, hashlib.sha256).hexdigest()[:32]
+
+    def _key_commitment(self, subject_key: bytes, serial: str) -> str:
+        """Log entries v2: commits to the person through the record's subject key, so that
+        ``verify_records`` can check it against the exchange row as well as the portal
+        against the person. Keyed and per serial: log readers still cannot link records."""
+        message = b"commitment-v2\n" + subject_key + b"\n" + serial.encode()
         return hmac.new(self.subject_secret, message, hashlib.sha256).hexdigest()[:32]
 
     # -- the exchange --------------------------------------------------------------------------
@@ -405,6 +454,11 @@ class NetworkServiceImpl:
             reason = RefusalReason.UNKNOWN_AGENCY
         elif provider.status is not AgencyStatus.ACTIVE:
             reason = RefusalReason.PROVIDER_SUSPENDED
+        elif not (self.number_use.permits(requester.kind)
+                  and self.number_use.permits(provider.kind)):
+            # 別表第一: the core makes no code for, and routes nothing to or from, an agency
+            # without a use of the number (e.g. one whose use an amendment ended).
+            reason = RefusalReason.NO_NUMBER_USE
         elif query.task_id not in self._tasks:
             reason = RefusalReason.UNKNOWN_TASK
         elif query.item_code not in self._items:
@@ -521,8 +575,11 @@ class NetworkServiceImpl:
     ) -> None:
         restricted = bool(provision and provision.restricted)
         disclose_after = now + self.restricted_deferral if restricted else None
+        subject_key = self._subject_key(resident_code) if resident_code else None
+        # v2 (this change): "subject" commits through the subject key (``_key_commitment``);
+        # every other field as in v1. Entries already in the log stay v1 and stay valid.
         entry: dict[str, Any] = {
-            "v": 1,
+            "v": ENTRY_VERSION,
             "serial": serial,
             "time": now.isoformat(),
             "requester": _clip(requester_id),
@@ -535,7 +592,7 @@ class NetworkServiceImpl:
             "reason": reason.value if reason else None,
             "restricted": restricted,
             "disclose_after": disclose_after.isoformat() if disclose_after else None,
-            "subject": self._commitment(resident_code, serial) if resident_code else None,
+            "subject": self._key_commitment(subject_key, serial) if subject_key else None,
         }
         if documents is not None:
             entry["application"] = application_ref
@@ -547,7 +604,7 @@ class NetworkServiceImpl:
             "provision_id": provision.provision_id if provision else None,
             "outcome": outcome.value, "reason": reason.value if reason else None,
             "restricted": restricted, "disclose_after": disclose_after,
-            "subject_key": self._subject_key(resident_code) if resident_code else None,
+            "subject_key": subject_key,
             "nonce": nonce, "application_ref": application_ref,
             "documents": json.dumps(list(documents), ensure_ascii=False)
             if documents is not None else None,
@@ -750,6 +807,7 @@ class NetworkServiceImpl:
         agency = self.agency(agency_id)
         if agency.status is not AgencyStatus.ACTIVE:
             raise NotPermitted("the agency is suspended", field="agency_id")
+        self._require_use(agency, "portal_code")
         portals = [a for a in self._load_directory().values() if a.kind == PORTAL_KIND]
         if len(portals) != 1:
             raise NotPermitted("no portal agency is registered", field="agency_id")
@@ -784,15 +842,25 @@ class NetworkServiceImpl:
         logged = self.log.logged([row.serial for row in rows])
         records = []
         for row in rows:
-            if row.restricted and row.disclose_after and row.disclose_after > now:
-                continue  # deferred, never dropped: it appears once the deferral ends
-            # A record is shown only when the signed log (or its queue, written in the same
-            # transaction) holds an entry for it that describes it and commits to this person.
-            # A row that reached the table any other way cannot enter anyone's やりとり履歴.
+            # A record is vouched for when the signed log (or its queue, written in the same
+            # transaction) holds an entry that describes it field for field and commits to
+            # this person. Any other record (edited, or without an entry) is still listed, as
+            # unverifiable: never hidden, never shown as true.
             index, entry = logged.get(row.serial, (None, b""))
-            if not self._entry_matches(entry, row, resident_code):
-                log.warning("exchange %s has no matching log entry; not shown", row.serial)
-                continue
+            fields = _entry_fields(entry, row.serial)
+            verified = fields is not None and not self._differences(
+                fields, row, resident_code=resident_code, subject_key=key)
+            if not verified:
+                log.warning("exchange %s does not match its log entry; shown as unverifiable",
+                            row.serial)
+            # The deferral of a restricted record follows the log when it has a readable
+            # entry: editing the row cannot hide a record nor reveal one early.
+            restricted, disclose_after = row.restricted, row.disclose_after
+            if fields is not None:
+                restricted = fields.get("restricted") is True
+                disclose_after = _parse_time(fields.get("disclose_after"))
+            if restricted and disclose_after and disclose_after > now:
+                continue  # deferred, never dropped: it appears once the deferral ends
             requester = directory.get(row.requester_id)
             provider = directory.get(row.provider_id or "")
             task = self._tasks.get(row.task_id)
@@ -804,26 +872,159 @@ class NetworkServiceImpl:
                 provider_id=row.provider_id or "",
                 provider_name=provider.name if provider else (row.provider_id or ""),
                 item_code=row.item_code or "", item_label=item.label if item else "",
-                outcome=Outcome(row.outcome),
-                reason=RefusalReason(row.reason) if row.reason else None,
+                outcome=_outcome(row.outcome),
+                reason=_reason(row.reason),
                 restricted=row.restricted,
                 disclosed_at=row.disclose_after if row.restricted else None,
-                log_index=index,
+                log_index=index, verified=verified,
             ))
         return records
 
-    def _entry_matches(self, entry: bytes, row: m.Exchange, resident_code: str) -> bool:
-        try:
-            fields = json.loads(entry) if entry else None
-        except ValueError:
-            return False
-        return (isinstance(fields, dict) and fields.get("serial") == row.serial
-                and fields.get("requester") == row.requester_id
-                and fields.get("outcome") == row.outcome
-                and fields.get("subject") is not None
-                and hmac.compare_digest(str(fields["subject"]),
-                                        self._commitment(resident_code, row.serial)))
+    def _differences(
+        self, fields: dict[str, Any], row: Any, *, resident_code: str | None = None,
+        subject_key: bytes | None = None,
+    ) -> list[str]:
+        """The resident-facing fields in which a log entry and an exchange row disagree.
 
+        ``subject``: v2 entries commit through the subject key (the portal passes the key it
+        derives from the person, ``verify_records`` the row's own); v1 entries through the
+        住民票コード, which only the portal has: without it only present/absent is compared."""
+        out = []
+
+        def same(name: str, logged: Any, stored: Any) -> None:
+            if logged != stored:
+                out.append(name)
+
+        same("requester", fields.get("requester"), row.requester_id)
+        same("task", fields.get("task"), row.task_id)
+        same("provider", fields.get("provider"), row.provider_id)
+        same("item", fields.get("item"), row.item_code)
+        same("provision", fields.get("provision"), row.provision_id)
+        same("outcome", fields.get("outcome"), row.outcome)
+        same("reason", fields.get("reason"), row.reason)
+        same("restricted", fields.get("restricted"), bool(row.restricted))
+        same("time", _parse_time(fields.get("time")), row.occurred_at)
+        same("disclose_after", _parse_time(fields.get("disclose_after")), row.disclose_after)
+        if "application" in fields or row.application_ref is not None:
+            same("application", fields.get("application"), row.application_ref)
+            try:
+                documents = json.loads(row.documents) if row.documents is not None else None
+            except ValueError:
+                documents = "unreadable"
+            same("documents", fields.get("documents"), documents)
+        committed = fields.get("subject")
+        key = subject_key if subject_key is not None else row.subject_key
+        if fields.get("v") == 1:
+            if resident_code is not None:
+                expected: str | None = self._commitment(resident_code, row.serial)
+            else:
+                expected = committed if (committed is None) == (key is None) else "absent"
+        else:
+            expected = self._key_commitment(bytes(key), row.serial) if key else None
+        if not (isinstance(committed, str) and isinstance(expected, str)
+                and hmac.compare_digest(committed, expected)) and not (
+                committed is None and expected is None):
+            out.append("subject")
+        return out
+
+    # -- the log vouches for every record ----------------------------------------------------------
+    def verify_records(self) -> RecordsReport:
+        """Every exchange record against its log entry (queued or in the tree), and every log
+        entry against its exchange record. Streaming, by 処理通番; memory is O(batch)."""
+        from mynumber.network.log_models import LogLeaf, LogQueue
+
+        mismatches: list[RecordMismatch] = []
+        exchanges = entries = v1 = 0
+        engine = self.databases.engine(CONTEXT)
+        columns = [m.Exchange.serial, m.Exchange.occurred_at, m.Exchange.requester_id,
+                   m.Exchange.task_id, m.Exchange.provider_id, m.Exchange.item_code,
+                   m.Exchange.provision_id, m.Exchange.outcome, m.Exchange.reason,
+                   m.Exchange.restricted, m.Exchange.disclose_after, m.Exchange.subject_key,
+                   m.Exchange.application_ref, m.Exchange.documents]
+        with engine.connect() as conn:
+            last = ""
+            while True:
+                rows = conn.execute(select(*columns).where(m.Exchange.serial > last)
+                                    .order_by(m.Exchange.serial).limit(RECORDS_BATCH)).all()
+                if not rows:
+                    break
+                last = rows[-1].serial
+                exchanges += len(rows)
+                logged = self.log.logged([row.serial for row in rows])
+                for row in rows:
+                    found = logged.get(row.serial)
+                    if found is None:
+                        mismatches.append(RecordMismatch(row.serial, "missing_from_log"))
+                        continue
+                    fields = _entry_fields(found[1], row.serial)
+                    if fields is None:
+                        mismatches.append(RecordMismatch(row.serial, "unreadable_entry"))
+                        continue
+                    v1 += fields.get("v") == 1
+                    differing = self._differences(fields, row)
+                    if differing:
+                        mismatches.append(RecordMismatch(row.serial, "differs",
+                                                         tuple(differing)))
+            # The other way: log entries (in the tree, then still queued) without a record.
+            for table, order in ((LogLeaf, LogLeaf.idx), (LogQueue, LogQueue.id)):
+                after = -1
+                while True:
+                    batch = conn.execute(select(order, table.serial).where(order > after)
+                                         .order_by(order).limit(RECORDS_BATCH)).all()
+                    if not batch:
+                        break
+                    after = int(batch[-1][0])
+                    serials = [serial for _, serial in batch]
+                    if table is LogQueue:
+                        # Integrated meanwhile (or both at once): counted with the tree.
+                        done = set(conn.execute(select(LogLeaf.serial).where(
+                            LogLeaf.serial.in_(serials))).scalars())
+                        serials = [serial for serial in serials if serial not in done]
+                    entries += len(serials)
+                    recorded = set(conn.execute(select(m.Exchange.serial).where(
+                        m.Exchange.serial.in_(serials))).scalars()) if serials else set()
+                    mismatches.extend(RecordMismatch(serial, "no_exchange_record")
+                                      for serial in serials if serial not in recorded)
+        mismatches.sort(key=lambda mm: mm.serial)
+        return RecordsReport(not mismatches, exchanges, entries, mismatches, v1)
+
+
+def _entry_fields(entry: bytes, serial: str) -> dict[str, Any] | None:
+    """A log entry's fields, or None when it is unreadable or describes another serial."""
+    try:
+        fields = json.loads(entry) if entry else None
+    except ValueError:
+        return None
+    if (not isinstance(fields, dict) or fields.get("serial") != serial
+            or fields.get("v") not in (1, ENTRY_VERSION)):
+        return None
+    return fields
+
+
+def _parse_time(value: Any) -> dt.datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _outcome(value: str) -> Outcome:
+    try:
+        return Outcome(value)
+    except ValueError:  # an edited row: shown as unverifiable, with the refusal wording
+        return Outcome.REFUSED
+
+
+def _reason(value: str | None) -> RefusalReason | None:
+    if not value:
+        return None
+    try:
+        return RefusalReason(value)
+    except ValueError:
+        return None
 
 
 _contract: type[NetworkService] = NetworkServiceImpl

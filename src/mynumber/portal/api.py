@@ -169,8 +169,20 @@ def my_information(scope: Scope, session: Resident, portal: PortalDep) -> s.Info
 def history(session: Resident, portal: PortalDep) -> list[s.HistoryEntryOut]:
     """やりとり履歴: every exchange about you (restricted ones after their deferral)."""
     return [s.HistoryEntryOut(record=e.record,
-                              released_to=list(e.released_to), by_proxy=e.by_proxy)
+                              released_to=list(e.released_to), by_proxy=e.by_proxy,
+                              **_verification(e.record.verified))
             for e in portal.history(session)]
+
+
+def _verification(verified: bool) -> dict[str, str | None]:
+    """検証できません, in both languages from the message catalogue (the pages' wording), for
+    a record the signed log does not vouch for."""
+    if verified:
+        return {"verification_ja": None, "verification_en": None}
+    from mynumber.portal.views import unverifiable_text
+
+    return {"verification_ja": unverifiable_text("ja"),
+            "verification_en": unverifiable_text("en")}
 
 
 @router.post("/me/history/{serial}/verify", operation_id="portal_verify_record",

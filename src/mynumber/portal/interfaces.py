@@ -154,6 +154,19 @@ class NoticeState(StrEnum):
 
 
 @dataclass(frozen=True)
+class EventNotice:
+    """A notice an agency sends because of an event: addressed by the agency's own code
+    for the person, keyed by ``source_event`` (sent once)."""
+
+    agency_id: str
+    agency_code: str
+    kind: str
+    title: str
+    body: str
+    source_event: str
+
+
+@dataclass(frozen=True)
 class Notice:
     notice_id: int
     sender_id: str  # agency id
@@ -341,6 +354,17 @@ class PortalService(Protocol):
         """An agency addresses a resident by its own agency code; the core routes it to the
         portal's code. The agency never learns the portal's code."""
         ...
+
+    def certificate_serial(self, token: str) -> int | None:
+        """The card certificate serial a live session was opened with (sealed under the
+        session's token: only a request bearing it can open it); None otherwise. For 住基ネット's
+        disclosure page, which asks JPKI who holds it."""
+        ...
+
+    def send_event_notices(self, notices: Sequence[EventNotice]) -> int:
+        """Notices agencies send because of events (e.g. a registry change), in one
+        transaction: each stored once per ``source_event`` (e.g. ``registry:42:7``) however
+        often its event is delivered. Returns how many were new."""
 
     def notices(self, session: PortalSession) -> list[Notice]: ...
 

@@ -141,6 +141,9 @@ class NoticeRow(Base):
     read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     application_id: Mapped[int | None] = mapped_column(BigId)
+    #: The event a notice was sent for (``registry:<seq>``): sent once however often the
+    #: event is delivered.
+    source_event: Mapped[str | None] = mapped_column(String(80), unique=True)
 
 
 class NoticeNonce(Base):

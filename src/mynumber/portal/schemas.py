@@ -143,9 +143,15 @@ class InformationOut(BaseModel):
 
 
 class HistoryEntryOut(BaseModel):
-    record: AccessRecord
+    record: AccessRecord = Field(description=(
+        "`record.verified` false: the record does not match its entry in the signed log (or "
+        "has none); its fields are not confirmed and must not be shown as fact"))
     released_to: list[str] = Field(description="API clients the data went to")
     by_proxy: str | None = Field(description="set when a proxy's action caused the exchange")
+    verification_ja: str | None = Field(
+        default=None, description="検証できません (with why) when the record is unverifiable")
+    verification_en: str | None = Field(
+        default=None, description="the same in English")
 
 
 class VerificationOut(BaseModel):

@@ -62,6 +62,7 @@ from mynumber.portal.reader import PortalCardReader, ReaderPinLocked, ReaderWron
 from mynumber.portal.services import PortalServiceImpl
 from mynumber.registry.interfaces import RegistryService
 from mynumber.settings import Mode
+from mynumber.web.i18n import translator
 from mynumber.web.templating import render
 
 HOME_PATH = "/portal"
@@ -338,6 +339,13 @@ def back_home(request: Request) -> Response:
 @router.get("/portal/history/{serial}/verify")
 def back_to_history(request: Request, serial: str) -> Response:
     return RedirectResponse("/portal/history" + _lang_query(request), status_code=303)
+
+
+def unverifiable_text(lang: str) -> str:
+    """What やりとり履歴 says of a record the signed log does not vouch for (the page's
+    wording, for the JSON API as well)."""
+    t = translator(lang)
+    return f"{t('portal.history.unverifiable')}: {t('portal.history.unverifiable.detail')}"
 
 
 def _lang_query(request: Request) -> str:

@@ -45,7 +45,14 @@ from mynumber.codes import resident_code as resident_code_mod
 from mynumber.codes.exceptions import ValidationError
 from mynumber.db import utcnow
 from mynumber.registry import models as m
-from mynumber.registry.interfaces import InvalidResidentData, LifeEventKind, NewResident
+from mynumber.registry.interfaces import (
+    EVENT_PREFIX,
+    InvalidResidentData,
+    LifeEventKind,
+    NewResident,
+    ResidentStatus,
+    event_payload,
+)
 from mynumber.registry.numbering import Numbering
 from mynumber.registry.services import MAX_NUMBER_GENERATIONS, RegistryServiceImpl, kana_key
 
@@ -424,6 +431,15 @@ def store_rows(
     writer.issued(issued_ids, resident_ids, nums, now)
     writer.letters(letter_ids, resident_ids, rows, nums.generations, now)
     writer.events(event_ids, resident_ids, rows, actor, now, today)
+    # Published in the same transaction, like every other life event (kernel.events): a bulk
+    # import reaches the intermediate servers, 住基ネット and the portal as one by hand would.
+    outbox_ids = _reserve_ids(conn, "outbox_events", n, postgres)
+    writer.outbox(outbox_ids, [
+        (EVENT_PREFIX + r.event, f"resident:{rid}", json.dumps(event_payload(
+            LifeEventKind(r.event), rid, code, r.occurred_on or today, r.municipality_code, hid,
+            ResidentStatus.RESIDENT.value, basic_four_changed=False), ensure_ascii=False))
+        for rid, r, code, hid in zip(resident_ids, rows, nums.codes, household_of, strict=True)
+    ], now)
 
     if audit_subject is not None:
         audit.record(
@@ -547,6 +563,16 @@ class _PostgresWriter:
             for i, rid, r in zip(ids, resident_ids, rows, strict=True)
         ))
 
+    def outbox(self, ids: list[int], events: list[tuple[str, str, str]],
+               now: dt.datetime) -> None:
+        self._copy("outbox_events", OUTBOX_COLUMNS, _OUTBOX_TYPES, (
+            (i, type_, subject, payload, now)
+            for i, (type_, subject, payload) in zip(ids, events, strict=True)
+        ))
+
+
+_OUTBOX_TYPES = ("int8", "text", "text", "text", "timestamptz")
+OUTBOX_COLUMNS = "id, type, subject, payload, recorded_at"
 
 _RESIDENT_TYPES = (
     "int8", "text", "text", "text", "text", "text", "text", "date", "text", "text", "text",
@@ -639,4 +665,12 @@ class _SQLiteWriter:
         self._insert("life_events", EVENT_COLUMNS, [
             (i, rid, r.event, day(r.occurred_on or today), ts, r.municipality_code, actor, "{}")
             for i, rid, r in zip(ids, resident_ids, rows, strict=True)
+        ])
+
+    def outbox(self, ids: list[int], events: list[tuple[str, str, str]],
+               now: dt.datetime) -> None:
+        ts = self._stamp(now)
+        self._insert("outbox_events", OUTBOX_COLUMNS, [
+            (i, type_, subject, payload, ts)
+            for i, (type_, subject, payload) in zip(ids, events, strict=True)
         ])

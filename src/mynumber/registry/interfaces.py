@@ -4,7 +4,7 @@ protocols and the registry's errors. Other contexts import this module, never ``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -180,18 +180,60 @@ class VerificationRecord:
     verified_at: dt.datetime
 
 
+#: Every life event is published as ``registry.resident.<kind>`` (mynumber.kernel.events).
+EVENT_PREFIX = "registry.resident."
+
+
+def event_type(kind: LifeEventKind) -> str:
+    return EVENT_PREFIX + LifeEventKind(kind).value
+
+
+def event_payload(
+    kind: LifeEventKind, resident_id: int, resident_code: str, occurred_on: dt.date,
+    municipality_code: str, household_id: int | None, status: str, *,
+    basic_four_changed: bool, previous_municipality_code: str | None = None,
+    abroad: bool = False,
+) -> dict[str, Any]:
+    """The payload of a registry event (docs/events.md). It names the resident and what kind
+    of change happened, never the new values and never the 個人番号: a subscriber reads the
+    resident's *current* state through this interface, so an event delivered twice or late
+    applies nothing stale."""
+    return {
+        "resident_id": resident_id, "resident_code": resident_code,
+        "kind": LifeEventKind(kind).value, "occurred_on": occurred_on.isoformat(),
+        "municipality_code": municipality_code,
+        "previous_municipality_code": previous_municipality_code,
+        "household_id": household_id, "status": status,
+        "basic_four_changed": basic_four_changed, "abroad": abroad,
+    }
+
+
 @dataclass(frozen=True)
 class RegistryChange:
-    """Published after a change commits (e.g. for JPKI: revoke signing certs on 4-item change)."""
+    """A registry event's payload, typed (``RegistryChange.of(event.payload)``)."""
 
     kind: LifeEventKind
     resident_id: int
     resident_code: str
     basic_four_changed: bool
     occurred_on: dt.date
+    municipality_code: str = ""
+    previous_municipality_code: str | None = None
+    household_id: int | None = None
+    status: ResidentStatus = ResidentStatus.RESIDENT
+    abroad: bool = False
 
-
-ChangeListener = Callable[[RegistryChange], None]
+    @classmethod
+    def of(cls, payload: Mapping[str, Any]) -> RegistryChange:
+        return cls(
+            LifeEventKind(payload["kind"]), int(payload["resident_id"]),
+            str(payload["resident_code"]), bool(payload.get("basic_four_changed")),
+            dt.date.fromisoformat(payload["occurred_on"]),
+            str(payload.get("municipality_code") or ""),
+            payload.get("previous_municipality_code"), payload.get("household_id"),
+            ResidentStatus(payload.get("status") or ResidentStatus.RESIDENT.value),
+            bool(payload.get("abroad")),
+        )
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -343,7 +385,15 @@ class RegistryService(Protocol):
         self, actor: StaffPrincipal, resident_id: int
     ) -> list[VerificationRecord]: ...
 
-    def subscribe(self, listener: ChangeListener) -> None: ...
+    def residents_by_ids(self, resident_ids: Sequence[int]) -> dict[int, ResidentRecord]:
+        """System read for event subscribers: the current records of these residents (any
+        status; unknown ids are left out). No staff actor: only wiring hands it out."""
+        ...
+
+    def household_members(self, household_ids: Sequence[int]) -> dict[int, list[ResidentRecord]]:
+        """System read for event subscribers: the residents (status 'resident') of each
+        household."""
+        ...
 
     def municipalities(self) -> list[MunicipalityRecord]:
         """Every 地方公共団体 the registry knows (prefectures, cities, wards, towns, villages)."""

@@ -43,6 +43,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from mynumber.audit import audit_model
 from mynumber.db import UTCDateTime, context_metadata, utcnow
+from mynumber.kernel.events import outbox_tables
 
 
 class Base(DeclarativeBase):
@@ -266,3 +267,8 @@ class AcquisitionNumber(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     redeemed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# The registry's transactional outbox (mynumber.kernel.events): every life event is published
+# in the transaction that records it, and delivered to the subscribers after commit.
+outbox_events, outbox_checkpoints = outbox_tables(Base.metadata)

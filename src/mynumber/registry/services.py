@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import secrets
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from importlib import resources
@@ -23,12 +23,12 @@ from mynumber.auth.interfaces import StaffPrincipal, StaffRole
 from mynumber.codes import individual_number, kana, local_government_code, resident_code
 from mynumber.codes.exceptions import ValidationError
 from mynumber.db import Databases, utcnow
+from mynumber.kernel.events import Outbox
 from mynumber.registry import models as m
 from mynumber.registry.interfaces import (
     AcquisitionGrant,
     AcquisitionNumberInvalid,
     AssuranceLevel,
-    ChangeListener,
     IdentityDocument,
     InvalidResidentData,
     InvalidTransition,
@@ -40,7 +40,6 @@ from mynumber.registry.interfaces import (
     NewResident,
     NumberConfirmation,
     OutsideJurisdiction,
-    RegistryChange,
     RegistryService,
     ResidentNotFound,
     ResidentRecord,
@@ -49,10 +48,13 @@ from mynumber.registry.interfaces import (
     Sex,
     UnknownMunicipality,
     VerificationRecord,
+    event_payload,
+    event_type,
 )
 from mynumber.registry.numbering import Numbering
 
 CONTEXT = "registry"
+_PUBLISHED = "mynumber.outbox.published"
 MAX_NUMBER_GENERATIONS = 1000
 NUMBER_NOT_FOUND = "no resident has this individual number"
 # Returned letters are held at the office for three months, then discarded (運用通知).
@@ -244,15 +246,13 @@ class RegistryServiceImpl:
         self.databases = databases
         self.numbering = numbering
         self.seeding_allowed = seeding_allowed
-        self._listeners: list[ChangeListener] = []
+        #: Every life event is published here, in the transaction that records it.
+        self.outbox = Outbox(databases, CONTEXT, m.outbox_events, m.outbox_checkpoints)
 
     # -- plumbing -------------------------------------------------------------------------------
-    def subscribe(self, listener: ChangeListener) -> None:
-        self._listeners.append(listener)
-
     @contextmanager
-    def _transaction(self) -> Iterator[tuple[Session, list[RegistryChange]]]:
-        changes: list[RegistryChange] = []
+    def _transaction(self) -> Iterator[tuple[Session, list[Any]]]:
+        changes: list[Any] = []
         try:
             with self.databases.unit_of_work(CONTEXT) as session:
                 yield session, changes
@@ -260,10 +260,9 @@ class RegistryServiceImpl:
             if isinstance(exc, _Refusal):
                 self._audit_refusal(exc)
             raise
-        # Publish only after commit: a listener must never act on a change that rolled back.
-        for change in changes:
-            for listener in self._listeners:
-                listener(change)
+        if session.info.get(_PUBLISHED):
+            # Committed: the in-process dispatcher delivers now rather than at its next poll.
+            self.outbox.committed()
 
     def _audit(
         self, session: Session, tag: str, actor: StaffPrincipal, subject: str,
@@ -284,8 +283,10 @@ class RegistryServiceImpl:
 
     def _event(
         self, session: Session, row: m.Resident, kind: LifeEventKind, occurred_on: dt.date,
-        actor: StaffPrincipal, **details: Any,
+        actor: StaffPrincipal, *, basic_four_changed: bool = False,
+        previous_municipality_code: str | None = None, **details: Any,
     ) -> None:
+        """Record a life event and publish it (same transaction) for the other contexts."""
         session.add(
             m.LifeEvent(
                 resident_id=row.id, kind=kind.value, occurred_on=occurred_on,
@@ -294,6 +295,13 @@ class RegistryServiceImpl:
             )
         )
         self._audit(session, f"registry:resident:{kind.value}", actor, f"resident:{row.id}")
+        session.flush()  # the household id of a new resident
+        self.outbox.publish(session, event_type(kind), f"resident:{row.id}", event_payload(
+            kind, row.id, row.resident_code, occurred_on, row.municipality_code, row.household_id,
+            row.status, basic_four_changed=basic_four_changed,
+            previous_municipality_code=previous_municipality_code,
+            abroad=kind is LifeEventKind.MOVE_OUT and row.destination_municipality_code is None))
+        session.info[_PUBLISHED] = True
 
     def _municipality(self, session: Session, code: str) -> m.Municipality:
         try:
@@ -426,19 +434,17 @@ class RegistryServiceImpl:
     ) -> ResidentRecord:
         if occurred_on != resident.birth_date:
             raise InvalidResidentData("a birth happens on the birth date", field="occurred_on")
-        with self._transaction() as (session, changes):
+        with self._transaction() as (session, _):
             row = self._new_resident(session, actor, resident, dt.date.today())
             self._event(session, row, LifeEventKind.BIRTH, occurred_on, actor)
             record = to_record(row)
-            changes.append(RegistryChange(LifeEventKind.BIRTH, row.id, row.resident_code,
-                                          False, occurred_on))
         return record
 
     def register_move_in(
         self, actor: StaffPrincipal, resident: NewResident, occurred_on: dt.date,
         resident_code: str | None = None,
     ) -> ResidentRecord:
-        with self._transaction() as (session, changes):
+        with self._transaction() as (session, _):
             if resident_code is None:
                 row = self._new_resident(session, actor, resident, dt.date.today())
                 self._event(session, row, LifeEventKind.MOVE_IN, occurred_on, actor,
@@ -447,8 +453,6 @@ class RegistryServiceImpl:
                 row = self._move_in_existing(session, actor, resident, resident_code,
                                              occurred_on)
             record = to_record(row)
-            changes.append(RegistryChange(LifeEventKind.MOVE_IN, row.id, row.resident_code,
-                                          resident_code is not None, occurred_on))
         return record
 
     def _move_in_existing(
@@ -492,7 +496,9 @@ class RegistryServiceImpl:
         row.household_id = household.id
         row.status = ResidentStatus.RESIDENT.value
         row.destination_municipality_code = None
-        self._event(session, row, LifeEventKind.MOVE_IN, occurred_on, actor, before=before,
+        self._event(session, row, LifeEventKind.MOVE_IN, occurred_on, actor,
+                    basic_four_changed=True,
+                    previous_municipality_code=before["municipality_code"], before=before,
                     after={"municipality_code": muni.code, "address": address})
         return row
 
@@ -500,7 +506,7 @@ class RegistryServiceImpl:
         self, actor: StaffPrincipal, resident_id: int, destination_code: str | None,
         occurred_on: dt.date,
     ) -> ResidentRecord:
-        with self._transaction() as (session, _changes):
+        with self._transaction() as (session, _):
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT)
             destination = None
@@ -521,7 +527,7 @@ class RegistryServiceImpl:
         self, actor: StaffPrincipal, resident_id: int, family_name: str, given_name: str,
         family_name_kana: str, given_name_kana: str, occurred_on: dt.date,
     ) -> ResidentRecord:
-        with self._transaction() as (session, changes):
+        with self._transaction() as (session, _):
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT)
             before = {"family_name": row.family_name, "given_name": row.given_name,
@@ -536,16 +542,14 @@ class RegistryServiceImpl:
                      "family_name_kana": row.family_name_kana,
                      "given_name_kana": row.given_name_kana}
             self._event(session, row, LifeEventKind.NAME_CHANGE, occurred_on, actor,
-                        before=before, after=after)
-            changes.append(RegistryChange(LifeEventKind.NAME_CHANGE, row.id, row.resident_code,
-                                          True, occurred_on))
+                        basic_four_changed=True, before=before, after=after)
             return to_record(row)
 
     def change_address(
         self, actor: StaffPrincipal, resident_id: int, address: str, postal_code: str,
         occurred_on: dt.date,
     ) -> ResidentRecord:
-        with self._transaction() as (session, changes):
+        with self._transaction() as (session, _):
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT)
             before = {"address": row.address, "postal_code": row.postal_code}
@@ -555,15 +559,14 @@ class RegistryServiceImpl:
                 raise InvalidResidentData("postal_code must have 7 digits", field="postal_code")
             row.postal_code = postal
             self._event(session, row, LifeEventKind.ADDRESS_CHANGE, occurred_on, actor,
-                        before=before, after={"address": row.address, "postal_code": postal})
-            changes.append(RegistryChange(LifeEventKind.ADDRESS_CHANGE, row.id,
-                                          row.resident_code, True, occurred_on))
+                        basic_four_changed=True, before=before,
+                        after={"address": row.address, "postal_code": postal})
             return to_record(row)
 
     def register_death(
         self, actor: StaffPrincipal, resident_id: int, occurred_on: dt.date
     ) -> ResidentRecord:
-        with self._transaction() as (session, changes):
+        with self._transaction() as (session, _):
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT, ResidentStatus.MOVED_OUT)
             if occurred_on < row.birth_date or occurred_on > dt.date.today():
@@ -571,9 +574,8 @@ class RegistryServiceImpl:
                     "date of death must be between birth and today", field="occurred_on"
                 )
             row.status = ResidentStatus.DECEASED.value
-            self._event(session, row, LifeEventKind.DEATH, occurred_on, actor)
-            changes.append(RegistryChange(LifeEventKind.DEATH, row.id, row.resident_code,
-                                          True, occurred_on))
+            self._event(session, row, LifeEventKind.DEATH, occurred_on, actor,
+                        basic_four_changed=True)
             return to_record(row)
 
     def correct(
@@ -587,7 +589,7 @@ class RegistryServiceImpl:
         unknown = sorted(set(changes_) - CORRECTABLE_FIELDS)
         if unknown:
             raise InvalidResidentData(f"{unknown[0]} cannot be corrected", field=unknown[0])
-        with self._transaction() as (session, published):
+        with self._transaction() as (session, _):
             row = self._load(session, actor, resident_id, lock=True)
             current = to_record(row)
             values: dict[str, Any] = {
@@ -612,10 +614,8 @@ class RegistryServiceImpl:
             row.name_kana_key = kana_key(row.family_name_kana, row.given_name_kana)
             after = {k: _jsonable(getattr(row, k)) for k in changes_}
             self._event(session, row, LifeEventKind.CORRECTION, dt.date.today(), actor,
+                        basic_four_changed=bool(set(changes_) & BASIC_FOUR_FIELDS),
                         before=before, after=after, reason=reason)
-            published.append(RegistryChange(LifeEventKind.CORRECTION, row.id, row.resident_code,
-                                          bool(set(changes_) & BASIC_FOUR_FIELDS),
-                                          dt.date.today()))
             return to_record(row)
 
     def reissue_number(
@@ -623,7 +623,7 @@ class RegistryServiceImpl:
     ) -> ResidentRecord:
         self._require_role(actor, StaffRole.SUPERVISOR, StaffRole.ADMIN)
         reason = _require_text("reason", reason, 200)
-        with self._transaction() as (session, changes):
+        with self._transaction() as (session, _):
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT)
             if row.number_generation is None:
@@ -638,8 +638,6 @@ class RegistryServiceImpl:
             generation = self._issue_number(session, row, row.number_generation + 1)
             self._event(session, row, LifeEventKind.NUMBER_REISSUE, now.date(), actor,
                         generation=generation, reason=reason)
-            changes.append(RegistryChange(LifeEventKind.NUMBER_REISSUE, row.id,
-                                          row.resident_code, False, now.date()))
             return to_record(row)
 
     # -- reads ------------------------------------------------------------------------------
@@ -770,6 +768,29 @@ class RegistryServiceImpl:
                 raise ResidentNotFound("no resident has this resident code")
             return to_record(row)
 
+    def residents_by_ids(self, resident_ids: Sequence[int]) -> dict[int, ResidentRecord]:
+        result: dict[int, ResidentRecord] = {}
+        ids = sorted(set(resident_ids))
+        with self.databases.unit_of_work(CONTEXT) as session:
+            for i in range(0, len(ids), 900):
+                for row in session.scalars(
+                        select(m.Resident).where(m.Resident.id.in_(ids[i:i + 900]))):
+                    result[row.id] = to_record(row)
+        return result
+
+    def household_members(self, household_ids: Sequence[int]) -> dict[int, list[ResidentRecord]]:
+        result: dict[int, list[ResidentRecord]] = {h: [] for h in set(household_ids)}
+        ids = sorted(result)
+        with self.databases.unit_of_work(CONTEXT) as session:
+            for i in range(0, len(ids), 900):
+                for row in session.scalars(
+                        select(m.Resident).where(
+                            m.Resident.household_id.in_(ids[i:i + 900]),
+                            m.Resident.status == ResidentStatus.RESIDENT.value)
+                        .order_by(m.Resident.id)):
+                    result[row.household_id or 0].append(to_record(row))
+        return result
+
     # -- 取得番号: how an agency gets its 機関別符号 without the network seeing the number -----
     def municipalities(self) -> list[MunicipalityRecord]:
         with self.databases.unit_of_work(CONTEXT) as session:
@@ -896,22 +917,37 @@ class RegistryServiceImpl:
                          actor="network", subject=f"agency:{agency_id}", count=len(hashes))
         return [codes[h] for h in hashes]
 
+    def permit_own_residents(self, mayor_of: Callable[[str], str | None]) -> None:
+        """Wiring: let a municipality's mayor obtain 取得番号 in bulk for its own current
+        residents (住民基本台帳事務, 番号法 別表第一), which the registry's event subscriber
+        for the municipality's 副本 needs in production too. ``mayor_of`` maps a
+        municipality code to its mayor agency."""
+        self._mayor_of = mayor_of
+
     def acquisition_numbers_for_residents(
         self, agency_id: str, resident_ids: Sequence[int]
     ) -> dict[int, str]:
-        if not self.seeding_allowed:
-            raise RoleRequired("seeding acquisition numbers is refused in production mode")
         agency_id = self._check_agency_id(agency_id)
+        mayor_of = getattr(self, "_mayor_of", None)
+        if not self.seeding_allowed and mayor_of is None:
+            raise RoleRequired("seeding acquisition numbers is refused in production mode")
         now = utcnow()
         tokens: dict[int, str] = {}
         with self._transaction() as (session, _):
-            known = set(session.scalars(
-                select(m.Resident.id).where(m.Resident.id.in_(list(resident_ids)))
-            ))
+            known = {row.id: row for row in session.execute(
+                select(m.Resident.id, m.Resident.municipality_code, m.Resident.status)
+                .where(m.Resident.id.in_(list(resident_ids))))}
             rows = []
             for resident_id in resident_ids:
                 if resident_id not in known:
                     raise ResidentNotFound(f"no resident with id {resident_id}")
+                resident = known[resident_id]
+                if not self.seeding_allowed and (
+                        resident.status != ResidentStatus.RESIDENT.value
+                        or mayor_of is None
+                        or mayor_of(resident.municipality_code) != agency_id):
+                    raise RoleRequired("acquisition numbers in bulk are only for the mayor of "
+                                       "the residents' own municipality")
                 token = secrets.token_hex(16)
                 tokens[resident_id] = token
                 rows.append({"token_hash": self._token_hash(agency_id, token),
@@ -919,8 +955,10 @@ class RegistryServiceImpl:
                              "issued_at": now, "expires_at": now + ACQUISITION_TTL})
             if rows:
                 session.execute(insert(m.AcquisitionNumber), rows)
-            audit.record(session, m.AuditEvent, "registry:acquisition_number:seed",
-                         actor="seed", subject=f"agency:{agency_id}", count=len(rows))
+            audit.record(session, m.AuditEvent, "registry:acquisition_number:"
+                         + ("seed" if self.seeding_allowed else "own_residents"),
+                         actor="seed" if self.seeding_allowed else "events",
+                         subject=f"agency:{agency_id}", count=len(rows))
         return tokens
 
     def issue_acquisition_number_for_resident(

@@ -19,6 +19,8 @@ from mynumber.auth import api as auth_api
 from mynumber.card import api as card_api
 from mynumber.card import views as card_views
 from mynumber.jpki import api as jpki_api
+from mynumber.juki import api as juki_api
+from mynumber.juki import views as juki_views
 from mynumber.kernel import csrf
 from mynumber.kernel.errors import too_large
 from mynumber.kernel.headers import SecurityHeaders
@@ -86,6 +88,7 @@ class Placement:
 PLACEMENTS: tuple[Placement, ...] = (
     Placement("/healthz", EVERY, exact=True),
     Placement("/readyz", EVERY, exact=True),
+    Placement("/metrics", INFRASTRUCTURE, exact=True),  # operators' monitoring
     Placement("/static", EVERY),
     Placement("/openapi.json", EVERY, exact=True),
     Placement("/docs", EVERY),
@@ -96,7 +99,9 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement("/agencies", INFRASTRUCTURE),
     Placement("/api/v1/registry", INFRASTRUCTURE),  # the registry and staff sign-in
     Placement("/api/v1/jpki", INFRASTRUCTURE),  # relying-party administration
+    Placement("/api/v1/juki", INFRASTRUCTURE),  # 住基ネット: agencies' identity queries
     Placement("/counter", INFRASTRUCTURE),  # 窓口: registry, cards, portal proxies
+    Placement("/api/v1/card/cards", INFRASTRUCTURE),  # the card counter's API (staff)
     Placement("/api/v1/portal/notices", INFRASTRUCTURE),  # agencies send お知らせ
     Placement("/api/v1/portal/proxies", INFRASTRUCTURE),  # staff register 代理人
     Placement("/api/v1/portal/clients", PUBLIC, exact=True,
@@ -109,6 +114,7 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement("/oauth", PUBLIC),
     Placement("/.well-known", PUBLIC),
     Placement("/card/lost", PUBLIC),
+    Placement("/api/v1/card/smartphone-credentials", PUBLIC),
     Placement("/api/v1/card/loss-reports", PUBLIC),
     Placement("/jpki/crl", PUBLIC),
     Placement("/jpki/ocsp", PUBLIC),
@@ -132,8 +138,8 @@ def placement(path: str, methods: frozenset[str] = frozenset()) -> str:
 
 class ProcessLifecycle:
     """What runs once per process however many apps (listeners) serve it: the access log's
-    sequencer (roles that hold the network core) from the first app's start-up, and
-    ``container.close()`` after the last app's shut-down."""
+    sequencer and the registry's event dispatcher (roles that hold the core) from the first
+    app's start-up, and ``container.close()`` after the last app's shut-down."""
 
     def __init__(self, container: Container, role: str) -> None:
         self.container = container
@@ -145,6 +151,9 @@ class ProcessLifecycle:
         if self.users == 0 and self.runs_sequencer:
             self.sequencer = LogSequencer(self.container.network_log)
             self.sequencer.start()
+        if (self.users == 0 and self.container.has("events")
+                and self.container.settings.event_dispatcher):
+            self.container.events.start()
         self.users += 1
 
     def exit(self) -> None:
@@ -152,6 +161,8 @@ class ProcessLifecycle:
         if self.users > 0:
             return
         try:
+            if self.container.has("events"):
+                self.container.events.stop()
             if self.sequencer is not None:
                 self.sequencer.stop()
                 self.sequencer = None
@@ -195,11 +206,14 @@ def _routers(role: str, listener: str) -> list[APIRouter]:
             _subset(portal_api.router, PUBLIC),
             _subset(portal_oauth_api.router, PUBLIC),  # OIDC and the self-information API
             _subset(portal_oauth_api.clients_router, PUBLIC),  # applying for an API client
+            juki_views.router,  # 住基ネット: the resident's 提供状況の開示 page
+            juki_api.portal_router,  # ... and its portal JSON API
         ]
         if core:
             routers += [
                 card_views.public,  # /card/lost
                 card_api.router,  # the loss report (residents, the call centre)
+                card_api.holder,  # a holder enrols a smartphone (card + PIN)
                 jpki_api.protocols,  # CRL, OCSP, CA certificates
                 network_log_api.router,  # the access log's auditor API
             ]
@@ -210,8 +224,10 @@ def _routers(role: str, listener: str) -> list[APIRouter]:
             registry_api.router,
             registry_views.router,
             card_views.router,  # the card counter
+            card_api.counter,  # the card counter's JSON API (staff)
             jpki_api.router,  # relying-party administration
             network_api.router,  # exchanges, agency codes, the directory
+            juki_api.router,  # 住基ネット: agencies' 本人確認情報 queries
             portal_views.counter,  # 代理人 registration at the counter
             _subset(portal_api.router, INFRASTRUCTURE),  # agencies' お知らせ, proxies
             _subset(portal_oauth_api.clients_router, INFRASTRUCTURE),  # vetting API clients
@@ -275,6 +291,8 @@ def assemble(container: Container, role: str = "all", listener: str = BOTH, *,
                        docs_paths=(app.docs_url or "", app.redoc_url or "",
                                    app.swagger_ui_oauth2_redirect_url or ""))
     app.include_router(health.router)  # on every listener
+    if INFRASTRUCTURE in wanted:
+        app.include_router(health.metrics_router)
     for side in (PUBLIC, INFRASTRUCTURE):
         if side in wanted:
             for router in _routers(role, side):

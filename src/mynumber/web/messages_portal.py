@@ -265,6 +265,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "(disclosed after a restriction period)",
     },
     "portal.history.verify": {"ja": "検証", "en": "Verify"},
+    "portal.history.unverifiable": {"ja": "検証できません", "en": "Cannot be verified"},
+    "portal.history.unverifiable.detail": {
+        "ja": (
+            "この記録は、改ざんできない公開ログの内容と一致しません（またはログにありません）。"
+            "内容が正しいことを確かめられないため、照会機関や事務などは表示していません。"
+            "デジタル庁の問い合わせ窓口にこの処理通番をお知らせください。"
+        ),
+        "en": (
+            "This record does not match the tamper-evident public log (or is not in it). Its "
+            "content cannot be confirmed, so the requester, task and other details are not "
+            "shown. Please report this serial number to the Digital Agency's help desk."
+        ),
+    },
     "portal.history.none": {"ja": "やりとりの記録はまだありません。", "en": "No exchanges yet."},
     "portal.refusal.not_in_legal_table": {
         "ja": "法令で認められていない照会", "en": "Not allowed by law",
@@ -274,6 +287,9 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "portal.refusal.requester_suspended": {"ja": "照会機関が停止中", "en": "Requester suspended"},
     "portal.refusal.provider_suspended": {"ja": "提供機関が停止中", "en": "Provider suspended"},
+    "portal.refusal.no_number_use": {
+        "ja": "個人番号を利用できる事務がない機関", "en": "The agency may not use the number",
+    },
     "portal.verify.title": {"ja": "記録の検証", "en": "Record verification"},
     "portal.verify.ok": {
         "ja": "検証成功: この記録は署名付きログに含まれています。",

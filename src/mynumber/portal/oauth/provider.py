@@ -781,7 +781,7 @@ class OpenIdProvider:
     def _authorize_bearer(self, token: str | None, scope: str | None) -> TokenInfo:
         if not token or len(token) > 200:
             raise InvalidToken("send the access token as 'Authorization: Bearer <token>'")
-        with self._hot.connection() as raw:
+        with self._hot.connection(autocommit=True) as raw:  # one read
             now = utcnow()
             today = now.date() if self.databases.is_postgres else now.date().isoformat()
             rows = self._hot.run(raw, self._LOOKUP, {"h": hash_secret(token), "now": now,

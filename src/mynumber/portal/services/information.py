@@ -202,6 +202,8 @@ class Information(PortalCore):
             return RecordVerification(serial, verified, index, head.size, head.root_hash.hex(),
                                       head.checkpoint, proof, reason)
 
+        if not record.verified:
+            return answer(False, reason="the record does not match its entry in the signed log")
         if index is None or index >= head.size:
             return answer(False, reason="not yet integrated into the signed log")
         proof = self.access_log.inclusion_proof(index, head.size)

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -25,6 +26,7 @@ from mynumber.portal.interfaces import (
     ApplicationRecord,
     ApplicationState,
     ChildAllowanceForm,
+    EventNotice,
     Notice,
     NoticeAlreadyAnswered,
     NoticeNotFound,
@@ -115,6 +117,52 @@ class Notices(Information):
             audit.record(session, m.AuditEvent, "portal:notice:receive",
                          actor=f"agency:{agency_id}", subject=f"notice:{row.id}", kind=kind)
             return _to_notice(row)
+
+    def send_event_notices(self, notices: Sequence[EventNotice]) -> int:
+        """Notices agencies send because of events (registry changes), in one transaction:
+        each stored once per ``source_event`` however often its event is delivered. Returns
+        how many were new."""
+        checked: list[tuple[EventNotice, str, str]] = []  # (notice, portal code, sender)
+        for n in notices:
+            source = clean(n.source_event, "source_event", 80)
+            if not isinstance(n.kind, str) or not NOTICE_KIND.match(n.kind):
+                raise PortalError("kind: lower-case letters, digits and _", field="kind")
+            title, body = clean(n.title, "title", 200), clean(n.body, "body", 4000,
+                                                               multiline=True)
+            if contains_individual_number([title, body]):
+                raise NumberInNotice("title/body: must not contain an individual number",
+                                     field="body")
+            portal_agency, code = self.network.portal_code(n.agency_id, n.agency_code)
+            if portal_agency != PORTAL_AGENCY:
+                raise PortalError("the network routes notices to another portal",
+                                  field="agency_id")
+            checked.append((replace(n, source_event=source, title=title, body=body), code,
+                            self._agency_name(n.agency_id)))
+        if not checked:
+            return 0
+        now = self.clock()
+        for attempt in (1, 2):
+            try:
+                with self._transaction() as session:
+                    sources = [n.source_event for n, _, _ in checked]
+                    seen = set(session.scalars(select(m.NoticeRow.source_event).where(
+                        m.NoticeRow.source_event.in_(sources))))
+                    rows = [m.NoticeRow(recipient_code=code, sender_id=n.agency_id,
+                                        sender_name=sender, kind=n.kind, title=n.title,
+                                        body=n.body, created_at=now,
+                                        source_event=n.source_event)
+                            for n, code, sender in checked if n.source_event not in seen]
+                    session.add_all(rows)
+                    session.flush()
+                    if rows:
+                        audit.record(session, m.AuditEvent, "portal:notice:receive",
+                                     actor="events", subject="notices", count=len(rows),
+                                     first_source_event=rows[0].source_event)
+                    return len(rows)
+            except IntegrityError:  # the same events, delivered concurrently: look again
+                if attempt == 2:
+                    raise
+        return 0
 
     @staticmethod
     def _claim_nonce(session: Session, agency_id: str, nonce: str, now: dt.datetime) -> None:

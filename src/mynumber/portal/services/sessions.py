@@ -163,6 +163,18 @@ class Sessions(PortalCore):
             started_at=row.started_at, expires_at=row.expires_at,
             idle_until=min(now + self.idle_timeout, row.expires_at), csrf_token=row.csrf_token)
 
+    def certificate_serial(self, token: str) -> int | None:
+        """The serial of the card certificate a live session was opened with, opened from
+        the seal only the session's own token opens (None without a card or a session)."""
+        if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN:
+            return None
+        with self._transaction() as session:
+            row = session.scalar(select(m.PortalSessionRow).where(
+                m.PortalSessionRow.token_hash == hash_secret(token)))
+            if row is None or row.ended_at is not None:
+                return None
+            return open_serial(token, row.session_id, row.certificate_seal)
+
     def session(self, token: str) -> PortalSession:
         if not isinstance(token, str) or not 0 < len(token) <= MAX_TOKEN:
             raise SessionExpired("log in again")
