@@ -97,12 +97,15 @@ class MunicipalCopies:
         changes = [RegistryChange.of(e.payload) for e in events]
         ids = {c.resident_id for c in changes}
         households = {c.household_id for c in changes if c.household_id is not None}
-        if households:
-            for members in self.registry.household_members(sorted(households)).values():
-                ids.update(m.id for m in members)
+        member_lists = (self.registry.household_members(sorted(households))
+                        if households else {})
+        for members in member_lists.values():
+            ids.update(m.id for m in members)
         records = self.registry.residents_by_ids(sorted(ids))
-        member_lists = self.registry.household_members(sorted(
-            {r.household_id for r in records.values() if r.household_id is not None}))
+        missing = {r.household_id for r in records.values()
+                   if r.household_id is not None and r.household_id not in member_lists}
+        if missing:  # a household the events did not name (their state moved on since)
+            member_lists.update(self.registry.household_members(sorted(missing)))
         by_agency: dict[str, list[tuple[ResidentRecord, dict[str, Any]]]] = {}
         for record in records.values():
             agency = self.mayor_of(record.municipality_code)
@@ -134,12 +137,14 @@ class MunicipalCopies:
     def _put_once(self, agency: str, items: list[tuple[ResidentRecord, dict[str, Any]]]
                   ) -> None:
         copies = [CopyInput(self._address_number(agency, r.id), ITEM, p) for r, p in items]
-        try:
-            self.agencies.put_copies(agency, copies)
-            self._remember_all(agency, items)
-            return
-        except PersonNotEnrolled:
-            pass  # someone is new to this municipality
+        if all((agency, r.id) in self._numbers for r, _ in items):
+            try:
+                self.agencies.put_copies(agency, copies)
+                return
+            except PersonNotEnrolled:
+                pass  # enrolled elsewhere meanwhile (the cache is this process's only)
+        # Someone is new to this municipality (or to this process: the enrolment of those
+        # already enrolled is a look-up).
         # In bulk: the current residents not yet known here get 取得番号 and 機関別符号 in one
         # go (the registry allows a mayor its own residents only).
         fresh = {r.id: municipal_address_number(r.id) for r, _ in items

@@ -17,6 +17,7 @@ revoked is passed over. Wiring::
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 
 from mynumber.jpki.interfaces import CertificateKind, JpkiService, RevocationReason
@@ -61,10 +62,27 @@ def apply(jpki: JpkiService, event: Event) -> list[int]:
 
 
 def handler(jpki: JpkiService) -> Callable[[Sequence[Event]], None]:
-    """The subscriber's handler: each event in order (idempotent, see the module text)."""
+    """The subscriber's handler (idempotent, see the module text): what a batch ends, in one
+    transaction per kind of revocation. For each holder the latest event of the batch that
+    ends a certificate sets the moment: everything issued before it goes (as applying the
+    events one by one would)."""
 
     def handle(events: Sequence[Event]) -> None:
+        signing: dict[int, dt.datetime] = {}  # basic four changed
+        both: dict[int, dt.datetime] = {}  # death, emigration
         for event in events:
-            apply(jpki, event)
+            if not event.type.startswith("registry.resident."):
+                continue
+            raw = event.payload.get("resident_id")
+            if raw is None:
+                continue
+            resident_id, kind, at = int(raw), _kind(event), event.recorded_at
+            if kind == "death" or (kind == "move_out" and event.payload.get("abroad")):
+                both[resident_id] = max(at, both.get(resident_id, at))
+            elif event.payload.get("basic_four_changed"):
+                signing[resident_id] = max(at, signing.get(resident_id, at))
+        jpki.revoke_for_residents(both, BOTH, RevocationReason.CESSATION, ACTOR)
+        jpki.revoke_for_residents(signing, (CertificateKind.SIGNING,),
+                                  RevocationReason.BASIC_ITEM_CHANGED, ACTOR)
 
     return handle

@@ -5,6 +5,7 @@ module, never ``models``."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -197,6 +198,14 @@ class JpkiService(Protocol):
     ) -> list[int]:
         """Revoke every good certificate of these kinds (and device), only those issued before
         ``issued_before`` when given; return their serials."""
+        ...
+
+    def revoke_for_residents(
+        self, issued_before: Mapping[int, dt.datetime], kinds: tuple[CertificateKind, ...],
+        reason: RevocationReason, actor: str,
+    ) -> list[int]:
+        """Many holders at once: each one's good certificates of these kinds issued before
+        its moment (registry event delivery); the serials revoked."""
         ...
 
     def link_serials(self, old_serial: int, new_serial: int) -> None:

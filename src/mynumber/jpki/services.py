@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -501,6 +501,33 @@ class JpkiServiceImpl:
             for row in rows:
                 self._revoke_row(session, row, reason, actor, now)
             return [int(row.serial) for row in rows]
+
+    def revoke_for_residents(
+        self, issued_before: Mapping[int, dt.datetime], kinds: tuple[CertificateKind, ...],
+        reason: RevocationReason, actor: str,
+    ) -> list[int]:
+        """``revoke_for_resident`` for many holders in one transaction (event delivery): each
+        holder's good certificates of these kinds issued before that holder's moment."""
+        if not issued_before:
+            return []
+        now = _seconds(utcnow())
+        revoked: list[int] = []
+        ids = sorted(issued_before)
+        with self._transaction() as session:
+            for start in range(0, len(ids), 500):
+                rows = session.scalars(select(m.Certificate).where(
+                    m.Certificate.resident_id.in_(ids[start:start + 500]),
+                    m.Certificate.kind.in_([CertificateKind(k).value for k in kinds]),
+                    m.Certificate.state == "good",
+                    m.Certificate.not_after > now,
+                ).order_by(m.Certificate.id)).all()
+                for row in rows:
+                    issued_at = row.issued_at if row.issued_at.tzinfo else row.issued_at.replace(
+                        tzinfo=dt.UTC)
+                    if issued_at < issued_before[row.resident_id]:
+                        self._revoke_row(session, row, reason, actor, now)
+                        revoked.append(int(row.serial))
+        return revoked
 
     def link_serials(self, old_serial: int, new_serial: int) -> None:
         with self._transaction() as session:

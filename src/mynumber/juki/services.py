@@ -367,7 +367,9 @@ class JukiServiceImpl:
     def _upsert(self, session: Session, rows: list[dict[str, Any]], *, keep_change: bool) -> int:
         table = m.IdentityCopy.__table__
         dialect = postgresql if self.databases.is_postgres else sqlite
-        stmt = dialect.insert(table).values(rows)
+        # One statement executed for many rows (SQLAlchemy batches them): a multi-VALUES
+        # statement would be compiled afresh for every batch, which cost more than the rows.
+        stmt = dialect.insert(table)
         excluded = stmt.excluded
         skip = {"resident_id"} | ({"change_kind", "changed_on"} if keep_change else set())
         stmt = stmt.on_conflict_do_update(
@@ -376,8 +378,9 @@ class JukiServiceImpl:
             # Idempotence: only a newer event's state replaces what the copy reflects.
             where=table.c.applied_seq < excluded.applied_seq,
         )
-        result = session.execute(stmt)
-        return int(getattr(result, "rowcount", 0) or 0)
+        result = session.execute(stmt, rows)
+        count = int(getattr(result, "rowcount", 0) or 0)
+        return count if count >= 0 else len(rows)
 
     def identity_of(self, resident_id: int) -> Identity | None:
         with self._hot.connection(autocommit=True) as raw:

@@ -604,6 +604,12 @@ class NetworkService(Protocol):
         is audited; the two codes are never stored side by side."""
         ...
 
+    def portal_codes(self, agency_id: str, subject_codes: Sequence[str]
+                     ) -> tuple[str, list[str | None]]:
+        """``portal_code`` for many codes of one agency at once (None for a code that is not
+        the agency's), with one audit record."""
+        ...
+
 
 class NetworkError(InvalidInput):
     code = "network_error"

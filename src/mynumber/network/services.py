@@ -803,6 +803,30 @@ class NetworkServiceImpl:
                     totals.items(), key=lambda item: (item[0][2], item[0][0], item[0][1]))]
 
     # -- the resident's view -----------------------------------------------------------------------
+    def portal_codes(self, agency_id: str, subject_codes: Sequence[str]
+                     ) -> tuple[str, list[str | None]]:
+        """Many at once (notices sent because of events): the portal agency and, per code,
+        the portal's code for the same person (None for a code that is not this agency's).
+        One audit record for the batch."""
+        agency = self.agency(agency_id)
+        if agency.status is not AgencyStatus.ACTIVE:
+            raise NotPermitted("the agency is suspended", field="agency_id")
+        self._require_use(agency, "portal_code")
+        portals = [a for a in self._load_directory().values() if a.kind == PORTAL_KIND]
+        if len(portals) != 1:
+            raise NotPermitted("no portal agency is registered", field="agency_id")
+        portal = portals[0]
+        codes: list[str | None] = []
+        for subject_code in subject_codes:
+            resident_code = open_code(self.cipher, agency.number, subject_code)
+            codes.append(None if resident_code is None
+                         else make_code(self.cipher, portal.number, resident_code))
+        with self.databases.unit_of_work(CONTEXT) as session:
+            audit.record(session, m.AuditEvent, "network:notice:route",
+                         actor=f"agency:{agency_id}", subject=f"agency:{portal.agency_id}",
+                         count=len(codes))
+        return portal.agency_id, codes
+
     def portal_code(self, agency_id: str, subject_code: str) -> tuple[str, str]:
         agency = self.agency(agency_id)
         if agency.status is not AgencyStatus.ACTIVE:

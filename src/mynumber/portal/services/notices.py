@@ -122,7 +122,7 @@ class Notices(Information):
         """Notices agencies send because of events (registry changes), in one transaction:
         each stored once per ``source_event`` however often its event is delivered. Returns
         how many were new."""
-        checked: list[tuple[EventNotice, str, str]] = []  # (notice, portal code, sender)
+        cleaned: list[EventNotice] = []
         for n in notices:
             source = clean(n.source_event, "source_event", 80)
             if not isinstance(n.kind, str) or not NOTICE_KIND.match(n.kind):
@@ -132,12 +132,23 @@ class Notices(Information):
             if contains_individual_number([title, body]):
                 raise NumberInNotice("title/body: must not contain an individual number",
                                      field="body")
-            portal_agency, code = self.network.portal_code(n.agency_id, n.agency_code)
+            cleaned.append(replace(n, source_event=source, title=title, body=body))
+        checked: list[tuple[EventNotice, str, str]] = []  # (notice, portal code, sender)
+        by_agency: dict[str, list[EventNotice]] = {}
+        for n in cleaned:
+            by_agency.setdefault(n.agency_id, []).append(n)
+        for agency_id, group in by_agency.items():
+            # The core maps the agency's codes to the portal's, one call per agency.
+            portal_agency, codes = self.network.portal_codes(
+                agency_id, [n.agency_code for n in group])
             if portal_agency != PORTAL_AGENCY:
                 raise PortalError("the network routes notices to another portal",
                                   field="agency_id")
-            checked.append((replace(n, source_event=source, title=title, body=body), code,
-                            self._agency_name(n.agency_id)))
+            sender = self._agency_name(agency_id)
+            for n, code in zip(group, codes, strict=True):
+                if code is None:
+                    raise PortalError("unknown agency code", field="agency_code")
+                checked.append((n, code, sender))
         if not checked:
             return 0
         now = self.clock()
