@@ -5,12 +5,14 @@ tables."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from mynumber.app import Container
-from mynumber.auth.interfaces import StaffPrincipal
+from mynumber.auth.interfaces import StaffPrincipal, StaffRole
 from mynumber.card.interfaces import CardState
 from mynumber.jpki.interfaces import CertificateState
 from mynumber.registry.interfaces import Sex
+from mynumber.settings import Settings
 from tests.conftest import SHIBUYA, new_resident
 from tests.portal.conftest import CITY, CardHolder, login
 
@@ -126,3 +128,32 @@ def test_a_death_ends_the_card_the_certificates_and_reaches_juki(
     # server would: through the agencies service that holds its keys).
     copy = container.agencies.copy(CITY, f"J{resident.id:012d}", "resident_record")
     assert copy.payload["status"] == "deceased"
+
+
+def test_the_serving_process_delivers_a_counter_change_within_seconds(
+        settings: Settings) -> None:
+    """With the serving process's dispatcher thread (MYNUMBER_EVENT_DISPATCHER, on by
+    default): a name change recorded at the counter reaches the resident's self-information
+    within seconds, with nobody calling drain()."""
+    from fastapi.testclient import TestClient
+
+    from mynumber.app import build_container, create_app
+    from tests.conftest import make_staff
+    from tests.portal.conftest import issue_card_holder
+
+    container = build_container(settings.model_copy(update={"event_dispatcher": True}))
+    clerk = make_staff(container, "thread-clerk", "131041", StaffRole.CLERK)
+    holder = issue_card_holder(container, clerk)
+    with TestClient(create_app(container=container)):
+        session = login(container, holder)
+        deadline = time.monotonic() + 10
+        while container.portal.my_information(session, "basic_four").data is None:
+            assert time.monotonic() < deadline, "the birth never reached the municipality"
+            time.sleep(0.1)
+        began = time.monotonic()
+        container.registry.change_name(clerk, holder.resident.id, "佐藤", "太郎", "サトウ",
+                                       "タロウ", dt.date.today())
+        while (container.portal.my_information(session, "basic_four").data or {}).get(
+                "name") != "佐藤 太郎":
+            assert time.monotonic() - began < 5, "not visible within seconds"
+            time.sleep(0.1)
