@@ -620,7 +620,7 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
     from mynumber.web.juki_portal import PortalJukiLink
 
     juki = JukiServiceImpl(databases, network)
-    juki.portal_person = PortalJukiLink(databases, portal, jpki)
+    juki.portal_person = PortalJukiLink(portal, jpki)
     events = None
     if role in ("all", "core"):
         events = Dispatcher(registry.outbox, registry_subscribers(

@@ -90,6 +90,21 @@ def bench_settings(data_dir: Path, key_dir: Path, database_url: str | None) -> S
                          database_url=database_url)
 
 
+def migrated_container(settings: Settings) -> Any:
+    """A container on freshly migrated databases holding the municipalities (what every
+    database benchmark starts from; the caller closes it)."""
+    from mynumber import migrations
+    from mynumber.app import build_container
+    from mynumber.db import Databases
+    from mynumber.registry.services import load_municipalities
+
+    databases = Databases(settings)
+    migrations.upgrade(databases)
+    load_municipalities(databases)
+    databases.dispose()
+    return build_container(settings)
+
+
 def postgres_url(options: BenchOptions) -> str | None:
     """The PostgreSQL URL the run was given (option, else MYNUMBER_BENCH_DATABASE_URL), with
     the psycopg driver named; None when there is none. Anything but PostgreSQL is refused."""

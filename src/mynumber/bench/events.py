@@ -29,7 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
+from mynumber.bench import (
+    BenchOptions,
+    bench_settings,
+    migrated_container,
+    postgres_database,
+    postgres_url,
+)
 
 DEFAULT_COUNT = 100_000
 GOAL_PER_SECOND = 5_000
@@ -37,16 +43,9 @@ GOAL_P99_LAG_SECONDS = 2.0
 
 
 def _container(settings: Any) -> Any:
-    from mynumber import migrations
-    from mynumber.app import build_container, sync_directory
-    from mynumber.db import Databases
-    from mynumber.registry.services import load_municipalities
+    from mynumber.app import sync_directory
 
-    databases = Databases(settings)
-    migrations.upgrade(databases)
-    load_municipalities(databases)
-    databases.dispose()
-    container = build_container(settings)
+    container = migrated_container(settings)
     sync_directory(container)
     return container
 

@@ -28,7 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
+from mynumber.bench import (
+    BenchOptions,
+    bench_settings,
+    migrated_container,
+    postgres_database,
+    postgres_url,
+)
 
 GOAL_PER_SECOND = 1000
 GOAL_P99_MS = 50.0
@@ -45,20 +51,13 @@ def _settings(data_dir: Path, keys: Path, url: str | None) -> Any:
 def _prepare(settings: Any, residents: int) -> list[tuple[str, str, str, str, str]]:
     """Migrate, seed residents, enrol them with the ministry and their city, give the cities
     a 副本 each; return the work: (requester, address number, task, provider, item)."""
-    from mynumber import migrations
     from mynumber.agencies.interfaces import CopyInput
     from mynumber.agencies.seed import address_number
-    from mynumber.app import build_container, sync_directory
-    from mynumber.db import Databases
+    from mynumber.app import sync_directory
     from mynumber.network.interfaces import mayor_lookup
     from mynumber.registry.seed import current_residents, seed_population
-    from mynumber.registry.services import load_municipalities
 
-    databases = Databases(settings)
-    migrations.upgrade(databases)
-    load_municipalities(databases)
-    databases.dispose()
-    container = build_container(settings)
+    container = migrated_container(settings)
     try:
         sync_directory(container)
         seed_population(container, residents)

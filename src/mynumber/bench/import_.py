@@ -17,7 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
+from mynumber.bench import (
+    BenchOptions,
+    bench_settings,
+    migrated_container,
+    postgres_database,
+    postgres_url,
+)
 
 DEFAULT_COUNT = 200_000
 BATCH_SIZE = 5000
@@ -75,17 +81,9 @@ def generate_csv(path: Path, count: int, seed: int = 20240101,
 
 
 def _import(settings: Any, csv_path: Path, batch_size: int) -> tuple[float, Any]:
-    from mynumber import migrations
-    from mynumber.app import build_container
-    from mynumber.db import Databases
     from mynumber.registry.importer import Importer
-    from mynumber.registry.services import load_municipalities
 
-    databases = Databases(settings)
-    migrations.upgrade(databases)
-    load_municipalities(databases)
-    databases.dispose()
-    container = build_container(settings)
+    container = migrated_container(settings)
     try:
         start = time.perf_counter()
         report = Importer(container.registry, batch_size=batch_size,

@@ -28,7 +28,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
+from mynumber.bench import (
+    BenchOptions,
+    bench_settings,
+    migrated_container,
+    postgres_database,
+    postgres_url,
+)
 
 GOAL_BY_CODE = 2000
 GOAL_SEARCH = 500
@@ -214,17 +220,10 @@ def _phase(call: Any, pool: list[Any], seconds: float, workers: int) -> dict[str
 
 
 def _measure(settings: Any, residents: int, seconds: float, workers: int) -> dict[str, Any]:
-    from mynumber import migrations
-    from mynumber.app import build_container, sync_directory
-    from mynumber.db import Databases
+    from mynumber.app import sync_directory
     from mynumber.juki.interfaces import QueryOutcome
-    from mynumber.registry.services import load_municipalities
 
-    databases = Databases(settings)
-    migrations.upgrade(databases)
-    load_municipalities(databases)
-    databases.dispose()
-    container = build_container(settings)
+    container = migrated_container(settings)
     try:
         sync_directory(container)
         began = time.perf_counter()

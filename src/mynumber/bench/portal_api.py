@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
+from mynumber.bench import (
+    BenchOptions,
+    bench_settings,
+    migrated_container,
+    postgres_database,
+    postgres_url,
+)
 
 GOAL_PER_SECOND = 300
 CITY = "municipality-131041"  # 新宿区長
@@ -167,16 +173,9 @@ def _load(call: Any, tokens: list[str], count: int, workers: int) -> dict[str, A
 
 def _measure(settings: Any, residents: int, count: int, workers: int,
              http_count: int) -> dict[str, Any]:
-    from mynumber import migrations
-    from mynumber.app import build_container, create_app
-    from mynumber.db import Databases
-    from mynumber.registry.services import load_municipalities
+    from mynumber.app import create_app
 
-    databases = Databases(settings)
-    migrations.upgrade(databases)
-    load_municipalities(databases)
-    databases.dispose()
-    container = build_container(settings)
+    container = migrated_container(settings)
     try:
         setup_began = time.perf_counter()
         client, tokens = _prepare(container, residents)

@@ -522,9 +522,7 @@ class JpkiServiceImpl:
                     m.Certificate.not_after > now,
                 ).order_by(m.Certificate.id)).all()
                 for row in rows:
-                    issued_at = row.issued_at if row.issued_at.tzinfo else row.issued_at.replace(
-                        tzinfo=dt.UTC)
-                    if issued_at < issued_before[row.resident_id]:
+                    if row.issued_at < issued_before[row.resident_id]:
                         self._revoke_row(session, row, reason, actor, now)
                         revoked.append(int(row.serial))
         return revoked

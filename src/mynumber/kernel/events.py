@@ -34,11 +34,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 import socket
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,7 +60,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mynumber.codes import individual_number
+from mynumber.codes.number_scan import contains_individual_number
 from mynumber.db import Databases, UTCDateTime, utcnow
 
 log = logging.getLogger("mynumber.events")
@@ -78,7 +76,6 @@ POLL_SECONDS = 0.5
 
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
 
 
 class EventPayloadRefused(ValueError):
@@ -165,25 +162,9 @@ class SubscriberStatus:
         }
 
 
-def _carries_number(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-        elif isinstance(item, str | int) and not isinstance(item, bool):
-            text_ = unicodedata.normalize("NFKC", str(item))
-            if any(individual_number.is_valid(m.group(0)) for m in _DIGIT_RUN.finditer(text_)):
-                return True
-    return False
-
-
 def _check_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     data = dict(payload)
-    if _carries_number(data):
+    if contains_individual_number(data):
         raise EventPayloadRefused("an event must not carry an individual number")
     return data
 

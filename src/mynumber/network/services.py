@@ -828,22 +828,10 @@ class NetworkServiceImpl:
         return portal.agency_id, codes
 
     def portal_code(self, agency_id: str, subject_code: str) -> tuple[str, str]:
-        agency = self.agency(agency_id)
-        if agency.status is not AgencyStatus.ACTIVE:
-            raise NotPermitted("the agency is suspended", field="agency_id")
-        self._require_use(agency, "portal_code")
-        portals = [a for a in self._load_directory().values() if a.kind == PORTAL_KIND]
-        if len(portals) != 1:
-            raise NotPermitted("no portal agency is registered", field="agency_id")
-        portal = portals[0]
-        resident_code = open_code(self.cipher, agency.number, subject_code)
-        if resident_code is None:
+        portal_agency, (code,) = self.portal_codes(agency_id, [subject_code])
+        if code is None:
             raise NotPermitted("unknown agency code", field="subject_code")
-        code = make_code(self.cipher, portal.number, resident_code)
-        with self.databases.unit_of_work(CONTEXT) as session:
-            audit.record(session, m.AuditEvent, "network:notice:route",
-                         actor=f"agency:{agency_id}", subject=f"agency:{portal.agency_id}")
-        return portal.agency_id, code
+        return portal_agency, code
 
     def access_records(
         self, agency_id: str, subject_code: str, *, now: dt.datetime | None = None

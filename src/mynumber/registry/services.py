@@ -248,14 +248,15 @@ class RegistryServiceImpl:
         self.seeding_allowed = seeding_allowed
         #: Every life event is published here, in the transaction that records it.
         self.outbox = Outbox(databases, CONTEXT, m.outbox_events, m.outbox_checkpoints)
+        #: Set by wiring (permit_own_residents): the mayor agency of a municipality code.
+        self._mayor_of: Callable[[str], str | None] | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
     @contextmanager
-    def _transaction(self) -> Iterator[tuple[Session, list[Any]]]:
-        changes: list[Any] = []
+    def _transaction(self) -> Iterator[Session]:
         try:
             with self.databases.unit_of_work(CONTEXT) as session:
-                yield session, changes
+                yield session
         except Exception as exc:
             if isinstance(exc, _Refusal):
                 self._audit_refusal(exc)
@@ -434,7 +435,7 @@ class RegistryServiceImpl:
     ) -> ResidentRecord:
         if occurred_on != resident.birth_date:
             raise InvalidResidentData("a birth happens on the birth date", field="occurred_on")
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._new_resident(session, actor, resident, dt.date.today())
             self._event(session, row, LifeEventKind.BIRTH, occurred_on, actor)
             record = to_record(row)
@@ -444,7 +445,7 @@ class RegistryServiceImpl:
         self, actor: StaffPrincipal, resident: NewResident, occurred_on: dt.date,
         resident_code: str | None = None,
     ) -> ResidentRecord:
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             if resident_code is None:
                 row = self._new_resident(session, actor, resident, dt.date.today())
                 self._event(session, row, LifeEventKind.MOVE_IN, occurred_on, actor,
@@ -506,7 +507,7 @@ class RegistryServiceImpl:
         self, actor: StaffPrincipal, resident_id: int, destination_code: str | None,
         occurred_on: dt.date,
     ) -> ResidentRecord:
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT)
             destination = None
@@ -527,7 +528,7 @@ class RegistryServiceImpl:
         self, actor: StaffPrincipal, resident_id: int, family_name: str, given_name: str,
         family_name_kana: str, given_name_kana: str, occurred_on: dt.date,
     ) -> ResidentRecord:
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT)
             before = {"family_name": row.family_name, "given_name": row.given_name,
@@ -549,7 +550,7 @@ class RegistryServiceImpl:
         self, actor: StaffPrincipal, resident_id: int, address: str, postal_code: str,
         occurred_on: dt.date,
     ) -> ResidentRecord:
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT)
             before = {"address": row.address, "postal_code": row.postal_code}
@@ -566,7 +567,7 @@ class RegistryServiceImpl:
     def register_death(
         self, actor: StaffPrincipal, resident_id: int, occurred_on: dt.date
     ) -> ResidentRecord:
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT, ResidentStatus.MOVED_OUT)
             if occurred_on < row.birth_date or occurred_on > dt.date.today():
@@ -589,7 +590,7 @@ class RegistryServiceImpl:
         unknown = sorted(set(changes_) - CORRECTABLE_FIELDS)
         if unknown:
             raise InvalidResidentData(f"{unknown[0]} cannot be corrected", field=unknown[0])
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id, lock=True)
             current = to_record(row)
             values: dict[str, Any] = {
@@ -623,7 +624,7 @@ class RegistryServiceImpl:
     ) -> ResidentRecord:
         self._require_role(actor, StaffRole.SUPERVISOR, StaffRole.ADMIN)
         reason = _require_text("reason", reason, 200)
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id, lock=True)
             self._require_status(row, ResidentStatus.RESIDENT)
             if row.number_generation is None:
@@ -645,14 +646,14 @@ class RegistryServiceImpl:
         self, actor: StaffPrincipal, resident_id: int, reason: str
     ) -> ResidentRecord:
         reason = _require_text("reason", reason, 200)
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id)
             self._audit(session, "registry:resident:read", actor, f"resident:{row.id}",
                         reason=reason)
             return to_record(row)
 
     def history(self, actor: StaffPrincipal, resident_id: int) -> Sequence[LifeEventRecord]:
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id)
             events = session.scalars(
                 select(m.LifeEvent).where(m.LifeEvent.resident_id == row.id)
@@ -683,7 +684,7 @@ class RegistryServiceImpl:
                 "form at the counter), never the search", field="q"
             )
         limit = max(1, min(limit, 200))
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             stmt = select(m.Resident)
             if actor.id != 0:
                 stmt = stmt.where(m.Resident.municipality_code == actor.municipality_code)
@@ -716,7 +717,7 @@ class RegistryServiceImpl:
             raise InvalidResidentData(f"individual_number: {exc}",
                                       field="individual_number") from None
         index = self.numbering.index(number)
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             issued = session.scalars(
                 select(m.IssuedNumber).where(m.IssuedNumber.number_index == index)
             ).first()
@@ -750,7 +751,7 @@ class RegistryServiceImpl:
 
     def reveal_number(self, actor: StaffPrincipal, resident_id: int, reason: str) -> str:
         reason = _require_text("reason", reason, 200)
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id)
             if row.number_generation is None:
                 raise InvalidTransition("this resident has no number yet")
@@ -760,7 +761,7 @@ class RegistryServiceImpl:
 
     # -- for other contexts (system use, audited) ----------------------------------------------
     def resident_by_code(self, code: str) -> ResidentRecord:
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = session.scalars(
                 select(m.Resident).where(m.Resident.resident_code == code)
             ).first()
@@ -821,7 +822,7 @@ class RegistryServiceImpl:
             raise InvalidResidentData(f"individual_number: {exc}",
                                       field="individual_number") from None
         index = self.numbering.index(number)
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             issued = session.scalars(
                 select(m.IssuedNumber).where(m.IssuedNumber.number_index == index)
             ).first()
@@ -855,7 +856,7 @@ class RegistryServiceImpl:
             raise AcquisitionNumberInvalid("acquisition_number: not valid for this agency",
                                            field="acquisition_number")
         token_hash = self._token_hash(agency_id, acquisition_number)
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             now = utcnow()
             # One statement marks it used, so two concurrent redemptions cannot both win.
             redeemed = session.execute(
@@ -890,7 +891,7 @@ class RegistryServiceImpl:
             raise AcquisitionNumberInvalid("acquisition_number: the same one twice",
                                            field="acquisition_number")
         codes: dict[str, str] = {}
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             now = utcnow()
             for start in range(0, len(hashes), 1000):
                 chunk = hashes[start:start + 1000]
@@ -928,12 +929,12 @@ class RegistryServiceImpl:
         self, agency_id: str, resident_ids: Sequence[int]
     ) -> dict[int, str]:
         agency_id = self._check_agency_id(agency_id)
-        mayor_of = getattr(self, "_mayor_of", None)
+        mayor_of = self._mayor_of
         if not self.seeding_allowed and mayor_of is None:
             raise RoleRequired("seeding acquisition numbers is refused in production mode")
         now = utcnow()
         tokens: dict[int, str] = {}
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             known = {row.id: row for row in session.execute(
                 select(m.Resident.id, m.Resident.municipality_code, m.Resident.status)
                 .where(m.Resident.id.in_(list(resident_ids))))}
@@ -965,7 +966,7 @@ class RegistryServiceImpl:
         self, agency_id: str, resident_id: int, actor: str
     ) -> AcquisitionGrant:
         agency_id = self._check_agency_id(agency_id)
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             holder = session.get(m.Resident, resident_id)
             if holder is None or holder.status != ResidentStatus.RESIDENT.value:
                 raise ResidentNotFound("no current resident with this id", field="resident_id")
@@ -974,7 +975,7 @@ class RegistryServiceImpl:
 
     # -- notification letters ---------------------------------------------------------------
     def letters(self, actor: StaffPrincipal, resident_id: int) -> list[LetterRecord]:
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id)
             letters = session.scalars(
                 select(m.NotificationLetter).where(m.NotificationLetter.resident_id == row.id)
@@ -986,7 +987,7 @@ class RegistryServiceImpl:
         self, actor: StaffPrincipal, letter_id: int, status: LetterStatus,
         verification_id: int | None = None,
     ) -> LetterRecord:
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             letter = session.get(m.NotificationLetter, letter_id, with_for_update=True)
             if letter is None:
                 raise ResidentNotFound("no notification letter with this id")
@@ -1027,7 +1028,7 @@ class RegistryServiceImpl:
             raise InvalidResidentData(f"individual_number: {exc}",
                                       field="individual_number") from None
         level = assurance_level(number_confirmation, documents)
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id)
             if row.number_generation is None:
                 raise InvalidTransition("this resident has no number yet")
@@ -1050,7 +1051,7 @@ class RegistryServiceImpl:
 
     def verifications(self, actor: StaffPrincipal, resident_id: int) -> list[VerificationRecord]:
         """The identity verifications recorded for a resident (for the counter's record view)."""
-        with self._transaction() as (session, _):
+        with self._transaction() as session:
             row = self._load(session, actor, resident_id)
             checks = session.scalars(
                 select(m.IdentityVerification)

@@ -12,7 +12,6 @@ It lives in the web assembler: it joins two contexts' interfaces (the portal's
 
 from __future__ import annotations
 
-from mynumber.db import Databases
 from mynumber.jpki.interfaces import CertificateNotFound
 from mynumber.jpki.services import JpkiServiceImpl
 from mynumber.juki.interfaces import DisclosureUnavailable
@@ -20,9 +19,7 @@ from mynumber.portal.interfaces import PortalService
 
 
 class PortalJukiLink:
-    def __init__(self, databases: Databases, portal: PortalService,
-                 jpki: JpkiServiceImpl) -> None:
-        self.databases = databases
+    def __init__(self, portal: PortalService, jpki: JpkiServiceImpl) -> None:
         self.portal = portal
         self.jpki = jpki
 

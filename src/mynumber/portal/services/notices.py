@@ -65,6 +65,19 @@ def _age(birth: dt.date, on: dt.date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
+def _content(kind: object, title: str, body: str) -> tuple[str, str]:
+    """A notice's kind checked, its title and body cleaned; refused if they carry a 個人番号."""
+    if not isinstance(kind, str) or not NOTICE_KIND.match(kind):
+        raise PortalError("kind: lower-case letters, digits and _", field="kind")
+    title = clean(title, "title", 200)
+    body = clean(body, "body", 4000, multiline=True)
+    if contains_individual_number([title, body]):
+        # The portal carries no 個人番号 to a resident, whoever sends it.
+        raise NumberInNotice("title/body: must not contain an individual number",
+                             field="body")
+    return title, body
+
+
 def _to_notice(row: m.NoticeRow) -> Notice:
     state = (NoticeState.ANSWERED if row.answered_at else
              NoticeState.READ if row.read_at else NoticeState.UNREAD)
@@ -93,14 +106,7 @@ class Notices(Information):
             nonce = clean(nonce, "nonce", 64)
         agency_id = clean(agency_id, "agency_id", 64)
         agency_code = clean(agency_code, "agency_code", 64)
-        if not isinstance(kind, str) or not NOTICE_KIND.match(kind):
-            raise PortalError("kind: lower-case letters, digits and _", field="kind")
-        title = clean(title, "title", 200)
-        body = clean(body, "body", 4000, multiline=True)
-        if contains_individual_number([title, body]):
-            # The portal carries no 個人番号 to a resident, whoever sends it.
-            raise NumberInNotice("title/body: must not contain an individual number",
-                                 field="body")
+        title, body = _content(kind, title, body)
         portal_agency, code = self.network.portal_code(agency_id, agency_code)
         if portal_agency != PORTAL_AGENCY:
             raise PortalError("the network routes notices to another portal",
@@ -125,13 +131,7 @@ class Notices(Information):
         cleaned: list[EventNotice] = []
         for n in notices:
             source = clean(n.source_event, "source_event", 80)
-            if not isinstance(n.kind, str) or not NOTICE_KIND.match(n.kind):
-                raise PortalError("kind: lower-case letters, digits and _", field="kind")
-            title, body = clean(n.title, "title", 200), clean(n.body, "body", 4000,
-                                                               multiline=True)
-            if contains_individual_number([title, body]):
-                raise NumberInNotice("title/body: must not contain an individual number",
-                                     field="body")
+            title, body = _content(n.kind, n.title, n.body)
             cleaned.append(replace(n, source_event=source, title=title, body=body))
         checked: list[tuple[EventNotice, str, str]] = []  # (notice, portal code, sender)
         by_agency: dict[str, list[EventNotice]] = {}
