@@ -23,12 +23,23 @@ import datetime as dt
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Engine,
+    MetaData,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import QueryableAttribute, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from mynumber.keys.files import ensure_private_dir
@@ -81,6 +92,22 @@ CONTEXT_PLACEHOLDER = "{context}"
 PROVISION_HINT = ("run `mynumber db provision --admin-url URL --credentials FILE` once as the "
                   "database administrator, then set MYNUMBER_DATABASE_URL to the template it "
                   "prints (docs/deployment.md)")
+
+
+def one_of(column: ColumnElement[Any] | QueryableAttribute[Any], values: Sequence[Any], *,
+           postgres: bool) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)`` instead: one parameter,
+    so the statement's text is the same whatever the number of values (the driver converts it
+    once and caches it; a long ``IN`` list of a different length is converted every time)."""
+    if postgres:
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
+
+
+def in_chunk(postgres: bool) -> int:
+    """How many values one ``one_of`` takes: SQLite's bound-parameter limit is a concern,
+    PostgreSQL's single array parameter is not."""
+    return 20_000 if postgres else 900
 
 
 def role_name(context: str, prefix: str = ROLE_PREFIX) -> str:
@@ -257,6 +284,9 @@ class Databases:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # 64 MiB of page cache per connection (the default is 2 MiB): the indexes that take
+            # random keys (token hashes, agency codes) stay in memory past a few 100,000 rows.
+            cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 
         return engine

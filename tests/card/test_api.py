@@ -6,13 +6,14 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from cryptography.x509 import ocsp
 from fastapi.testclient import TestClient
 
 from mynumber.app import Container, create_app
 from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.interfaces import CardState
 from mynumber.jpki.interfaces import CertificateState
-from tests.card.conftest import PINS, Holder
+from tests.card.conftest import PINS, Holder, enrol_smartphone, ocsp_status
 
 URL = "/api/v1/card/loss-reports"
 
@@ -73,3 +74,51 @@ def test_lost_page_with_csrf(client: TestClient, container: Container, clerk: St
 def test_counter_pages_need_login(client: TestClient) -> None:
     response = client.get("/counter/cards/issue", follow_redirects=False)
     assert response.status_code == 303
+
+
+def _lost_token(client: TestClient) -> str:
+    page = client.get("/card/lost")
+    assert page.status_code == 200
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    return token.group(1)
+
+
+def test_lost_page_reports_the_smartphone_or_the_card(
+    client: TestClient, container: Container, clerk: StaffPrincipal, holder: Holder,
+) -> None:
+    application = container.card.apply(clerk, holder.resident.id)
+    record, chip = container.card.issue(clerk, application.application_id, holder.check(),
+                                        PINS)
+    phone = enrol_smartphone(container, record.card_id, chip)
+    page = client.get("/card/lost")
+    assert "スマートフォン (スマホ用電子証明書)" in page.text
+    assert 'name="device" value="card" checked' in page.text  # the card unless chosen
+    form = {"card_id": record.card_id, "name_kana": "ヤマダ タロウ",
+            "birth_date": holder.resident.birth_date.isoformat(), "device": "smartphone"}
+
+    wrong = client.post("/card/lost", data={**form, "name_kana": "ヤマダ ハナコ",
+                                            "csrf_token": _lost_token(client)})
+    assert wrong.status_code == 422 and "入力内容が一致しません" in wrong.text
+    assert ocsp_status(client, container, phone.auth_serial, "auth") is ocsp.OCSPCertStatus.GOOD
+
+    # The smartphone: only its certificates are revoked; the card works on.
+    lost_phone = client.post("/card/lost", data={**form, "csrf_token": _lost_token(client)})
+    assert lost_phone.status_code == 200, lost_phone.text
+    assert "スマホ用電子証明書を失効させました。カードはそのまま使えます" in lost_phone.text
+    for kind, serial in (("signing", phone.signing_serial), ("auth", phone.auth_serial)):
+        assert ocsp_status(client, container, serial, kind) is ocsp.OCSPCertStatus.REVOKED
+    for kind, serial in (("signing", record.signing_serial), ("auth", record.auth_serial)):
+        assert ocsp_status(client, container, serial, kind) is ocsp.OCSPCertStatus.GOOD
+    assert container.card.card(record.card_id).state is CardState.ACTIVE
+    assert not container.card.smartphones_of(record.card_id)[0].active
+
+    # The card: suspended, both of its certificates revoked.
+    lost_card = client.post("/card/lost", data={**form, "device": "card",
+                                                "csrf_token": _lost_token(client)})
+    assert lost_card.status_code == 200, lost_card.text
+    assert "カードを一時利用停止にし、電子証明書を失効させました" in lost_card.text
+    assert "カードはそのまま使えます" not in lost_card.text
+    assert container.card.card(record.card_id).state is CardState.SUSPENDED
+    for kind, serial in (("signing", record.signing_serial), ("auth", record.auth_serial)):
+        assert ocsp_status(client, container, serial, kind) is ocsp.OCSPCertStatus.REVOKED

@@ -34,7 +34,7 @@ from mynumber.jpki import events as jpki_events
 from mynumber.jpki import models as jm
 from mynumber.jpki.interfaces import CertificateKind, CertificateState, HolderProof
 from mynumber.kernel.events import Event
-from tests.card.conftest import PINS, Holder, make_holder
+from tests.card.conftest import PINS, Holder, enrol_smartphone, make_holder
 from tests.conftest import SHINJUKU, make_staff
 from tests.jpki.test_openssl_http import _run, _write, served  # noqa: F401 - the fixture
 
@@ -267,16 +267,7 @@ def test_smartphone_revoked_through_24_hour_channel_alone(
     container: Container, clerk: StaffPrincipal, holder: Holder,
 ) -> None:
     record, chip = issue(container, clerk, holder)
-    keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
-    pems = [k.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-            for k in keys]
-    ders = [k.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-            for k in keys]
-    message = smartphone_enrolment_message(record.card_id, *ders)
-    phone = container.card.issue_smartphone(
-        record.card_id, *pems, chip.sign("signing", PINS.signing_password, message))
+    phone = enrol_smartphone(container, record.card_id, chip)
     report = container.card.report_smartphone_lost(record.card_id, holder.resident.name_kana,
                                                    holder.resident.birth_date)
     assert set(report.revoked_serials) == {phone.signing_serial, phone.auth_serial}

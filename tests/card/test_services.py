@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import select
 
 from mynumber.app import Container
@@ -24,7 +24,7 @@ from mynumber.card.interfaces import (
 from mynumber.card.services import card_expiry, months_before
 from mynumber.codes import application_id
 from mynumber.jpki.interfaces import CertificateKind, CertificateState, HolderProof
-from tests.card.conftest import PINS, Holder, make_holder
+from tests.card.conftest import PINS, Holder, make_holder, phone_keys
 
 
 def audit_tags(container: Container, tag: str) -> list[m.AuditEvent]:
@@ -178,13 +178,7 @@ def test_renewal_window_and_links(container: Container, clerk: StaffPrincipal,
 def test_smartphone_certificates_revocable_alone(container: Container, clerk: StaffPrincipal,
                                                  holder: Holder) -> None:
     record, card = issue(container, clerk, holder)
-    keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(2)]
-    pems = [k.public_key().public_bytes(serialization.Encoding.PEM,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-            for k in keys]
-    ders = [k.public_key().public_bytes(serialization.Encoding.DER,
-                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-            for k in keys]
+    keys, pems, ders = phone_keys()
     message = smartphone_enrolment_message(record.card_id, *ders)
     forged = keys[0].sign(message, padding.PKCS1v15(), hashes.SHA256())
     with pytest.raises(IdentityNotVerified):

@@ -130,6 +130,26 @@ def test_a_death_ends_the_card_the_certificates_and_reaches_juki(
     assert copy.payload["status"] == "deceased"
 
 
+def test_a_child_born_and_dead_before_delivery_still_gets_the_municipal_copy(
+        container: Container, clerk: StaffPrincipal, card_holder: CardHolder) -> None:
+    """Birth and death both committed before the subscriber ran: the record it reads is
+    already a 除票. The municipality still writes it (its own removed record), so its 副本
+    and the 住民票関係情報 it answers with are not missing a person who lived there."""
+    _deliver(container)
+    child = new_resident(given_name="花子", given_name_kana="ハナコ", sex=Sex.FEMALE,
+                         birth_date=dt.date.today() - dt.timedelta(days=1), relationship="子",
+                         household_id=card_holder.resident.household_id)
+    newborn = container.registry.register_birth(clerk, child, child.birth_date)
+    container.registry.register_death(clerk, newborn.id, dt.date.today())
+    _deliver(container)
+    copy = container.agencies.copy(CITY, f"J{newborn.id:012d}", "resident_record")
+    assert copy.payload["status"] == "deceased"
+    # The parent's household listing no longer names the child.
+    session = login(container, card_holder)
+    info = container.portal.my_information(session, "resident_record")
+    assert info.data is not None and info.data["household"] == []
+
+
 def test_the_serving_process_delivers_a_counter_change_within_seconds(
         settings: Settings) -> None:
     """With the serving process's dispatcher thread (MYNUMBER_EVENT_DISPATCHER, on by

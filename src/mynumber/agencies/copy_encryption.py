@@ -86,10 +86,13 @@ class DataKey:
     aead: AESGCM
 
     def encrypt(self, agency_code: str, item_code: str, payload: dict[str, Any]) -> bytes:
+        return self.seal(agency_code, item_code, encode_payload(payload))
+
+    def seal(self, agency_code: str, item_code: str, encoded: bytes) -> bytes:
+        """Encrypt a payload already encoded with :func:`encode_payload`."""
         nonce = secrets.token_bytes(NONCE_LENGTH)
         return nonce + self.aead.encrypt(
-            nonce, encode_payload(payload),
-            associated_data(self.agency_id, agency_code, item_code))
+            nonce, encoded, associated_data(self.agency_id, agency_code, item_code))
 
     def decrypt(self, agency_code: str, item_code: str, sealed: bytes) -> dict[str, Any]:
         sealed = bytes(sealed)

@@ -147,8 +147,10 @@ class MunicipalCopies:
         # already enrolled is a look-up).
         # In bulk: the current residents not yet known here get 取得番号 and 機関別符号 in one
         # go (the registry allows a mayor its own residents only).
+        # 除票 included: the mayor writes the record it holds (the registry checks it is the
+        # municipality's own).
         fresh = {r.id: municipal_address_number(r.id) for r, _ in items
-                 if r.status is ResidentStatus.RESIDENT and (agency, r.id) not in self._numbers}
+                 if (agency, r.id) not in self._numbers}
         if fresh:
             try:
                 self.agencies.enrol_known_residents(agency, fresh)

@@ -32,7 +32,7 @@ from typing import Any, cast
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Table, and_, bindparam, func, insert, null, select, tuple_, update
+from sqlalchemy import Table, and_, bindparam, func, insert, null, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,6 +43,7 @@ from mynumber.agencies.copy_encryption import (
     CopyDecryptionError,
     DataKey,
     DataKeyCache,
+    encode_payload,
     new_data_key,
     unwrap_data_key,
 )
@@ -63,7 +64,7 @@ from mynumber.agencies.interfaces import (
     RoutedQueryRejected,
 )
 from mynumber.agencies.keyring import AGENCY_ID, AgencyKeyError, AgencyKeyring
-from mynumber.db import Databases, HotConnections, HotSQL, utcnow
+from mynumber.db import Databases, HotConnections, HotSQL, in_chunk, one_of, utcnow
 from mynumber.kernel.retry import (
     InfrastructureUnavailable,
     database_unavailable,
@@ -83,6 +84,7 @@ from mynumber.network.interfaces import (
     SealedAnswer,
     UnknownAgency,
     contains_individual_number,
+    text_contains_individual_number,
 )
 from mynumber.registry.interfaces import RegistryService
 
@@ -111,23 +113,30 @@ def check_address_number(address_number: object) -> str:
     return _check(ADDRESS_NUMBER, address_number, "address_number")
 
 
-def _check_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+def _encoded_payload(payload: Mapping[str, Any]) -> bytes:
+    """A 副本's payload checked (a JSON object within the size limit, no 個人番号) and encoded
+    the one way it is sealed (``encode_payload``)."""
     if not isinstance(payload, Mapping):
         raise InvalidAgencyInput("payload: must be a JSON object", field="payload")
     try:
-        encoded = json.dumps(dict(payload), ensure_ascii=False, sort_keys=True,
-                             allow_nan=False)
+        encoded = encode_payload(dict(payload))
     except (TypeError, ValueError):
         raise InvalidAgencyInput("payload: not representable as JSON", field="payload") from None
-    if len(encoded.encode()) > MAX_PAYLOAD_BYTES:
+    if len(encoded) > MAX_PAYLOAD_BYTES:
         raise InvalidAgencyInput(f"payload: larger than {MAX_PAYLOAD_BYTES} bytes",
                                  field="payload")
-    result: dict[str, Any] = json.loads(encoded)
-    if contains_individual_number(result):
+    # One pass over the text; the walk only confirms when the text has a candidate.
+    text = encoded.decode()
+    if text_contains_individual_number(text) and contains_individual_number(json.loads(text)):
         # 番号法: a 副本 is exchanged under the agency's code, never with the number. The
         # number itself is not repeated in the error (nor logged).
         raise IndividualNumberInCopy("payload: contains an individual number (a 12-digit "
                                      "value with a valid check digit)", field="payload")
+    return encoded
+
+
+def _check_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(_encoded_payload(payload))
     return result
 
 
@@ -389,11 +398,13 @@ class AgenciesServiceImpl:
             raise InvalidAgencyInput("address_number: the same address number given twice",
                                      field="address_number")
         result: dict[str, str] = {}
+        pg = self.databases.is_postgres
         with self.databases.unit_of_work(CONTEXT) as session:
-            for chunk in _chunks(list(wanted.values())):
+            for chunk in _chunks(list(wanted.values()), in_chunk(pg)):
                 for address_number, code in session.execute(
                     select(m.Person.address_number, m.Person.agency_code).where(
-                        m.Person.agency_id == agency_id, m.Person.address_number.in_(chunk))
+                        m.Person.agency_id == agency_id,
+                        one_of(m.Person.address_number, chunk, postgres=pg))
                 ):
                     result[address_number] = code
         todo = [(rid, number) for rid, number in wanted.items() if number not in result]
@@ -409,7 +420,7 @@ class AgenciesServiceImpl:
                 rows = [{"agency_id": agency_id, "address_number": number,
                          "agency_code": code, "created_at": now}
                         for (_, number), code in zip(chunk, codes, strict=True)]
-                session.execute(insert(m.Person), rows)
+                session.execute(insert(cast(Table, m.Person.__table__)), rows)  # Core: no ORM work
                 result.update((row["address_number"], row["agency_code"]) for row in rows)
             audit.record(session, m.AuditEvent, "agencies:person:seed",
                          actor="seed", subject=f"agency:{agency_id}", count=len(todo))
@@ -472,16 +483,18 @@ class AgenciesServiceImpl:
             check_address_number(given.address_number)
             _check(CODE, given.item_code, "item_code")
             checked.append((given.address_number, given.item_code,
-                            _check_payload(given.payload)))
+                            _encoded_payload(given.payload)))
         key = self._vault.writing_key(agency_id, self._public_key(agency_id))
         now = self.clock()
+        pg = self.databases.is_postgres
         with self.databases.unit_of_work(CONTEXT) as session:
             codes: dict[str, str] = {}
             numbers = sorted({number for number, _, _ in checked})
-            for chunk in _chunks(numbers):
+            for chunk in _chunks(numbers, in_chunk(pg)):
                 for number, code in session.execute(
                     select(m.Person.address_number, m.Person.agency_code).where(
-                        m.Person.agency_id == agency_id, m.Person.address_number.in_(chunk))
+                        m.Person.agency_id == agency_id,
+                        one_of(m.Person.address_number, chunk, postgres=pg))
                 ):
                     codes[number] = code
             missing = [number for number in numbers if number not in codes]
@@ -489,26 +502,31 @@ class AgenciesServiceImpl:
                 raise PersonNotEnrolled(
                     f"{len(missing)} address numbers have no enrolled person",
                     field="address_number")
-            latest: dict[tuple[str, str], dict[str, Any]] = {}
+            latest: dict[tuple[str, str], bytes] = {}
             for number, item_code, data in checked:  # the last one given for a key wins
                 latest[(codes[number], item_code)] = data
-            keys = list(latest)
+            # Per item, the codes among those given (an IN on (code, item) pairs is not
+            # searched through the index on SQLite: it would read all of the agency's copies).
+            by_item: dict[str, list[str]] = {}
+            for code, item in latest:
+                by_item.setdefault(item, []).append(code)
             existing: set[tuple[str, str]] = set()
-            for chunk in _chunks(keys):
-                for code, item in session.execute(
-                    select(m.Copy.agency_code, m.Copy.item_code).where(
-                        m.Copy.agency_id == agency_id,
-                        tuple_(m.Copy.agency_code, m.Copy.item_code).in_(list(chunk)))
-                ):
-                    existing.add((code, item))
+            for item, item_codes in by_item.items():
+                for chunk in _chunks(item_codes, in_chunk(pg)):
+                    for (code,) in session.execute(
+                        select(m.Copy.agency_code).where(
+                            m.Copy.agency_id == agency_id, m.Copy.item_code == item,
+                            one_of(m.Copy.agency_code, chunk, postgres=pg))
+                    ):
+                        existing.add((code, item))
             new = [{"agency_id": agency_id, "agency_code": code, "item_code": item,
                     "payload": None, "key_id": key.key_id,
-                    "sealed": key.encrypt(code, item, data), "version": 1, "updated_at": now}
+                    "sealed": key.seal(code, item, data), "version": 1, "updated_at": now}
                    for (code, item), data in latest.items() if (code, item) not in existing]
             for chunk in _chunks(new):
-                session.execute(insert(m.Copy), list(chunk))
+                session.execute(insert(cast(Table, m.Copy.__table__)), list(chunk))
             changed = [{"a": agency_id, "c": code, "i": item, "k": key.key_id,
-                        "s": key.encrypt(code, item, data), "t": now}
+                        "s": key.seal(code, item, data), "t": now}
                        for (code, item), data in latest.items() if (code, item) in existing]
             if changed:
                 table = cast(Table, m.Copy.__table__)

@@ -18,19 +18,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from mynumber.card import schemas as s
-from mynumber.card.interfaces import CardStatus, IdentityCheck, IssuedPins
-from mynumber.card.services import CardServiceImpl
+from mynumber.card.interfaces import CardService, CardStatus, IdentityCheck, IssuedPins
 from mynumber.errors import InvalidInput, NotFound
 from mynumber.kernel.schemas import MAX_ID
 from mynumber.kernel.signin import CurrentStaff
 
 
-def get_cards(request: Request) -> CardServiceImpl:
-    cards: CardServiceImpl = request.app.state.cards
+def get_cards(request: Request) -> CardService:
+    cards: CardService = request.app.state.cards
     return cards
 
 
-CardsDep = Annotated[CardServiceImpl, Depends(get_cards)]
+CardsDep = Annotated[CardService, Depends(get_cards)]
 CardId = Annotated[str, Path(min_length=1, max_length=16, pattern=r"^[0-9A-Fa-f]+$")]
 
 router = APIRouter(prefix="/api/v1/card", tags=["card"])
@@ -113,7 +112,7 @@ def get_card(card_id: CardId, staff: CurrentStaff, cards: CardsDep) -> s.CardPub
     return card_public(status)
 
 
-def _issued(cards: CardServiceImpl, renewal_card_id: str,
+def _issued(cards: CardService, renewal_card_id: str,
             issued: dict[str, str], links: dict[int, int],
             revoked: tuple[int, ...]) -> s.CertificatesIssued:
     return s.CertificatesIssued(

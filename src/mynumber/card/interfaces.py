@@ -3,6 +3,7 @@ service protocol and the card's errors. Other contexts import this module, never
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,7 +11,14 @@ from enum import StrEnum
 from typing import Protocol
 
 from mynumber.auth.interfaces import StaffPrincipal
+from mynumber.card.chip import FailedPinEvent, PinKind, VirtualCard
 from mynumber.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mynumber.registry.interfaces import (
+    IdentityDocument,
+    NumberConfirmation,
+    ResidentRecord,
+    VerificationRecord,
+)
 
 
 class CardState(StrEnum):
@@ -217,21 +225,178 @@ class LossReportNotMatched(InvalidInput):
     title = "The details do not match a card"
 
 
+class RegistryForCards(Protocol):
+    """The part of the registry service the card context uses (and the counter's pages ask
+    for a staff member's access to a card's holder)."""
+
+    def get_resident(
+        self, actor: StaffPrincipal, resident_id: int, reason: str
+    ) -> ResidentRecord: ...
+
+    def verify_identity(
+        self, actor: StaffPrincipal, resident_id: int, purpose: str, presented_number: str,
+        number_confirmation: NumberConfirmation, documents: Sequence[IdentityDocument],
+    ) -> VerificationRecord: ...
+
+    def verifications(
+        self, actor: StaffPrincipal, resident_id: int
+    ) -> list[VerificationRecord]: ...
+
+
 class CardService(Protocol):
-    """Applications, issuance, PINs, loss, renewal, smartphone certificates and the free
-    area. Each change is one transaction with its audit record."""
+    """Applications, issuance, PINs, loss, renewal, reissue, smartphone certificates and the
+    free area. Each change is one transaction with its audit record; a procedure at the
+    counter first verifies the holder's identity through the registry (recorded there).
 
-    def apply(self, actor: StaffPrincipal, resident_id: int) -> ApplicationRecord: ...
+    The chip (:class:`~mynumber.card.chip.VirtualCard`) is the holder's: the methods that
+    return one hand over the card the holder takes home."""
 
-    def application(self, application_id: str) -> ApplicationRecord: ...
+    @property
+    def registry(self) -> RegistryForCards:
+        """The registry the service asks; the counter's pages and API check a staff member's
+        access to a card's holder with its ``get_resident`` (which records the access)."""
+        ...
 
-    def card(self, card_id: str) -> CardRecord: ...
+    # -- applications and issuance ------------------------------------------------------------
+    def apply(self, actor: StaffPrincipal, resident_id: int) -> ApplicationRecord:
+        """交付申請: a numbered, current resident's application with a new 申請書ID.
+        CardStateConflict for anyone else."""
+        ...
+
+    def application(self, application_id: str) -> ApplicationRecord:
+        """InvalidApplicationId (bad format or check digit), ApplicationNotFound."""
+        ...
+
+    def applications_of(self, resident_id: int) -> Sequence[ApplicationRecord]: ...
+
+    def issue(
+        self, actor: StaffPrincipal, application_id: str, check: IdentityCheck,
+        pins: IssuedPins, *, adult_ward: bool = False,
+    ) -> tuple[CardRecord, VirtualCard]:
+        """交付 at the counter after identity verification (IdentityNotVerified): the chip with
+        the holder's four PINs (PinRefused), the auth certificate and, from 15 and unless an
+        adult ward, the signing certificate. CardStateConflict when already issued."""
+        ...
+
+    # -- reads --------------------------------------------------------------------------------
+    def card(self, card_id: str) -> CardRecord:
+        """CardNotFound; an active card past its expiry reads as expired."""
+        ...
 
     def cards_of(self, resident_id: int) -> Sequence[CardRecord]: ...
 
-    def report_lost(self, identifier: str, name_kana: str, birth_date: dt.date,
-                    channel: str = ...) -> LossReport: ...
+    def certificate_status(self, card_id: str) -> CardStatus:
+        """The card, its certificates (state, expiry, when renewal opens), its smartphone
+        credentials and its free-area applications. Records no access: callers check the
+        staff member's access to the holder first (``registry.get_resident``)."""
+        ...
 
-    def suspend(self, actor: StaffPrincipal, card_id: str) -> LossReport: ...
+    # -- the chip and PINs ----------------------------------------------------------------------
+    def record_failed_pin(self, event: FailedPinEvent) -> None:
+        """The chip's ``on_failed_pin``: every failed PIN entry leaves an audit record."""
+        ...
+
+    def open_card(self, card_id: str) -> VirtualCard:
+        """The holder's chip for reads (embedded mode); PIN entries go through
+        :meth:`chip_session`."""
+        ...
+
+    def chip_session(self, card_id: str) -> contextlib.AbstractContextManager[VirtualCard]:
+        """The holder's chip under its lock, saved on exit: parallel PIN entries are each
+        counted."""
+        ...
+
+    def reset_pin(
+        self, actor: StaffPrincipal, card_id: str, pin_kind: PinKind | str, new_pin: str,
+        check: IdentityCheck,
+    ) -> None:
+        """初期化 at the counter: a new PIN on an active card after a fresh identity
+        verification."""
+        ...
+
+    # -- loss and suspension ------------------------------------------------------------------
+    def report_lost(self, identifier: str, name_kana: str, birth_date: dt.date,
+                    channel: str = ...) -> LossReport:
+        """24-hour loss report: the card id (or 申請書ID), the kana name and the birth date
+        must all match (else the same LossReportNotMatched whatever did not); suspends the
+        card and revokes its certificates (a smartphone's stay)."""
+        ...
+
+    def report_smartphone_lost(self, identifier: str, name_kana: str, birth_date: dt.date,
+                               channel: str = ...) -> LossReport:
+        """24-hour report of a lost smartphone, identified like :meth:`report_lost`: revokes
+        only the smartphone certificates; the card keeps its state and certificates."""
+        ...
+
+    def suspend(self, actor: StaffPrincipal, card_id: str) -> LossReport:
+        """一時利用停止 at the counter: suspend the card, revoke both certificates."""
+        ...
+
+    def lift_suspension(
+        self, actor: StaffPrincipal, card_id: str, check: IdentityCheck, *,
+        signing_password: str | None = None, user_auth_pin: str | None = None,
+        adult_ward: bool = False, chip: VirtualCard | None = None,
+    ) -> CertificateRenewal:
+        """一時利用停止の解除 after identity verification: new keys and certificates (the
+        revoked ones stay revoked, old serials linked to the new), then the card is active."""
+        ...
+
+    # -- certificates, renewal and reissue ------------------------------------------------------
+    def renew_certificates(
+        self, actor: StaffPrincipal, card_id: str, check: IdentityCheck, *,
+        signing_password: str | None = None, user_auth_pin: str | None = None,
+        adult_ward: bool = False, chip: VirtualCard | None = None,
+    ) -> CertificateRenewal:
+        """電子証明書の発行・更新 on an active card after identity verification: after a move
+        or a name change, at 15, or from 3 months before the certificates expire
+        (RenewalNotOpen names the day otherwise). ``chip``: the holder's chip when it is not
+        the one the card store keeps (the caller saves it)."""
+        ...
+
+    def renew(self, actor: StaffPrincipal, card_id: str, check: IdentityCheck,
+              pins: IssuedPins, *, adult_ward: bool = False) -> tuple[CardRecord, VirtualCard]:
+        """更新: from 3 months before the card expires, a new card; the old one is revoked and
+        its serials linked to the new."""
+        ...
+
+    def reissue(self, actor: StaffPrincipal, card_id: str, check: IdentityCheck,
+                pins: IssuedPins, *, adult_ward: bool = False) -> tuple[CardRecord, VirtualCard]:
+        """再交付 of a card reported lost (suspended) or damaged (active): a new card with new
+        keys; the old card is revoked, its certificates too, the serials linked."""
+        ...
+
+    def end_cards_of(self, resident_id: int, actor: str, reason: str = ...) -> list[str]:
+        """The holder died: every active or suspended card ends (失効), and its smartphone
+        credentials. Idempotent; the ids of the cards ended now."""
+        ...
+
+    # -- smartphone certificates ----------------------------------------------------------------
+    def issue_smartphone(
+        self, card_id: str, signing_public_key_pem: str, auth_public_key_pem: str,
+        proof: bytes,
+    ) -> SmartphoneCredential:
+        """スマホ用電子証明書 for the phone's own keys, on the card's signature over
+        :func:`smartphone_enrolment_message` (IdentityNotVerified otherwise). A phone
+        enrolled before is superseded."""
+        ...
+
+    def smartphones_of(self, card_id: str) -> Sequence[SmartphoneCredential]: ...
+
+    def revoke_smartphone(self, credential_id: int, actor: str) -> list[int]:
+        """Revoke one smartphone credential's certificates on their own (the serials revoked
+        now); the card's stay valid."""
+        ...
+
+    # -- the free area ----------------------------------------------------------------------------
+    def register_app(self, actor: StaffPrincipal, card_id: str, app_id: str,
+                     issuer: str | None = None) -> FreeAreaEntry:
+        """Write an application of :data:`FREE_AREA_RULES` in the free area, as its rule
+        allows (FreeAreaRefused, recorded, otherwise); the issuer is the writing
+        municipality."""
+        ...
 
     def free_area(self, card_id: str) -> Sequence[FreeAreaEntry]: ...
+
+    def remove_app(self, actor: StaffPrincipal, card_id: str, app_id: str) -> None:
+        """Only the municipality that wrote an application removes it (FreeAreaRefused)."""
+        ...

@@ -25,7 +25,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,6 +53,7 @@ from mynumber.card.interfaces import (
     ApplicationState,
     CardNotFound,
     CardRecord,
+    CardService,
     CardState,
     CardStateConflict,
     CardStatus,
@@ -67,6 +68,7 @@ from mynumber.card.interfaces import (
     LossReport,
     LossReportNotMatched,
     PinRefused,
+    RegistryForCards,
     RenewalNotOpen,
     SmartphoneCredential,
     smartphone_enrolment_message,
@@ -109,23 +111,6 @@ APP_ID_MAX = 40
 #: kind -> (the old serial, the reason to revoke it when still good)
 RenewalPlan = dict[CertificateKind, tuple[int | None, RevocationReason | None]]
 ISSUER_MAX = 100
-
-
-class RegistryForCards(Protocol):
-    """The part of the registry service the card context uses."""
-
-    def get_resident(
-        self, actor: StaffPrincipal, resident_id: int, reason: str
-    ) -> ResidentRecord: ...
-
-    def verify_identity(
-        self, actor: StaffPrincipal, resident_id: int, purpose: str, presented_number: str,
-        number_confirmation: NumberConfirmation, documents: Sequence[IdentityDocument],
-    ) -> VerificationRecord: ...
-
-    def verifications(
-        self, actor: StaffPrincipal, resident_id: int
-    ) -> list[VerificationRecord]: ...
 
 
 # --- pure rules ----------------------------------------------------------------------------
@@ -1143,3 +1128,8 @@ def _jst_date(moment: dt.datetime) -> dt.date:
 
 def _kind_of(pin_kind: PinKind) -> CertificateKind:
     return CertificateKind.SIGNING if pin_kind is PinKind.SIGNING else CertificateKind.AUTH
+
+
+if TYPE_CHECKING:
+    def _implements_protocol(service: CardServiceImpl) -> CardService:
+        return service  # mypy checks here that the implementation keeps the protocol

@@ -9,7 +9,7 @@ the same generic message whatever did not match."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +22,11 @@ from mynumber.card.api import CardsDep
 from mynumber.card.chip import PinKind
 from mynumber.card.interfaces import (
     FREE_AREA_RULES,
+    CardService,
     CertificateRenewal,
     IdentityCheck,
     IssuedPins,
 )
-from mynumber.card.services import CardServiceImpl
 from mynumber.errors import DomainError, InvalidInput, NotFound
 from mynumber.kernel import csrf, forms
 from mynumber.kernel.counter import CounterRoute, CounterStaff, counter_page
@@ -66,15 +66,18 @@ def _resident_id(form: FormData) -> int:
 
 router = APIRouter(include_in_schema=False, route_class=CounterRoute)
 
-Runner = Callable[[CardServiceImpl, StaffPrincipal, FormData], dict[str, str]]
+#: A done page's rows: field -> a value, or a catalogue key ("card.…"), or several keys (a
+#: list shown translated).
+Result = Mapping[str, str | tuple[str, ...]]
+Runner = Callable[[CardService, StaffPrincipal, FormData], Result]
 
 
-def _apply(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _apply(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
     application = cards.apply(staff, _resident_id(form))
     return {"application_id": application.application_id}
 
 
-def _issue(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _issue(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
     pins = IssuedPins(forms.value(form, "signing_password"), forms.value(form, "user_auth_pin"),
                       forms.value(form, "residence_pin"), forms.value(form, "card_info_pin"))
     record, _ = cards.issue(staff, forms.value(form, "application_id"), _check(form), pins,
@@ -82,7 +85,7 @@ def _issue(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dic
     return {"card_id": record.card_id, "expires_on": record.expires_on.isoformat()}
 
 
-def _pin_reset(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _pin_reset(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
     kind = forms.value(form, "pin_kind")
     if kind not in {k.value for k in PinKind}:
         raise InvalidInput("choose the PIN to reset", field="pin_kind")
@@ -91,7 +94,7 @@ def _pin_reset(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) ->
     return {"card_id": forms.value(form, "card_id").upper(), "pin_kind": kind}
 
 
-def _suspend(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _suspend(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
     report = cards.suspend(staff, forms.value(form, "card_id"))
     return {"card_id": report.card_id, "state": f"card.state.{report.state.value}"}
 
@@ -102,13 +105,14 @@ def _jst(moment: dt.datetime | None) -> str:
     return moment.astimezone(JST).strftime("%Y-%m-%d %H:%M")
 
 
-def _status(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _status(cards: CardService, staff: StaffPrincipal, form: FormData) -> Result:
     """照会: the card's state and its certificates (the counter's view)."""
     status = cards.certificate_status(forms.value(form, "card_id"))
     cards.registry.get_resident(staff, status.card.resident_id, "個人番号カードの照会")
     card = status.card
-    result = {"card_id": card.card_id, "state": f"card.state.{card.state.value}",
-              "expires_on": card.expires_on.isoformat()}
+    result: dict[str, str | tuple[str, ...]] = {
+        "card_id": card.card_id, "state": f"card.state.{card.state.value}",
+        "expires_on": card.expires_on.isoformat()}
     if card.replaced_by:
         result["replaced_by"] = card.replaced_by
     for slot in status.certificates:
@@ -119,7 +123,9 @@ def _status(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> di
             if slot.renewal_opens_on is not None:
                 result[f"{slot.kind}_renewal_opens_on"] = slot.renewal_opens_on.isoformat()
     result["smartphones"] = str(sum(1 for p in status.smartphones if p.active))
-    result["free_area"] = ", ".join(e.app_id for e in status.free_area) or "card.value.none"
+    # The applications by their names in the catalogue, not their ids.
+    result["free_area"] = tuple(f"card.app.{e.app_id}" for e in status.free_area) \
+        or "card.value.none"
     return result
 
 
@@ -136,7 +142,7 @@ def _renewal_result(renewal: CertificateRenewal) -> dict[str, str]:
     return result
 
 
-def _certificates(cards: CardServiceImpl, staff: StaffPrincipal,
+def _certificates(cards: CardService, staff: StaffPrincipal,
                   form: FormData) -> dict[str, str]:
     signing, auth = _pins(form)
     renewal = cards.renew_certificates(staff, forms.value(form, "card_id"), _check(form),
@@ -145,7 +151,7 @@ def _certificates(cards: CardServiceImpl, staff: StaffPrincipal,
     return _renewal_result(renewal)
 
 
-def _lift(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _lift(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
     signing, auth = _pins(form)
     renewal = cards.lift_suspension(staff, forms.value(form, "card_id"), _check(form),
                                     signing_password=signing, user_auth_pin=auth,
@@ -153,7 +159,7 @@ def _lift(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict
     return _renewal_result(renewal)
 
 
-def _reissue(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _reissue(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
     pins = IssuedPins(forms.value(form, "signing_password"), forms.value(form, "user_auth_pin"),
                       forms.value(form, "residence_pin"), forms.value(form, "card_info_pin"))
     record, _ = cards.reissue(staff, forms.value(form, "card_id"), _check(form), pins,
@@ -162,7 +168,7 @@ def _reissue(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> d
             "replaced_card": forms.value(form, "card_id").upper()}
 
 
-def _smartphone_revoke(cards: CardServiceImpl, staff: StaffPrincipal,
+def _smartphone_revoke(cards: CardService, staff: StaffPrincipal,
                        form: FormData) -> dict[str, str]:
     card_id = forms.value(form, "card_id")
     status = cards.certificate_status(card_id)
@@ -174,7 +180,7 @@ def _smartphone_revoke(cards: CardServiceImpl, staff: StaffPrincipal,
     return {"card_id": status.card.card_id, "revoked_certificates": str(revoked)}
 
 
-def _free_area(cards: CardServiceImpl, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _free_area(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
     app_id = forms.value(form, "app_id")
     if app_id not in FREE_AREA_RULES:
         raise InvalidInput("choose an application", field="app_id")

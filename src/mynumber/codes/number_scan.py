@@ -9,7 +9,7 @@ from typing import Any
 
 from mynumber.codes import individual_number
 
-__all__ = ["contains_individual_number"]
+__all__ = ["contains_individual_number", "text_contains_individual_number"]
 
 # 12 digits, or three groups of four split by one space or hyphen-like mark (as printed or
 # typed), not touching other digits. Checked after NFKC, so full-width digits and separators
@@ -29,6 +29,22 @@ def _text_has_number(text: str) -> bool:
     else:
         normalised = unicodedata.normalize("NFKC", text)
     return any(individual_number.is_valid(m.group(0)) for m in _NUMBER_RUN.finditer(normalised))
+
+
+def text_contains_individual_number(text: str) -> bool:
+    """Whether a text carries a 個人番号 (the same rule as :func:`contains_individual_number`).
+
+    For a JSON document (``json.dumps(value, ensure_ascii=False)``) this is one pass instead
+    of a walk: every string, key and number of the value appears in the text unchanged and
+    bounded by a quote, comma, colon or bracket (no separator the rule accepts and no digit),
+    so a value carrying a number gives a text carrying one.
+
+    >>> text_contains_individual_number('{"note": "番号 1234-5678-9018"}')
+    True
+    >>> text_contains_individual_number('{"code": "12345678901", "n": [1234, 56789018]}')
+    False
+    """
+    return _text_has_number(text)
 
 
 def contains_individual_number(value: Any) -> bool:

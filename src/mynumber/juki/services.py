@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session
 from mynumber.codes import resident_code as resident_code_format
 from mynumber.codes.exceptions import ValidationError
 from mynumber.codes.kana import normalize_address, normalize_kana, normalize_name, normalize_sex
-from mynumber.db import Databases, HotConnections, HotSQL, utcnow
+from mynumber.db import Databases, HotConnections, HotSQL, in_chunk, one_of, utcnow
 from mynumber.errors import DomainError
 from mynumber.juki import models as m
 from mynumber.juki.interfaces import (
@@ -327,12 +327,14 @@ class JukiServiceImpl:
     def applied_seqs(self, resident_ids: Sequence[int]) -> dict[int, int]:
         out: dict[int, int] = {}
         ids = list(resident_ids)
+        pg = self.databases.is_postgres
+        size = in_chunk(pg)
         with self.databases.unit_of_work(CONTEXT) as session:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
+            for start in range(0, len(ids), size):
+                chunk = ids[start:start + size]
                 for rid, seq in session.execute(
                         select(m.IdentityCopy.resident_id, m.IdentityCopy.applied_seq)
-                        .where(m.IdentityCopy.resident_id.in_(chunk))):
+                        .where(one_of(m.IdentityCopy.resident_id, chunk, postgres=pg))):
                     out[int(rid)] = int(seq)
         return out
 
@@ -353,7 +355,8 @@ class JukiServiceImpl:
             if state_only:
                 # Keep the copy's latest change: fill it in only for a person not copied yet.
                 known = {r for (r,) in session.execute(select(table.c.resident_id).where(
-                    table.c.resident_id.in_([u.record.id for u in state_only])))}
+                    one_of(table.c.resident_id, [u.record.id for u in state_only],
+                           postgres=self.databases.is_postgres)))}
                 for u in state_only:
                     row = copy_row(u.record, u.seq, "import", dt.date.today(), now)
                     if u.record.id not in known:

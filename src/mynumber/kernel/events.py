@@ -66,7 +66,7 @@ from mynumber.db import Databases, UTCDateTime, utcnow
 log = logging.getLogger("mynumber.events")
 
 #: Events handed to a handler at once.
-BATCH_SIZE = 1000
+BATCH_SIZE = 10000
 #: How long a dispatcher owns a subscriber's checkpoint without renewing it.
 LEASE_SECONDS = 30.0
 #: Pause before the n-th retry of a failing subscriber (capped at the last value).
@@ -301,9 +301,11 @@ class Dispatcher:
         return None if taken is None else int(taken[0])
 
     # -- delivery ------------------------------------------------------------------------------
-    def deliver(self, subscriber: Subscriber) -> int:
+    def deliver(self, subscriber: Subscriber,
+                reads: dict[tuple[int, int], list[Event]] | None = None) -> int:
         """One batch for one subscriber; how many events it moved past (0: nothing to do, or
-        another process holds the lease, or the handler failed)."""
+        another process holds the lease, or the handler failed). ``reads`` shares what one
+        round read among the subscribers that stand at the same position."""
         engine = self.outbox.databases.engine(self.outbox.context)
         cp = self.outbox.checkpoints
         now = utcnow()
@@ -311,7 +313,12 @@ class Dispatcher:
             position = self._lease(conn, subscriber.name, now)
         if position is None:
             return 0
-        events = self.outbox.read(position, subscriber.batch_size)
+        key = (position, subscriber.batch_size)
+        shared = reads.get(key) if reads is not None else None
+        events = shared if shared is not None else self.outbox.read(position,
+                                                                     subscriber.batch_size)
+        if reads is not None:
+            reads[key] = events
         if not events:
             return 0
         wanted = [e for e in events if subscriber.types is None or e.type in subscriber.types]
@@ -353,12 +360,10 @@ class Dispatcher:
         with self._lock:
             self._ensure_checkpoints()
             self.outbox.sequence()
-            moved = 0
-            for s in self.subscribers:
-                if not ignore_backoff and self._retry_at.get(s.name, 0.0) > time.monotonic():
-                    continue
-                moved += self.deliver(s)
-            return moved
+            reads: dict[tuple[int, int], list[Event]] = {}
+            due = [s for s in self.subscribers
+                   if ignore_backoff or self._retry_at.get(s.name, 0.0) <= time.monotonic()]
+            return sum(self.deliver(s, reads) for s in due)
 
     def drain(self, max_rounds: int = 10_000) -> int:
         """Deliver until no subscriber moves (a failing one stays behind); how many events

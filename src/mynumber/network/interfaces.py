@@ -88,10 +88,12 @@ class NumberUse:
     個人番号 for ``task_id``. Only an agency with a use obtains a 機関別符号."""
 
     kind: str
-    task_id: str  # a task of the legal table ("bekkyo2-1", "extra-...") or "juki-..."
+    task_id: str  # a task of the legal table ("bekkyo2-1", "extra-..."), "juki-..." or an
+    #               item of 別表第一 itself ("bekkyo1-38")
     title: str
     basis: str  # the legal basis, e.g. "番号法第9条第1項・別表第一（…）"
-    derived_from: str  # bekkyo2_requester | delegated | additional_provision | resident_register
+    derived_from: str  # bekkyo2_requester | delegated | additional_provision |
+    #                    resident_register | bekkyo1_item
 
 
 class LegalTable(Protocol):
@@ -201,6 +203,7 @@ class InfrastructureFailureCount:
 # The one 個人番号 scan lives with the number's rules (codes); the network and the portal
 # refuse to carry what it finds (番号法 第19条).
 contains_individual_number = number_scan.contains_individual_number
+text_contains_individual_number = number_scan.text_contains_individual_number
 
 
 def canonical_json(value: Any) -> bytes:

@@ -218,7 +218,7 @@ class NetworkServiceImpl:
             return self._directory
         with self._lock:
             def load(session: Any) -> None:
-                # Every change touches updated_at: reload the 3,762 rows only when it moved.
+                # Every change touches updated_at: reload the 3,763 rows only when it moved.
                 version = tuple(session.execute(
                     select(func.count(), func.max(m.Agency.updated_at))
                 ).one())
@@ -288,7 +288,7 @@ class NetworkServiceImpl:
         with self._lock:
             if self._directory:
                 # This process knows the change: patch its copy of the directory instead of
-                # reloading all 3,762 rows (other processes see updated_at move and reload).
+                # reloading all 3,763 rows (other processes see updated_at move and reload).
                 self._directory = {**self._directory, agency_id: record}
             else:
                 self._invalidate()

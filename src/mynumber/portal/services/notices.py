@@ -7,9 +7,9 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -129,9 +129,13 @@ class Notices(Information):
         each stored once per ``source_event`` however often its event is delivered. Returns
         how many were new."""
         cleaned: list[EventNotice] = []
+        contents: dict[tuple[object, str, str], tuple[str, str]] = {}  # few texts, many notices
         for n in notices:
             source = clean(n.source_event, "source_event", 80)
-            title, body = _content(n.kind, n.title, n.body)
+            key = (n.kind, n.title, n.body)
+            if key not in contents:
+                contents[key] = _content(n.kind, n.title, n.body)
+            title, body = contents[key]
             cleaned.append(replace(n, source_event=source, title=title, body=body))
         checked: list[tuple[EventNotice, str, str]] = []  # (notice, portal code, sender)
         by_agency: dict[str, list[EventNotice]] = {}
@@ -158,17 +162,16 @@ class Notices(Information):
                     sources = [n.source_event for n, _, _ in checked]
                     seen = set(session.scalars(select(m.NoticeRow.source_event).where(
                         m.NoticeRow.source_event.in_(sources))))
-                    rows = [m.NoticeRow(recipient_code=code, sender_id=n.agency_id,
-                                        sender_name=sender, kind=n.kind, title=n.title,
-                                        body=n.body, created_at=now,
-                                        source_event=n.source_event)
+                    rows = [{"recipient_code": code, "sender_id": n.agency_id,
+                             "sender_name": sender, "kind": n.kind, "title": n.title,
+                             "body": n.body, "created_at": now,
+                             "source_event": n.source_event}
                             for n, code, sender in checked if n.source_event not in seen]
-                    session.add_all(rows)
-                    session.flush()
-                    if rows:
+                    if rows:  # plain rows in one statement: thousands per delivered batch
+                        session.execute(insert(cast(Table, m.NoticeRow.__table__)), rows)
                         audit.record(session, m.AuditEvent, "portal:notice:receive",
                                      actor="events", subject="notices", count=len(rows),
-                                     first_source_event=rows[0].source_event)
+                                     first_source_event=rows[0]["source_event"])
                     return len(rows)
             except IntegrityError:  # the same events, delivered concurrently: look again
                 if attempt == 2:
