@@ -147,6 +147,16 @@ def shibuya_clerk(container: Container) -> StaffPrincipal:
     return make_staff(container, "shibuya-clerk", SHIBUYA, StaffRole.CLERK)
 
 
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment a `mynumber` command run by a test needs to reach these settings'
+    databases and keys."""
+    env = {"MYNUMBER_DATA_DIR": str(settings.data_dir),
+           "MYNUMBER_KEY_DIR": str(settings.keys_path), **extra}
+    if settings.database_url:
+        env["MYNUMBER_DATABASE_URL"] = settings.database_url
+    return env
+
+
 def new_resident(**overrides: object) -> NewResident:
     """A valid registration of a 新宿区 resident; override any field."""
     values: dict[str, object] = {

@@ -12,16 +12,12 @@ from typer.testing import CliRunner
 from mynumber.cli import app
 from mynumber.keys import FileKeyProvider
 from mynumber.settings import Settings
+from tests.conftest import cli_env
 
 runner = CliRunner()
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    env = {"MYNUMBER_DATA_DIR": str(settings.data_dir),
-           "MYNUMBER_KEY_DIR": str(settings.keys_path)}
-    if settings.database_url:
-        env["MYNUMBER_DATABASE_URL"] = settings.database_url
-    return env
+_env = cli_env
 
 
 def test_number_check_accepts_a_valid_number_without_printing_it() -> None:

@@ -14,17 +14,13 @@ from mynumber.cli import app
 from mynumber.network import models as nm
 from mynumber.network.interfaces import AgencyStatus
 from mynumber.settings import Settings
+from tests.conftest import cli_env
 
 runner = CliRunner()
 CITY = "municipality-131041"  # 新宿区長
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    env = {"MYNUMBER_DATA_DIR": str(settings.data_dir),
-           "MYNUMBER_KEY_DIR": str(settings.keys_path)}
-    if settings.database_url:
-        env["MYNUMBER_DATABASE_URL"] = settings.database_url
-    return env
+_env = cli_env
 
 
 @pytest.fixture

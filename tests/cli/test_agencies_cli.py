@@ -17,18 +17,13 @@ from mynumber.app import Container, build_container
 from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.cli import app
 from mynumber.settings import Settings
-from tests.conftest import new_resident
+from tests.conftest import cli_env, new_resident
 
 runner = CliRunner()
 CITY = "municipality-131041"  # 新宿区長
 
 
-def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {"MYNUMBER_DATA_DIR": str(settings.data_dir),
-           "MYNUMBER_KEY_DIR": str(settings.keys_path), **extra}
-    if settings.database_url:
-        env["MYNUMBER_DATABASE_URL"] = settings.database_url
-    return env
+_env = cli_env
 
 
 def run(settings: Settings, *args: str, input: str | None = None) -> Result:

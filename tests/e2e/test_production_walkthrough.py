@@ -375,6 +375,10 @@ def walk(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     copy = root / "copy.json"
     copy.write_text(json.dumps(PAYLOAD))
     core.run("agencies", "put-copy", PROVIDER, "C-000001", ITEM, "--json", str(copy))
+    # The city's 初期移行: the current 住民票関係情報 of everyone it holds, encrypted to the
+    # public key registered above (the core holds no private key of the city's).
+    loaded = core.run("agencies", "load-copies", PROVIDER)
+    assert re.search(r"副本 of [1-9][0-9,]* records written", loaded), loaded
     code = re.search(r'"agency_code":\s*"([^"]+)"', enrolled)
     assert code, enrolled
 

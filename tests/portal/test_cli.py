@@ -15,18 +15,13 @@ from mynumber.card.chip import VirtualCard
 from mynumber.cli import app
 from mynumber.cli import portal as portal_cli
 from mynumber.settings import Settings
-from tests.conftest import new_resident
+from tests.conftest import cli_env, new_resident
 from tests.portal.conftest import AUTH_PIN, CITY, CardHolder, hold, resident_record
 
 runner = CliRunner()
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    env = {"MYNUMBER_DATA_DIR": str(settings.data_dir),
-           "MYNUMBER_KEY_DIR": str(settings.keys_path)}
-    if settings.database_url:
-        env["MYNUMBER_DATABASE_URL"] = settings.database_url
-    return env
+_env = cli_env
 
 
 def run(settings: Settings, *args: str) -> Result:

@@ -6,15 +6,26 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from mynumber.agencies.events import SUBSCRIBER, MunicipalCopies
+from mynumber.agencies.keyring import FileKeyring, provision_agency_keys
+from mynumber.agencies.services import AgenciesServiceImpl
 from mynumber.app import Container
 from mynumber.auth.interfaces import StaffPrincipal, StaffRole
 from mynumber.card.interfaces import CardState
+from mynumber.cli import app
+from mynumber.errors import DomainError
 from mynumber.jpki.interfaces import CertificateState
 from mynumber.registry.interfaces import Sex
 from mynumber.settings import Settings
-from tests.conftest import SHIBUYA, new_resident
+from tests.conftest import SHIBUYA, cli_env, new_resident
 from tests.portal.conftest import CITY, CardHolder, login
+
+SHIBUYA_MAYOR = "municipality-131130"
 
 
 def _deliver(container: Container) -> None:
@@ -148,6 +159,68 @@ def test_a_child_born_and_dead_before_delivery_still_gets_the_municipal_copy(
     session = login(container, card_holder)
     info = container.portal.my_information(session, "resident_record")
     assert info.data is not None and info.data["household"] == []
+
+
+def test_a_municipality_not_yet_on_the_network_holds_no_one_back_and_loads_when_it_joins(
+        container: Container, clerk: StaffPrincipal, shibuya_clerk: StaffPrincipal,
+        tmp_path: Path) -> None:
+    """As in production: the copies are written by a process that holds no agency's private
+    keys, so a mayor whose keys are not registered with the core cannot be written to. Its
+    residents' changes must not stop delivery to the others; when it joins, its initial load
+    (`mynumber agencies load-copies`) writes the current state of everyone it holds."""
+    copies = next(s.handle for s in container.events.subscribers if s.name == SUBSCRIBER)
+    assert isinstance(copies, MunicipalCopies)
+    copies.agencies = AgenciesServiceImpl(container.databases, container.network,
+                                          container.registry, FileKeyring(tmp_path / "none"))
+    container.agencies.ensure_registered(CITY)  # 新宿区 has joined; 渋谷区 has not
+    shinjuku = container.registry.register_move_in(clerk, new_resident(), dt.date.today())
+    shibuya = container.registry.register_move_in(
+        shibuya_clerk, new_resident(given_name="次郎", given_name_kana="ジロウ",
+                                    municipality_code=SHIBUYA,
+                                    address="東京都渋谷区宇田川町1番1号", postal_code="1508010"),
+        dt.date.today())
+    _deliver(container)  # nobody fails
+    assert container.agencies.copy(CITY, f"J{shinjuku.id:012d}", "resident_record")
+    with pytest.raises(DomainError):
+        container.agencies.copy(SHIBUYA_MAYOR, f"J{shibuya.id:012d}", "resident_record")
+    assert copies.waiting == {SHIBUYA_MAYOR: 1}
+
+    container.registry.change_address(shibuya_clerk, shibuya.id, "東京都渋谷区神南一丁目1番1号",
+                                      "1500041", dt.date.today())
+    _deliver(container)
+    container.agencies.ensure_registered(SHIBUYA_MAYOR)  # `network register-keys`
+    result = CliRunner().invoke(app, ["agencies", "load-copies", SHIBUYA_MAYOR],
+                                env=cli_env(container.settings))
+    assert result.exit_code == 0, result.output
+    assert "1" in result.output
+    copy = container.agencies.copy(SHIBUYA_MAYOR, f"J{shibuya.id:012d}", "resident_record")
+    assert copy.payload["address"] == "東京都渋谷区神南一丁目1番1号"
+
+
+def test_after_a_key_rotation_load_copies_reseals_the_records_to_the_new_key(
+        container: Container, clerk: StaffPrincipal, tmp_path: Path) -> None:
+    """docs/deployment.md, rotation: the city's new keys are registered; its records, sealed
+    to the old key, are re-sealed to the new one by the initial load."""
+    copies = next(s.handle for s in container.events.subscribers if s.name == SUBSCRIBER)
+    assert isinstance(copies, MunicipalCopies)
+    core_side = AgenciesServiceImpl(container.databases, container.network, container.registry,
+                                    FileKeyring(tmp_path / "core"))  # no private key here
+    copies.agencies = core_side
+    container.agencies.ensure_registered(CITY)
+    person = container.registry.register_move_in(clerk, new_resident(), dt.date.today())
+    _deliver(container)
+    number = f"J{person.id:012d}"
+    # The city rotates: new keys on its server, the public half registered at the core.
+    provision_agency_keys(tmp_path / "city", CITY)
+    new_server = FileKeyring(tmp_path / "city")
+    fresh = new_server.keys(CITY)
+    container.network.register_agency_keys(CITY, fresh.signing_public, fresh.encryption_public)
+    reader = AgenciesServiceImpl(container.databases, container.network, container.registry,
+                                 new_server)
+    with pytest.raises(DomainError):  # sealed to the old key
+        reader.copy(CITY, number, "resident_record")
+    assert copies.load(CITY) >= 1
+    assert reader.copy(CITY, number, "resident_record").payload["name"] == person.name
 
 
 def test_the_serving_process_delivers_a_counter_change_within_seconds(

@@ -152,6 +152,35 @@ def put_copy(
                   f"version {record.version}")
 
 
+@app.command("load-copies")
+def load_copies(agency_id: AgencyArg) -> None:
+    """初期移行: write the current 副本 (住民票関係情報) of every record a mayor holds, its
+    residents and its 除票, to its intermediate server. Run it once the mayor's public keys are
+    registered (`mynumber network register-keys`): until then the event subscriber cannot
+    encrypt to it and passes it over without holding the other municipalities back.
+    Idempotent. On the core's host (it reads the registry)."""
+    from mynumber.agencies.events import SUBSCRIBER, MunicipalCopies
+    from mynumber.errors import DomainError
+
+    container = container_from_env()
+    try:
+        if not container.has("events"):
+            fail("the registry's event subscribers run on the core: run this there", code=2)
+        handler = next((s.handle for s in container.events.subscribers
+                        if s.name == SUBSCRIBER), None)
+        if not isinstance(handler, MunicipalCopies):
+            fail(f"no {SUBSCRIBER} subscriber in this process", code=2)
+        if not container.network.agency(agency_id).kind.endswith("_mayor"):
+            fail(f"{agency_id} is not a municipality's mayor: only mayors hold 住民票関係情報",
+                 code=2)
+        written = handler.load(agency_id)
+    except DomainError as exc:
+        fail(exc.detail + (f" [{exc.code}]" if exc.code else ""))
+    finally:
+        container.close()
+    console.print(f"{agency_id}: 副本 of {written:,} records written")
+
+
 @app.command("encrypt-copies")
 def encrypt_copies(
     agency: Annotated[list[str] | None, typer.Option(
