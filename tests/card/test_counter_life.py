@@ -152,7 +152,8 @@ def test_a_lost_card_is_reissued_at_the_counter(client: TestClient,
     new_id = _shown(done.text, "card_id")
     new = container.card.card(new_id)
     assert new.state is CardState.ACTIVE and new.application_id == old.application_id
-    assert new.expires_on.isoformat() == _shown(done.text, "expires_on")
+    expires = new.expires_on
+    assert f"{expires.year}年{expires.month}月{expires.day}日" == _shown(done.text, "expires_on")
     retired = container.card.card(old.card_id)
     assert retired.state is CardState.REVOKED and retired.replaced_by == new_id
     # The new card's certificates answer good over OCSP, the lost card's revoked.

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from mynumber.app import Container, create_app
 from mynumber.auth.interfaces import StaffPrincipal
@@ -346,6 +346,23 @@ def test_a_get_neither_marks_a_notice_read_nor_fetches_through_the_network(
     shown = browser.follow(marked)
     assert "既読" in shown.text and 'id="mark-read"' not in shown.text
     assert browser.post("/portal/notices/999999/read").status_code == 404
+
+
+def test_times_are_shown_in_japan_time_in_each_languages_style(
+    container: Container, browser: Browser, card_holder: CardHolder
+) -> None:
+    """Stored in UTC, read in Japan time: 23:30 UTC on 6 December is 08:30 on the 7th."""
+    notice_id = _notice(container, card_holder)
+    with container.databases.engine("portal").begin() as conn:
+        notices = portal_models.NoticeRow
+        conn.execute(update(notices).where(notices.id == notice_id).values(
+            created_at=dt.datetime(2026, 12, 6, 23, 30, tzinfo=dt.UTC)))
+    browser.follow(browser.reader_login(card_holder))
+    page = browser.get("/portal/notices")
+    assert "2026年12月7日 08:30" in page.text
+    assert "UTC" not in page.text and "2026-12-06" not in page.text
+    english = browser.get(f"/portal/notices/{notice_id}?lang=en")
+    assert "2026-12-07 08:30 JST" in english.text
 
 
 def test_english_is_one_switch_away(browser: Browser, card_holder: CardHolder) -> None:

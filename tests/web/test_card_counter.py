@@ -66,3 +66,18 @@ def test_a_card_is_applied_for_issued_reset_and_suspended_at_the_counter(
     assert suspended.status_code == 200, suspended.text
     for serial in (card.signing_serial, card.auth_serial):
         assert container.jpki.state(serial) is CertificateState.REVOKED
+
+
+def test_the_card_menu_lists_every_procedure_and_each_opens(
+    client: TestClient, container: Container  # noqa: F811
+) -> None:
+    """The card menu (`/counter/cards`) is where every card form's 取消 link and every done
+    page lead: it answers, in Japanese, and each procedure it lists opens."""
+    counter, _ = logged_in(client, container)
+    menu = counter.get("/counter/cards")
+    assert menu.status_code == 200, menu.text
+    links = re.findall(r'href="(/counter/cards/[a-z-]+)"', menu.text)
+    assert len(links) >= 5
+    for link in links:
+        page = counter.get(link)
+        assert page.status_code == 200, (link, page.text[:300])

@@ -271,7 +271,9 @@ def test_opening_a_record_needs_a_reason_and_is_recorded(
     shown = counter.post(f"/counter/residents/{record.id}", REASON)
     assert shown.status_code == 200
     page = text_of(shown.text)
-    for item in ("山田 太郎", "ヤマダ タロウ", "1990-04-01", record.address, record.resident_code):
+    # The birth date as a 住民票 writes it: the era, then the Western year.
+    for item in ("山田 太郎", "ヤマダ タロウ", "平成2年4月1日（1990年）", record.address,
+                 record.resident_code):
         assert item in page
     assert "●●●● ●●●● ●●●●" in page
     assert shown.headers["cache-control"] == "no-store"

@@ -87,6 +87,7 @@ from mynumber.jpki.interfaces import (
     JpkiService,
     RevocationReason,
 )
+from mynumber.kernel.localtime import in_japan
 from mynumber.keys import KeyProvider
 from mynumber.registry.interfaces import (
     SYSTEM,
@@ -1123,7 +1124,7 @@ class CardServiceImpl:
 
 
 def _jst_date(moment: dt.datetime) -> dt.date:
-    return moment.astimezone(dt.timezone(dt.timedelta(hours=9))).date()
+    return in_japan(moment).date()
 
 
 def _kind_of(pin_kind: PinKind) -> CertificateKind:

@@ -36,7 +36,6 @@ from mynumber.kernel.routes import FormDep, PagePolicy, page_route
 from mynumber.registry.interfaces import IdentityDocument, NumberConfirmation
 from mynumber.web.templating import render
 
-JST = dt.timezone(dt.timedelta(hours=9))
 PIN_FIELDS = frozenset({"signing_password", "user_auth_pin", "residence_pin", "card_info_pin",
                         "new_pin", "individual_number"})
 LOST_PATH = "/card/lost"
@@ -68,24 +67,27 @@ router = APIRouter(include_in_schema=False, route_class=CounterRoute)
 
 #: A done page's rows: field -> a value, or a catalogue key ("card.…"), or several keys (a
 #: list shown translated).
-Result = Mapping[str, str | tuple[str, ...]]
+#: What a done page lists: a text or message key, message keys, or a date or moment (shown
+#: in Japan time in the page's language by the template).
+Value = str | tuple[str, ...] | dt.date
+Result = Mapping[str, Value]
 Runner = Callable[[CardService, StaffPrincipal, FormData], Result]
 
 
-def _apply(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _apply(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, Value]:
     application = cards.apply(staff, _resident_id(form))
     return {"application_id": application.application_id}
 
 
-def _issue(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _issue(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, Value]:
     pins = IssuedPins(forms.value(form, "signing_password"), forms.value(form, "user_auth_pin"),
                       forms.value(form, "residence_pin"), forms.value(form, "card_info_pin"))
     record, _ = cards.issue(staff, forms.value(form, "application_id"), _check(form), pins,
                             adult_ward=forms.value(form, "adult_ward") == "yes")
-    return {"card_id": record.card_id, "expires_on": record.expires_on.isoformat()}
+    return {"card_id": record.card_id, "expires_on": record.expires_on}
 
 
-def _pin_reset(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _pin_reset(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, Value]:
     kind = forms.value(form, "pin_kind")
     if kind not in {k.value for k in PinKind}:
         raise InvalidInput("choose the PIN to reset", field="pin_kind")
@@ -94,15 +96,13 @@ def _pin_reset(cards: CardService, staff: StaffPrincipal, form: FormData) -> dic
     return {"card_id": forms.value(form, "card_id").upper(), "pin_kind": kind}
 
 
-def _suspend(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _suspend(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, Value]:
     report = cards.suspend(staff, forms.value(form, "card_id"))
     return {"card_id": report.card_id, "state": f"card.state.{report.state.value}"}
 
 
-def _jst(moment: dt.datetime | None) -> str:
-    if moment is None:
-        return "card.value.none"
-    return moment.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+def _moment(moment: dt.datetime | None) -> Value:
+    return "card.value.none" if moment is None else moment
 
 
 def _status(cards: CardService, staff: StaffPrincipal, form: FormData) -> Result:
@@ -110,18 +110,18 @@ def _status(cards: CardService, staff: StaffPrincipal, form: FormData) -> Result
     status = cards.certificate_status(forms.value(form, "card_id"))
     cards.registry.get_resident(staff, status.card.resident_id, "個人番号カードの照会")
     card = status.card
-    result: dict[str, str | tuple[str, ...]] = {
+    result: dict[str, Value] = {
         "card_id": card.card_id, "state": f"card.state.{card.state.value}",
-        "expires_on": card.expires_on.isoformat()}
+        "expires_on": card.expires_on}
     if card.replaced_by:
         result["replaced_by"] = card.replaced_by
     for slot in status.certificates:
         key = f"{slot.kind}_certificate"
         result[key] = f"card.cert.{slot.state or 'none'}"
         if slot.state is not None:
-            result[f"{slot.kind}_not_after"] = _jst(slot.not_after)
+            result[f"{slot.kind}_not_after"] = _moment(slot.not_after)
             if slot.renewal_opens_on is not None:
-                result[f"{slot.kind}_renewal_opens_on"] = slot.renewal_opens_on.isoformat()
+                result[f"{slot.kind}_renewal_opens_on"] = slot.renewal_opens_on
     result["smartphones"] = str(sum(1 for p in status.smartphones if p.active))
     # The applications by their names in the catalogue, not their ids.
     result["free_area"] = tuple(f"card.app.{e.app_id}" for e in status.free_area) \
@@ -134,8 +134,9 @@ def _pins(form: FormData) -> tuple[str | None, str | None]:
             forms.value(form, "user_auth_pin") or None)
 
 
-def _renewal_result(renewal: CertificateRenewal) -> dict[str, str]:
-    result = {"card_id": renewal.card.card_id, "state": f"card.state.{renewal.card.state.value}"}
+def _renewal_result(renewal: CertificateRenewal) -> dict[str, Value]:
+    result: dict[str, Value] = {"card_id": renewal.card.card_id,
+                                "state": f"card.state.{renewal.card.state.value}"}
     for kind in renewal.issued:
         result[f"{kind}_certificate"] = "card.cert.issued"
     result["serial_links"] = str(len(renewal.links))
@@ -143,7 +144,7 @@ def _renewal_result(renewal: CertificateRenewal) -> dict[str, str]:
 
 
 def _certificates(cards: CardService, staff: StaffPrincipal,
-                  form: FormData) -> dict[str, str]:
+                  form: FormData) -> dict[str, Value]:
     signing, auth = _pins(form)
     renewal = cards.renew_certificates(staff, forms.value(form, "card_id"), _check(form),
                                        signing_password=signing, user_auth_pin=auth,
@@ -151,7 +152,7 @@ def _certificates(cards: CardService, staff: StaffPrincipal,
     return _renewal_result(renewal)
 
 
-def _lift(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _lift(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, Value]:
     signing, auth = _pins(form)
     renewal = cards.lift_suspension(staff, forms.value(form, "card_id"), _check(form),
                                     signing_password=signing, user_auth_pin=auth,
@@ -159,17 +160,17 @@ def _lift(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str
     return _renewal_result(renewal)
 
 
-def _reissue(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _reissue(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, Value]:
     pins = IssuedPins(forms.value(form, "signing_password"), forms.value(form, "user_auth_pin"),
                       forms.value(form, "residence_pin"), forms.value(form, "card_info_pin"))
     record, _ = cards.reissue(staff, forms.value(form, "card_id"), _check(form), pins,
                               adult_ward=forms.value(form, "adult_ward") == "yes")
-    return {"card_id": record.card_id, "expires_on": record.expires_on.isoformat(),
+    return {"card_id": record.card_id, "expires_on": record.expires_on,
             "replaced_card": forms.value(form, "card_id").upper()}
 
 
 def _smartphone_revoke(cards: CardService, staff: StaffPrincipal,
-                       form: FormData) -> dict[str, str]:
+                       form: FormData) -> dict[str, Value]:
     card_id = forms.value(form, "card_id")
     status = cards.certificate_status(card_id)
     cards.registry.get_resident(staff, status.card.resident_id, "スマホ用電子証明書の失効")
@@ -180,7 +181,7 @@ def _smartphone_revoke(cards: CardService, staff: StaffPrincipal,
     return {"card_id": status.card.card_id, "revoked_certificates": str(revoked)}
 
 
-def _free_area(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, str]:
+def _free_area(cards: CardService, staff: StaffPrincipal, form: FormData) -> dict[str, Value]:
     app_id = forms.value(form, "app_id")
     if app_id not in FREE_AREA_RULES:
         raise InvalidInput("choose an application", field="app_id")
@@ -265,7 +266,8 @@ def _kept(form: FormData, field: str | None = None) -> dict[str, Any]:
 
 @router.get("/counter/cards", response_class=HTMLResponse)
 def card_home(request: Request, staff: CounterStaff) -> HTMLResponse:
-    return counter_page(request, "card/home.html", staff=staff, forms=FORMS)
+    # Not "forms": the layout imports its form macros under that name.
+    return counter_page(request, "card/home.html", staff=staff, procedures=FORMS)
 
 
 @router.get("/counter/cards/{slug}", response_class=HTMLResponse)

@@ -48,6 +48,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from mynumber.kernel import localtime
+
 __all__ = [
     "AUTH_POLICY_OID",
     "BASIC_ITEM_OIDS",
@@ -69,7 +71,7 @@ __all__ = [
     "signing_certificate",
 ]
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
+JST = localtime.JST
 
 _ARC = "1.2.392.200149.8.5"
 SIGNING_POLICY_OID = x509.ObjectIdentifier(f"{_ARC}.1.1.20")

@@ -8,7 +8,6 @@ an enum value (the message catalogue, ``web/messages_juki.py``, names them).
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -24,7 +23,6 @@ from mynumber.web.templating import render
 
 PATH = "/portal/juki"
 CSRF_SCOPE = "portal"  # the portal's scope: the layout's logout form posts to the portal
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 
 
 def _portal(request: Request) -> PortalService:
@@ -99,7 +97,7 @@ def disclosure_page(request: Request) -> HTMLResponse:
     juki: JukiService = _juki(request)
     resident_id = _juki(request).portal_person.resident_id(request.cookies[SESSION_COOKIE])
     identity = juki.identity_of(resident_id)
-    rows = [{"at": e.at.astimezone(JST).strftime("%Y-%m-%d %H:%M"),
+    rows = [{"at": e.at,
              "agency": e.agency_name, "purpose": e.purpose, "kind": e.kind.value,
              "outcome": e.outcome.value} for e in juki.disclosure(resident_id)]
     return _page(request, "juki/disclosure.html", session, identity=identity, rows=rows)

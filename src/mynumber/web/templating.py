@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 
+from mynumber.kernel import localtime
 from mynumber.web.i18n import LANGUAGES, translator
 
 TEMPLATE_DIRS = [Path(__file__).parent / "templates"]
 _templates = Jinja2Templates(directory=[str(p) for p in TEMPLATE_DIRS])
+
+
+@pass_context
+def _local_time(context: Context, moment: Any, seconds: bool = False) -> str:
+    return localtime.local_time(moment, context.get("lang", "ja"), seconds=seconds)
+
+
+@pass_context
+def _local_date(context: Context, day: Any, era: bool = False) -> str:
+    return localtime.local_date(day, context.get("lang", "ja"), era=era)
+
+
+@pass_context
+def _amount(context: Context, value: Any) -> str:
+    return localtime.amount(value, context.get("lang", "ja"))
+
+
+# Every time a person reads is in Japan time, every date in the page's language's style
+# (mynumber.kernel.localtime): templates never format a date or time themselves.
+_templates.env.filters.update(local_time=_local_time, local_date=_local_date, amount=_amount)
+_templates.env.tests.update(moment=lambda v: isinstance(v, dt.datetime),
+                            day=lambda v: isinstance(v, dt.date) and not isinstance(v, dt.datetime))
 
 
 def language(request: Request) -> str:
