@@ -365,6 +365,19 @@ def test_times_are_shown_in_japan_time_in_each_languages_style(
     assert "2026-12-07 08:30 JST" in english.text
 
 
+def test_a_suspended_cards_login_says_why_in_japanese(
+    container: Container, browser: Browser, card_holder: CardHolder, clerk: StaffPrincipal
+) -> None:
+    container.card.suspend(clerk, card_holder.card_id)  # a loss report: certificates revoked
+    refused = browser.reader_login(card_holder)
+    assert refused.status_code == 401
+    box = re.search(r'<div class="error".*?</div>', refused.text, re.S)
+    assert box is not None
+    shown = re.sub(r"<[^>]+>", " ", box.group(0))
+    assert "失効しています" in shown
+    assert not re.search(r"[A-Za-z]{3,}", shown), shown  # no "revoked", no code
+
+
 def test_english_is_one_switch_away(browser: Browser, card_holder: CardHolder) -> None:
     landing = browser.get("/portal?lang=en")
     assert "Log in with your card" in landing.text and "ログイン" not in landing.text

@@ -349,8 +349,13 @@ def test_a_form_error_is_shown_with_its_field_and_keeps_the_other_values(
     assert response.status_code == 422
     box = re.search(r'<div class="error".*?</div>', response.text, re.S)
     assert box is not None
-    assert MESSAGES["field.birth_date"]["ja"] in box.group(0)
-    assert "birth_date is in the future" in box.group(0)
+    # The headline names the field typed into; no English detail, no code on a Japanese page.
+    assert f"「{MESSAGES['field.birth_date']['ja']}」の入力内容を確認してください" in box.group(0)
+    shown = re.sub(r"<[^>]+>", " ", box.group(0))
+    assert "birth_date" not in shown and "invalid_resident_data" not in shown
+    assert not re.search(r"[A-Za-z]{3,}", shown)
+    english = counter.post("/counter/births?lang=en", {**BIRTH_FORM, "birth_date": future})
+    assert "is in the future" in english.text
     assert 'value="鈴木"' in response.text and 'value="すずき"' in response.text
     assert f'value="{future}"' not in response.text
     assert container.registry.search(clerk, "スズキ") == []

@@ -60,12 +60,25 @@ def error_box(request: Request, exc: DomainError, code: str | None = None, *,
     ``prefixes``: catalogue sections tried in order (e.g. ``("portal.", "")``)."""
     lang = language(request)
     code = code or exc.code
-    title = next((t for p in prefixes if (t := text(f"{p}error.{code}", lang))), "")
-    title = title or (exc.title if lang == "en" else "") or text("error.generic", lang)
     field = exc.field
     label = next((t for p in prefixes if field and (t := text(f"{p}field.{field}", lang))), "")
-    return {"code": code, "title": title, "field": field, "field_label": label or field or "",
-            "detail": exc.detail, "status": exc.status,
+    title = ""
+    if label and code.startswith("invalid_") and code != "invalid_transition":
+        # Input the person typed: the headline names that field (a code's own headline, e.g.
+        # 住民票の記載内容に誤り, would blame the record for a mistyped number).
+        title = next((t for p in prefixes if (t := text(f"{p}error.{code}.{field}", lang))), "")
+        title = title or text("error.field_invalid", lang).format(field=label)
+    title = title or next((t for p in prefixes if (t := text(f"{p}error.{code}", lang))), "")
+    title = title or (exc.title if lang == "en" else "") or text("error.generic", lang)
+    # The detail is English, written for developers: shown on English pages only, without
+    # the field's internal name it starts with.
+    detail = ""
+    if lang == "en":
+        detail = exc.detail
+        if field and detail.startswith(f"{field}: "):
+            detail = detail[len(field) + 2:]
+    return {"code": code, "title": title, "field": field, "field_label": label,
+            "detail": detail, "status": exc.status,
             "reason": str(exc.extra.get("reason", "")) if exc.extra else ""}
 
 

@@ -317,6 +317,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "level.substantial": {"ja": "中 (写真付き)", "en": "substantial (photo ID)"},
     "level.high": {"ja": "高 (個人番号カード)", "en": "high (individual number card)"},
     "error.generic": {"ja": "処理できませんでした", "en": "The request could not be processed"},
+    "error.field_invalid": {"ja": "「{field}」の入力内容を確認してください",
+                            "en": "Please check “{field}”"},
     "error.invalid_input": {"ja": "入力内容に誤りがあります", "en": "Invalid input"},
     "error.invalid_resident_data": {
         "ja": "住民票の記載内容に誤りがあります",

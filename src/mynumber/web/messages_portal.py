@@ -94,6 +94,47 @@ MESSAGES: dict[str, dict[str, str]] = {
               "もう一度ログインしてください。",
         "en": "Your session has ended (inactivity or logout). Please log in again.",
     },
+    "portal.login.reason.revoked": {
+        "ja": "この電子証明書は失効しています（カードの一時停止・廃止や、紛失の届出によるもの）。"
+              "お住まいの市区町村の窓口にお問い合わせください。",
+        "en": "This certificate has been revoked (the card was suspended or ended, or reported "
+              "lost). Please contact your municipality."},
+    "portal.login.reason.expired": {
+        "ja": "この電子証明書は有効期限が切れています。市区町村の窓口で更新してください。",
+        "en": "This certificate has expired. Please renew it at your municipality."},
+    "portal.login.reason.not_yet_valid": {
+        "ja": "この電子証明書はまだ有効になっていません。",
+        "en": "This certificate is not valid yet."},
+    "portal.login.reason.untrusted_chain": {
+        "ja": "マイナンバーカードの電子証明書として確認できませんでした。",
+        "en": "The certificate could not be verified as a My Number Card certificate."},
+    "portal.login.reason.bad_signature": {
+        "ja": "署名を確認できませんでした。もう一度お試しください。",
+        "en": "The signature could not be verified. Please try again."},
+    "portal.login.reason.wrong_kind": {
+        "ja": "利用者証明用電子証明書でログインしてください。",
+        "en": "Please log in with the user authentication certificate."},
+    "portal.login.reason.status_unknown": {
+        "ja": "電子証明書の状態を確認できませんでした。しばらくしてからお試しください。",
+        "en": "The certificate's status could not be checked. Please try again later."},
+    "portal.login.reason.malformed_certificate": {
+        "ja": "電子証明書を読み取れませんでした。",
+        "en": "The certificate could not be read."},
+    "portal.login.reason.unknown_challenge": {
+        "ja": "ログインの手続きが見つかりません。最初からやり直してください。",
+        "en": "The login was not found. Please start again."},
+    "portal.login.reason.challenge_used": {
+        "ja": "このログインの手続きは使用済みです。最初からやり直してください。",
+        "en": "This login was already used. Please start again."},
+    "portal.login.reason.challenge_expired": {
+        "ja": "ログインの手続きの有効期限が切れました。最初からやり直してください。",
+        "en": "The login expired. Please start again."},
+    "portal.login.reason.bad_challenge": {
+        "ja": "ログインの手続きが正しくありません。最初からやり直してください。",
+        "en": "The login was not valid. Please start again."},
+    "portal.login.reason.ended": {
+        "ja": "セッションが終了しました。もう一度ログインしてください。",
+        "en": "Your session ended. Please log in again."},
     "portal.login.lead": {
         "ja": (
             "マイナンバーカードの利用者証明用電子証明書で、下のチャレンジに署名してログインします"
