@@ -54,6 +54,9 @@ from tests.portal.conftest import (
     resident_record,
 )
 
+#: A 現況届 names at least one child.
+CHILD = {"name": "鈴木 花子", "birth_date": "2018-05-05"}
+
 
 def _dump(container: Container, context: str) -> str:
     parts = []
@@ -811,7 +814,7 @@ def test_a_double_submission_records_one_application_and_one_declined_linkage(
     session = login(container, parent)
     portal = container.portal
     form = dataclasses.replace(portal.child_allowance_form(session, notice_id, False),
-                               applicant_name="鈴木 一郎")
+                               applicant_name="鈴木 一郎", children=(CHILD,))
     real = container.agencies.record_declined
     recorded: list[str] = []
     second: list[BaseException] = []
@@ -852,7 +855,7 @@ def test_a_failed_declined_record_leaves_the_notice_open(
     notice_id = _notice(container)
     session = login(container, parent)
     portal = container.portal
-    form = ChildAllowanceForm("鈴木 一郎", "東京都新宿区", None, None, (), ())
+    form = ChildAllowanceForm("鈴木 一郎", "東京都新宿区", None, None, (CHILD,), ())
     real = container.agencies.record_declined
 
     def failing(*args, **kwargs):  # type: ignore[no-untyped-def]

@@ -18,9 +18,10 @@ from sqlalchemy import select, update
 from mynumber.app import Container, create_app
 from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.chip import PinKind
-from mynumber.errors import NotAuthenticated
+from mynumber.errors import InvalidInput, NotAuthenticated
 from mynumber.network.interfaces import mayor_lookup
 from mynumber.portal import models as portal_models
+from mynumber.portal import views as portal_views
 from mynumber.portal.interfaces import (
     CHILD_ALLOWANCE_TASK,
     PORTAL_AGENCY,
@@ -307,6 +308,43 @@ def test_the_child_allowance_report_is_completed_with_or_without_the_number(
     assert CHILD_ALLOWANCE_TASK  # the municipality's task the answer goes to
     again = browser.get(f"/portal/notices/{notice_id}")
     assert "回答済み" in again.text and 'id="answer"' not in again.text
+
+
+def test_the_report_without_the_number_keeps_its_children_needs_one_and_reads_yen(
+    container: Container, browser: Browser, card_holder: CardHolder
+) -> None:
+    """Issue 13: after any error the children typed stay on the page; a report with no child
+    is refused and nothing is recorded; ３８５万円 is read as 3,850,000 yen."""
+    notice_id = _notice(container, card_holder)
+    browser.follow(browser.reader_login(card_holder))
+    start = {"notice_id": str(notice_id), "use_number": "no"}
+    assert browser.post("/portal/applications/child-allowance/start", start).status_code == 200
+    documents = ["tax_certificate", "health_insurance_copy", "child_resident_record"]
+    fields: dict[str, Any] = {
+        **start, "applicant_name": card_holder.resident.name, "address": "",
+        "taxable_income": "３８５万円", "child_name_0": "山田 花子",
+        "child_birth_date_0": "2018-05-05", "child_name_1": "山田 次郎",
+        "child_birth_date_1": "2020-07-07", "child_name_2": "", "child_birth_date_2": "",
+        "documents": documents}
+    session = container.portal.session(browser.session_token())
+    missing = browser.post("/portal/applications/child-allowance", fields)  # no address
+    assert missing.status_code == 422
+    assert 'value="山田 花子"' in missing.text and 'value="山田 次郎"' in missing.text
+    assert 'value="2020-07-07"' in missing.text
+
+    no_child = {**fields, "address": card_holder.resident.address, "child_name_0": "",
+                "child_birth_date_0": "", "child_name_1": "", "child_birth_date_1": ""}
+    refused = browser.post("/portal/applications/child-allowance", no_child)
+    assert refused.status_code == 422
+    assert "「監護している児童」の入力内容を確認してください" in refused.text
+    assert container.portal.applications(session) == []
+
+    done = browser.post("/portal/applications/child-allowance",
+                        {**fields, "address": card_holder.resident.address})
+    assert done.status_code == 200, done.text
+    (application,) = container.portal.applications(session)
+    assert application.data["taxable_income"] == 3_850_000
+    assert [c["name"] for c in application.data["children"]] == ["山田 花子", "山田 次郎"]
 
 
 def test_a_get_neither_marks_a_notice_read_nor_fetches_through_the_network(
@@ -631,3 +669,17 @@ def test_a_proxy_whose_registration_lapsed_cannot_revoke_the_principals_grants(
     assert still.revoked_at is None
     home = terminal.get("/portal")
     assert "家計簿アプリ" not in home.text
+
+
+@pytest.mark.parametrize(("typed", "yen"), [
+    ("4200000", 4_200_000), ("4,200,000円", 4_200_000), ("４２０万", 4_200_000),
+    ("３８５万円", 3_850_000), ("385.5万円", 3_855_000), ("", None), (" ", None),
+])
+def test_amounts_of_yen_as_people_type_them(typed: str, yen: int | None) -> None:
+    assert portal_views._yen(typed) == yen
+
+
+@pytest.mark.parametrize("typed", ["abc", "1.5", "-3", "3万円くらい", "1e6"])
+def test_what_is_not_an_amount_of_yen_is_refused(typed: str) -> None:
+    with pytest.raises(InvalidInput):
+        portal_views._yen(typed)

@@ -14,6 +14,7 @@ the visitor's language, from the message catalogue, without codes or traces) for
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -63,7 +64,12 @@ def error_box(request: Request, exc: DomainError, code: str | None = None, *,
     field = exc.field
     label = next((t for p in prefixes if field and (t := text(f"{p}field.{field}", lang))), "")
     title = ""
-    if label and code.startswith("invalid_") and code != "invalid_transition":
+    if not label and field and (row := re.fullmatch(r"(.+)_([0-9]+)", field)):
+        # A field of a table row (child_name_0): its column's label and the row's number.
+        base = next((t for p in prefixes if (t := text(f"{p}field.{row.group(1)}", lang))), "")
+        label = f"{base} {int(row.group(2)) + 1}" if base else ""
+    if label and ("invalid_" in code or code.endswith("invalid_input")) \
+            and code != "invalid_transition":
         # Input the person typed: the headline names that field (a code's own headline, e.g.
         # 住民票の記載内容に誤り, would blame the record for a mistyped number).
         title = next((t for p in prefixes if (t := text(f"{p}error.{code}.{field}", lang))), "")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
@@ -530,15 +531,44 @@ def _form_page(request: Request, session: PortalSession, notice_id: int, uses: b
                  optional_documents=OPTIONAL_DOCUMENTS, error=error)
 
 
-def _submitted_form(form: FormData) -> tuple[ChildAllowanceForm, dict[str, Any]]:
-    children: list[dict[str, str]] = []
+def _child_rows(form: FormData) -> list[dict[str, str]]:
+    """The children table as typed (kept on the page after any error), with room for one
+    more child."""
     rows: list[dict[str, str]] = []
     for i in range(20):
-        name = _value(form, f"child_name_{i}", 80)
-        birth = _value(form, f"child_birth_date_{i}", 10)
         if f"child_name_{i}" not in form:
             break
-        rows.append({"name": name, "birth_date": birth})
+        rows.append({"name": _value(form, f"child_name_{i}", 80),
+                     "birth_date": _value(form, f"child_birth_date_{i}", 10)})
+    filled = sum(1 for r in rows if r["name"] or r["birth_date"])
+    rows += [{"name": "", "birth_date": ""}
+             for _ in range(max(CHILD_ROWS, filled + 1) - len(rows))]
+    return rows
+
+
+def _yen(text: str) -> int | None:
+    """An amount of yen as people type it: full-width digits, grouping commas, 円 and 万 (万円)
+    accepted (３８５万円 -> 3850000); None for nothing typed. Anything else is refused."""
+    cleaned = unicodedata.normalize("NFKC", text).strip()
+    for mark in (",", " ", "円"):
+        cleaned = cleaned.replace(mark, "")
+    if not cleaned:
+        return None
+    factor = 1
+    if cleaned.endswith("万"):
+        cleaned, factor = cleaned[:-1], 10_000
+    if not re.fullmatch(r"[0-9]+(\.[0-9]{1,4})?", cleaned) or (factor == 1 and "." in cleaned):
+        raise InvalidInput("the taxable income must be an amount of yen",
+                           field="taxable_income")
+    whole, _, part = cleaned.partition(".")
+    return int(whole) * factor + (int(part.ljust(4, "0")) if part else 0)
+
+
+def _submitted_form(form: FormData) -> tuple[ChildAllowanceForm, dict[str, Any]]:
+    rows = _child_rows(form)
+    children: list[dict[str, str]] = []
+    for i, row in enumerate(rows):
+        name, birth = row["name"], row["birth_date"]
         if name or birth:
             if not name:
                 raise InvalidInput("enter the child's name", field=f"child_name_{i}")
@@ -556,15 +586,14 @@ def _submitted_form(form: FormData) -> tuple[ChildAllowanceForm, dict[str, Any]]
         "prefilled_serials": _value(form, "prefilled_serials", 2000),
         "documents": [d for d in form.getlist("documents") if isinstance(d, str)],
     }
-    if income_text and not (income_text.isascii() and income_text.isdigit()):
-        raise InvalidInput("the taxable income must be a number (yen)", field="taxable_income")
+    income = _yen(income_text)
     if not values["applicant_name"]:
         raise InvalidInput("enter the applicant's name", field="applicant_name")
     if not values["address"]:
         raise InvalidInput("enter the address", field="address")
     parsed = ChildAllowanceForm(
         applicant_name=values["applicant_name"], address=values["address"],
-        taxable_income=int(income_text) if income_text else None,
+        taxable_income=income,
         insurance_status=values["insurance_status"] or None, children=tuple(children),
         prefilled_serials=tuple(s for s in values["prefilled_serials"].split() if SERIAL.
                                 fullmatch(s)),
@@ -591,7 +620,7 @@ def submit_child_allowance(request: Request, portal: PortalDep, session: Session
     except DomainError as exc:
         if isinstance(exc, NotAuthenticated):
             raise
-        values.setdefault("children", [])
+        values["children"] = _child_rows(form)  # the table as typed, whatever failed
         values["documents"] = documents
         return _form_page(request, session, number, uses, values, status=exc.status,
                           error=_error(request, exc))

@@ -278,6 +278,9 @@ class Notices(Information):
                                             required=False),
                              "birth_date": clean(child.get("birth_date", ""),
                                                   "children.birth_date", 10, required=False)})
+        if not any(c["name"] for c in children):
+            # A 現況届 is about the children the applicant supports: one at least.
+            raise PortalError("children: at least one child", field="children")
         income = form.taxable_income
         if income is not None and (not isinstance(income, int) or not 0 <= income < 10**12):
             raise PortalError("taxable_income: a non-negative amount", field="taxable_income")
