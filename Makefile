@@ -21,11 +21,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install the project with its dev tools
 
 .PHONY: run
-run: $(STAMP) ## Migrate, seed if empty, serve on http://127.0.0.1:8000 (SQLite under ./var)
+PORT ?= 8000
+
+# Every step of `make run` (the seed's certificates name the OCSP address too) uses the port's URL.
+run: export MYNUMBER_PUBLIC_URL ?= http://127.0.0.1:$(PORT)
+run: $(STAMP) ## Migrate, seed if empty, serve on http://127.0.0.1:8000 (SQLite under ./var; PORT=8080 for another port)
 	$(BIN)/mynumber db upgrade
 	$(BIN)/mynumber agencies encrypt-copies
 	$(BIN)/mynumber seed --if-empty
-	$(BIN)/mynumber serve --host 127.0.0.1 --port 8000
+	$(BIN)/mynumber serve --host 127.0.0.1 --port $(PORT)
 
 .PHONY: system-deps
 system-deps: ## Install the Debian packages the tests need (when run as root)

@@ -218,7 +218,12 @@ def test_history_lists_the_exchange_and_verify_checks_it_against_the_signed_log(
     fetched = browser.post("/portal/info", {"scope": "income"})
     assert fetched.status_code == 200, fetched.text
     assert 'data-outcome="provided"' in fetched.text
-    assert "4200000" in fetched.text
+    assert "4,200,000" in fetched.text  # an amount, grouped
+    data = re.search(r'id="data">(.*?)</td>', fetched.text, re.S)
+    assert data is not None
+    labels = [html.unescape(x) for x in re.findall(r"<dt>([^<]+)</dt>", data.group(1))]
+    # In the order a person reads them (課税所得, then 住民税), not that of the English keys.
+    assert labels.index("課税所得（円）") < labels.index("住民税額（円）"), labels
     serial = re.search(r'id="serial">([^<]+)<', fetched.text).group(1)  # type: ignore[union-attr]
     container.network_log.integrate()
 

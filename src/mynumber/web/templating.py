@@ -13,7 +13,7 @@ from jinja2 import pass_context
 from jinja2.runtime import Context
 
 from mynumber.kernel import localtime
-from mynumber.web.i18n import LANGUAGES, translator
+from mynumber.web.i18n import LANGUAGES, MESSAGES, translator
 
 TEMPLATE_DIRS = [Path(__file__).parent / "templates"]
 _templates = Jinja2Templates(directory=[str(p) for p in TEMPLATE_DIRS])
@@ -36,7 +36,23 @@ def _amount(context: Context, value: Any) -> str:
 
 # Every time a person reads is in Japan time, every date in the page's language's style
 # (mynumber.kernel.localtime): templates never format a date or time themselves.
-_templates.env.filters.update(local_time=_local_time, local_date=_local_date, amount=_amount)
+def _in_reading_order(mapping: Any) -> list[tuple[Any, Any]]:
+    """A provider's data in the order a person reads it: the order the catalogue lists the
+    keys' labels (``portal.data.*``: 氏名, フリガナ, 生年月日, 性別, 住所, ...), keys without a
+    label after them in their own order (never the alphabetical order of English keys)."""
+    order = {key: i for i, key in enumerate(DATA_KEYS)}
+    items = list(mapping.items())
+    return sorted(items, key=lambda kv: order.get(str(kv[0]), len(order)))
+
+
+DATA_KEYS = [k.removeprefix("portal.data.") for k in MESSAGES if k.startswith("portal.data.")]
+
+_templates.env.filters.update(local_time=_local_time, local_date=_local_date, amount=_amount,
+                              in_reading_order=_in_reading_order)
+#: Data keys whose numbers are amounts of yen (grouped: 4,200,000; the label names the unit).
+_templates.env.globals["YEN_KEYS"] = frozenset({
+    "taxable_income", "municipal_tax", "monthly_amount", "annual_amount",
+    "standard_monthly_remuneration", "income"})
 _templates.env.tests.update(moment=lambda v: isinstance(v, dt.datetime),
                             day=lambda v: isinstance(v, dt.date) and not isinstance(v, dt.datetime))
 
