@@ -447,13 +447,30 @@ def test_identity_verification_and_letter_handover(
     assert number not in too_weak.text
     assert 'value="通知書交付"' in too_weak.text  # other values kept
 
+    # Another person's (valid) number: recorded as not matching, and the clerk is warned loudly.
+    other = container.registry.reveal_number(clerk, resident(container, clerk).id, "テスト準備")
+    mismatch = counter.post(f"/counter/residents/{record.id}/identity-verification", {
+        "purpose": "通知書交付", "individual_number": other,
+        "number_confirmation": "notification_letter",
+        "identity_documents": ["health_insurance_card", "pension_book"]})
+    assert mismatch.status_code == 303
+    assert mismatch.headers["location"].endswith("?done=identity-mismatch")
+    warned = counter.get(mismatch.headers["location"])
+    assert 'id="number-mismatch"' in warned.text and 'role="alert"' in warned.text
+    assert MESSAGES["done.identity-mismatch.title"]["ja"] in warned.text
+    assert MESSAGES["done.identity-verification"]["ja"] not in warned.text
+    assert other not in warned.text
+    (unmatched,) = container.registry.verifications(clerk, record.id)
+    assert not unmatched.number_matched
+
     checked = counter.post(f"/counter/residents/{record.id}/identity-verification", {
         "purpose": "通知書交付", "individual_number": number,
         "number_confirmation": "notification_letter",
         "identity_documents": ["health_insurance_card", "pension_book"]})
     assert checked.status_code == 303
-    (verification,) = container.registry.verifications(clerk, record.id)
-    assert verification.number_matched
+    assert checked.headers["location"].endswith("?done=identity-verification")
+    verification = next(v for v in container.registry.verifications(clerk, record.id)
+                        if v.number_matched)
     page = text_of(counter.open_record(record.id).text)
     assert MESSAGES["level.low"]["ja"] in page
     handed = counter.post(url, {"status": "handed_over", "verification_id": str(verification.id)})

@@ -89,7 +89,10 @@ def _reason(form: FormData) -> str:
 # --- forms ---------------------------------------------------------------------------------
 
 
-Runner = Callable[[RegistryServiceImpl, StaffPrincipal, int | None, FormData], int]
+#: A procedure's service call: the record to open next, or that record and the message to show
+#: there instead of the procedure's own (``done.<key>``).
+Runner = Callable[[RegistryServiceImpl, StaffPrincipal, int | None, FormData],
+                  int | tuple[int, str]]
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,8 @@ def _reissue(reg: RegistryServiceImpl, staff: StaffPrincipal, resident_id: int |
 
 
 def _identity_verification(reg: RegistryServiceImpl, staff: StaffPrincipal,
-                           resident_id: int | None, form: FormData) -> int:
+                           resident_id: int | None,
+                           form: FormData) -> int | tuple[int, str]:
     try:
         confirmation = NumberConfirmation(forms.value(form, "number_confirmation"))
     except ValueError:
@@ -225,6 +229,9 @@ def _identity_verification(reg: RegistryServiceImpl, staff: StaffPrincipal,
         raise InvalidInput("unknown identity document", field="identity_documents") from None
     check = reg.verify_identity(staff, _resident_id(resident_id), forms.value(form, "purpose"),
                                 forms.value(form, "individual_number"), confirmation, documents)
+    if not check.number_matched:
+        # Recorded as not matching: the clerk must not read this as a completed check.
+        return check.resident_id, "identity-mismatch"
     return check.resident_id
 
 
@@ -263,7 +270,7 @@ LETTER_FIELDS = (
               option_prefix="letter"),
     FormField("verification_id", "number"),
 )
-DONE_KEYS = frozenset({*EVENTS, "letter"})
+DONE_KEYS = frozenset({*EVENTS, "letter", "identity-mismatch"})
 # The procedures offered on a record that is no longer current (the services enforce it too).
 STATUS_EVENTS: dict[ResidentStatus, tuple[str, ...]] = {
     ResidentStatus.MOVED_OUT: ("death", "correction", "identity-verification"),
@@ -460,12 +467,13 @@ def _event_page(request: Request, staff: StaffPrincipal, form: EventForm,
 def _submit(request: Request, staff: StaffPrincipal, registry: RegistryServiceImpl,
             event: EventForm, resident_id: int | None, form: FormData) -> Response:
     try:
-        target = event.run(registry, staff, resident_id, form)
+        outcome = event.run(registry, staff, resident_id, form)
     except DomainError as exc:
         return _event_page(request, staff, event, resident_id, forms.kept_values(form, exc.field),
                            error=error_box(request, exc), status=exc.status)
+    target, done = outcome if isinstance(outcome, tuple) else (outcome, event.slug)
     # Post/redirect/get: reloading the next page must not register the event twice.
-    return RedirectResponse(f"/counter/residents/{target}?done={event.slug}", status_code=303)
+    return RedirectResponse(f"/counter/residents/{target}?done={done}", status_code=303)
 
 
 @router.get("/counter/births", response_class=HTMLResponse)

@@ -215,6 +215,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The identity verification was recorded.",
     },
     "done.letter": {"ja": "通知書の状態を変更しました。", "en": "The letter's status was changed."},
+    "done.identity-mismatch.title": {
+        "ja": "個人番号が一致しません",
+        "en": "The individual number does not match",
+    },
+    "done.identity-mismatch": {
+        "ja": "提示された個人番号は、この住民の個人番号と一致しませんでした。"
+              "本人確認は「不一致」として記録しました。番号確認の書類をもう一度確かめ、"
+              "別の方の書類や記録でないか確認してください。",
+        "en": "The individual number presented does not match this resident's. The identity "
+              "verification was recorded as not matching. Check the number document again and "
+              "make sure it is not another person's document or record.",
+    },
     "field.username": {"ja": "職員ID", "en": "User name"},
     "field.password": {"ja": "パスワード", "en": "Password"},
     "field.totp_code": {"ja": "ワンタイムコード (6桁)", "en": "One-time code (6 digits)"},
