@@ -81,3 +81,17 @@ def test_the_card_menu_lists_every_procedure_and_each_opens(
     for link in links:
         page = counter.get(link)
         assert page.status_code == 200, (link, page.text[:300])
+
+
+def test_the_signing_password_opens_a_full_keyboard_and_pins_a_digit_keypad(
+    client: TestClient, container: Container  # noqa: F811
+) -> None:
+    """The signing password has letters and digits (6-16): no digits-only keypad for it; the
+    4-digit PINs and the 個人番号 keep theirs."""
+    counter, _ = logged_in(client, container)
+    page = counter.get("/counter/cards/issue").text
+    signing = re.search(r'<input id="[^"]*" name="signing_password"[^>]*>', page)
+    pin = re.search(r'<input id="[^"]*" name="user_auth_pin"[^>]*>', page)
+    assert signing and pin
+    assert 'type="password"' in signing.group(0) and "inputmode" not in signing.group(0)
+    assert 'inputmode="numeric"' in pin.group(0)

@@ -19,7 +19,7 @@ from mynumber.auth import models as auth_models
 from mynumber.auth.interfaces import StaffPrincipal, StaffRole
 from mynumber.kernel.signin import STAFF_COOKIE
 from mynumber.registry import models as m
-from mynumber.registry.interfaces import ResidentRecord
+from mynumber.registry.interfaces import SYSTEM, ResidentRecord
 from mynumber.web.i18n import MESSAGES
 from tests.conftest import SHIBUYA, SHINJUKU, STAFF_PASSWORD, new_resident
 
@@ -552,3 +552,19 @@ def test_every_counter_string_is_translated(
 def test_every_message_has_japanese_and_english() -> None:
     for key, texts in MESSAGES.items():
         assert texts.get("ja") and texts.get("en"), key
+
+
+def test_the_history_names_who_did_it_not_their_code(
+    client: TestClient, container: Container
+) -> None:
+    counter, clerk = logged_in(client, container)
+    record = resident(container, clerk)
+    container.registry.change_address(SYSTEM, record.id, "東京都新宿区歌舞伎町一丁目4番1号",
+                                      "1608484", dt.date.today())
+    page = counter.open_record(record.id)
+    history = re.search(r'<table class="history">.*?</table>', page.text, re.S)
+    assert history is not None
+    cells = text_of(history.group(0))
+    assert clerk.display_name in cells  # the move-in, by the clerk
+    assert MESSAGES["actor.system"]["ja"] in cells  # the address change, by the system
+    assert "staff:" not in page.text

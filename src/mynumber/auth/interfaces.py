@@ -3,6 +3,7 @@ service protocol and its errors. Other contexts import this module, never ``mode
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -92,4 +93,8 @@ class StaffAuthService(Protocol):
 
     def unlock(self, username: str, actor: str) -> None:
         """End a login throttle and reset the failure count (audited)."""
+        ...
+
+    def staff_names(self, staff_ids: Collection[int]) -> dict[int, str]:
+        """Display names by staff id (for the 処理者 of a history; unknown ids are left out)."""
         ...

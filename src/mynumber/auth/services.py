@@ -17,7 +17,7 @@ import datetime as dt
 import hashlib
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import pyotp
@@ -160,6 +160,14 @@ class StaffAuthImpl:
                 select(m.Staff).where(m.Staff.username == username)
             ).first()
             return None if staff is None else self._principal(staff)
+
+    def staff_names(self, staff_ids: Collection[int]) -> dict[int, str]:
+        ids = sorted({int(i) for i in staff_ids})
+        if not ids:
+            return {}
+        with self.databases.unit_of_work(CONTEXT) as session:
+            return {int(i): str(name) for i, name in session.execute(
+                select(m.Staff.id, m.Staff.display_name).where(m.Staff.id.in_(ids)))}
 
     def unlock(self, username: str, actor: str) -> None:
         with self.databases.unit_of_work(CONTEXT) as session:

@@ -23,7 +23,8 @@ from mynumber.kernel.errors import error_box
 from mynumber.kernel.forms import municipality_label
 from mynumber.kernel.routes import PagePolicy, SignInRequired, page_route
 from mynumber.kernel.signin import STAFF_COOKIE, staff_auth
-from mynumber.web.templating import render
+from mynumber.web.i18n import translator
+from mynumber.web.templating import language, render
 
 LOGIN_PATH = "/counter/login"
 HOME_PATH = "/counter"
@@ -57,8 +58,30 @@ def counter_page(request: Request, template: str, *, status: int = 200,
     binding = request.cookies.get(STAFF_COOKIE) if staff is not None else None
     rows = {r["code"]: r for r in request.app.state.municipalities}
     return render(request, template, status_code=status, staff=staff,
-                  muni=lambda code: municipality_label(rows, code),
+                  muni=lambda code: municipality_label(rows, code), who=_Actors(request),
                   **csrf.form_fields(request, CSRF_SCOPE, binding), **context)
+
+
+class _Actors:
+    """``who(actor)`` on a counter page: who did something, for people. ``staff:4`` is the
+    member of staff's name; the system's own actors (registry events, imports, the seed, the
+    network) are named by what they are, never by their code."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.names: dict[int, str] | None = None
+        self.t = translator(language(request))
+
+    def __call__(self, actor: str) -> str:
+        kind, _, rest = str(actor).partition(":")
+        if kind == "staff" and rest.isdigit() and int(rest) > 0:  # staff:0 is the system
+            if self.names is None:
+                self.names = {}
+            if int(rest) not in self.names:
+                self.names.update(staff_auth(self.request).staff_names([int(rest)]))
+            return self.names.get(int(rest)) or self.t("actor.staff_unknown")
+        label = self.t(f"actor.{kind}")
+        return label if label != f"actor.{kind}" else self.t("actor.system")
 
 
 def counter_error_page(request: Request, exc: DomainError, status: int | None = None,

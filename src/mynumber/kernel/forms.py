@@ -23,7 +23,9 @@ class FormField:
     """One input of a form; its label is the i18n key ``field.<name>``."""
 
     name: str
-    kind: str = "text"  # text | date | select | checkboxes | number | password
+    # text | date | select | checkboxes | number | password (digits: a PIN, a number) |
+    # secret (letters and digits: the signing password)
+    kind: str = "text"
     required: bool = False
     options: tuple[str, ...] = ()  # values; labels are ``<option_prefix>.<value>``
     option_prefix: str = ""
