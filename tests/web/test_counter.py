@@ -568,3 +568,37 @@ def test_the_history_names_who_did_it_not_their_code(
     assert clerk.display_name in cells  # the move-in, by the clerk
     assert MESSAGES["actor.system"]["ja"] in cells  # the address change, by the system
     assert "staff:" not in page.text
+
+
+def test_the_record_shows_the_household_members_and_the_nationality_by_name(
+    client: TestClient, container: Container
+) -> None:
+    counter, clerk = logged_in(client, container)
+    parent = resident(container, clerk)
+    child = container.registry.register_birth(clerk, new_resident(
+        given_name="花子", given_name_kana="ハナコ", birth_date=dt.date(2024, 5, 5),
+        relationship="子", household_id=parent.household_id), dt.date(2024, 5, 5))
+    page = counter.open_record(parent.id)
+    household = re.search(r'<table class="household".*?</table>', page.text, re.S)
+    assert household is not None
+    cells = text_of(household.group(0))
+    assert parent.name in cells and child.name in cells and "子" in cells
+    assert f'href="/counter/residents/{child.id}"' in household.group(0)
+    assert "令和6年5月5日" in cells
+    shown = text_of(page.text)
+    assert "日本" in shown and " JP " not in shown
+
+
+def test_search_pages_through_every_result(client: TestClient, container: Container) -> None:
+    counter, clerk = logged_in(client, container)
+    for i in range(55):
+        resident(container, clerk, family_name="検索", family_name_kana="ケンサク",
+                 given_name=f"太郎{i}")
+    first = counter.post("/counter", {"q": "ケンサク"})
+    assert first.status_code == 200
+    assert "1～50件目" in first.text and first.text.count("/counter/residents/") == 50
+    after = re.search(r'name="after" value="(\d+)"', first.text)
+    assert after is not None and 'id="next-page"' in first.text
+    second = counter.post("/counter", {"q": "ケンサク", "after": after.group(1), "start": "51"})
+    assert "51～55件目" in second.text and second.text.count("/counter/residents/") == 5
+    assert 'id="next-page"' not in second.text

@@ -685,8 +685,10 @@ class RegistryServiceImpl:
             ]
 
     def search(
-        self, actor: StaffPrincipal, query: str, limit: int = 50
+        self, actor: StaffPrincipal, query: str, limit: int = 50, after: int = 0
     ) -> Sequence[ResidentRecord]:
+        """Residents matching the query in id order, at most ``limit``, from after the id
+        ``after`` (the next page starts after the last id of the previous one)."""
         query = (query or "").strip()
         if not query:
             raise InvalidResidentData("enter a name, kana or resident code", field="q")
@@ -720,6 +722,8 @@ class RegistryServiceImpl:
                         ),
                     )
                 )
+            if after > 0:
+                stmt = stmt.where(m.Resident.id > after)
             rows = session.scalars(stmt.order_by(m.Resident.id).limit(limit)).all()
             self._audit(session, "registry:resident:search", actor, "residents",
                         results=len(rows))
@@ -801,6 +805,17 @@ class RegistryServiceImpl:
 
     def residents_by_ids(self, resident_ids: Sequence[int]) -> dict[int, ResidentRecord]:
         return {r.id: r for r in self._records(_RESIDENTS.c.id, sorted(set(resident_ids)))}
+
+    def household(self, actor: StaffPrincipal, resident_id: int) -> list[ResidentRecord]:
+        """The current members of the resident's household (the resident included), for a
+        member of staff who may see the resident (世帯の構成: what a 住民票 of the whole
+        household shows)."""
+        with self._transaction() as session:
+            row = self._load(session, actor, resident_id)
+            household_id = row.household_id
+        if household_id is None:
+            return []
+        return self.household_members([household_id]).get(household_id, [])
 
     def household_members(self, household_ids: Sequence[int]) -> dict[int, list[ResidentRecord]]:
         result: dict[int, list[ResidentRecord]] = {h: [] for h in set(household_ids)}

@@ -271,6 +271,8 @@ LETTER_FIELDS = (
     FormField("verification_id", "number"),
 )
 DONE_KEYS = frozenset({*EVENTS, "letter", "identity-mismatch"})
+#: Search results per page.
+SEARCH_PAGE = 50
 # The procedures offered on a record that is no longer current (the services enforce it too).
 STATUS_EVENTS: dict[ResidentStatus, tuple[str, ...]] = {
     ResidentStatus.MOVED_OUT: ("death", "correction", "identity-verification"),
@@ -337,13 +339,23 @@ def counter_home(request: Request, staff: CounterStaff) -> HTMLResponse:
 def search(request: Request, staff: CounterStaff, registry: RegistryDep,
            form: FormDep) -> HTMLResponse:
     try:
-        results = registry.search(staff, forms.value(form, "q"))
+        after_text = forms.value(form, "after", 20)
+        after = int(after_text) if after_text.isdigit() else 0
+        start_text = forms.value(form, "start", 9)
+        start = int(start_text) if start_text.isdigit() else 1
+        found = registry.search(staff, forms.value(form, "q"), limit=SEARCH_PAGE + 1,
+                                after=after)
     except DomainError as exc:
         return counter_page(request, "registry/search.html", status=exc.status, staff=staff,
                             error=error_box(request, exc),
                             values=forms.kept_values(form, exc.field), results=None)
+    results = list(found[:SEARCH_PAGE])
+    # One page at a time, never cut silently: the page says which results these are and
+    # offers the next ones.
+    more = len(found) > SEARCH_PAGE
     return counter_page(request, "registry/search.html", staff=staff,
-                        values=forms.kept_values(form), results=results)
+                        values=forms.kept_values(form), results=results, start=start,
+                        next_after=results[-1].id if more and results else None)
 
 
 @router.post("/counter/lookup-by-number", response_class=HTMLResponse)
@@ -419,7 +431,7 @@ def _record_page(request: Request, staff: StaffPrincipal, registry: RegistryServ
         verifications=verifications,
         history=[(e, _describe(e, language(request), municipalities)) for e in history],
         procedures=procedures, values=_defaults(record), letter_fields=LETTER_FIELDS,
-        reasons=REASONS,
+        reasons=REASONS, household=registry.household(staff, record.id),
     )
 
 

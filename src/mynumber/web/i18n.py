@@ -63,6 +63,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "search.submit": {"ja": "検索", "en": "Search"},
     "search.results": {"ja": "検索結果", "en": "Results"},
+    "search.range": {"ja": "{first}～{last}件目", "en": "{first}-{last}"},
+    "search.next": {"ja": "次の50件を表示", "en": "Show the next 50"},
     "search.open": {"ja": "開く", "en": "Open"},
     "search.none": {
         "ja": "該当する住民はいません (自団体の住民のみ検索できます)。",
@@ -132,6 +134,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "history.kind": {"ja": "異動事由", "en": "Event"},
     "history.recorded_at": {"ja": "記録日時", "en": "Recorded at"},
     "history.actor": {"ja": "処理者", "en": "By"},
+    "record.household": {"ja": "世帯の構成", "en": "Household members"},
+    "nationality.JP": {"ja": "日本", "en": "Japan"},
     "actor.system": {"ja": "システム", "en": "System"},
     "actor.staff_unknown": {"ja": "職員（登録なし）", "en": "Staff (no longer registered)"},
     "actor.import": {"ja": "一括登録", "en": "Bulk import"},
