@@ -136,6 +136,8 @@ def test_login_through_the_virtual_reader_shows_the_portal_and_logout_kills_the_
         assert label in home.text
     assert card_holder.number not in home.text
     assert AUTH_PIN not in home.text  # never echoed (nor anything like it)
+    # Greeted by name from the first login (利用者登録), not as （氏名未取得）.
+    assert f"{card_holder.resident.name} さん、ようこそ。" in home.text
 
     out = browser.post("/portal/logout")
     assert out.status_code == 200

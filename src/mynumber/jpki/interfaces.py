@@ -129,11 +129,15 @@ class UserChallenge:
 class HolderLink:
     """For a relying party that is also an agency of the network (the portal): its pairwise id
     for the holder, a one-time 取得番号 for the agency's 機関別符号, and the municipality the
-    holder lives in. Neither the 個人番号 nor a certificate serial is in it."""
+    holder lives in, and the holder's name. Neither the 個人番号 nor a certificate serial is
+    in it."""
 
     pairwise_id: str
     acquisition_number: str
     municipality_code: str
+    #: The holder's name, for the portal to greet the holder by (the holder's own; it is shown
+    #: to no one else).
+    display_name: str = ""
 
 
 # --- errors ------------------------------------------------------------------------------

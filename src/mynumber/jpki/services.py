@@ -934,8 +934,9 @@ class JpkiServiceImpl:
                                      field="serial")
         grant = self.registry.issue_acquisition_number_for_resident(
             agency_id, resident_id, f"jpki:relying_party:{relying_party_id}")
+        holder = self.registry.get_resident(SYSTEM, resident_id, reason="portal link")
         return HolderLink(self._pairwise(relying_party_id, code), grant.acquisition_number,
-                          grant.municipality_code)
+                          grant.municipality_code, holder.name)
 
     def link_for_resident(
         self, relying_party_id: int, agency_id: str, resident_id: int, actor: str
@@ -944,7 +945,7 @@ class JpkiServiceImpl:
         grant = self.registry.issue_acquisition_number_for_resident(agency_id, resident_id, actor)
         holder = self.registry.get_resident(SYSTEM, resident_id, reason="portal link")
         return HolderLink(self._pairwise(relying_party_id, holder.resident_code),
-                          grant.acquisition_number, grant.municipality_code)
+                          grant.acquisition_number, grant.municipality_code, holder.name)
 
     def current_serial(self, relying_party_id: int, old_serial: int) -> int | None:
         """The newest serial linked from ``old_serial`` while it is good (``None`` when the

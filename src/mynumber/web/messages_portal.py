@@ -40,6 +40,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.done.self": {"ja": "ご本人の操作に戻りました。", "en": "You act for yourself again."},
     # --- home ---
     "portal.home.greeting": {"ja": "{name} さん、ようこそ。", "en": "Welcome, {name}."},
+    "portal.home.welcome": {"ja": "マイナポータルへようこそ。", "en": "Welcome to Mynaportal."},
     "portal.home.name_hint": {
         "ja": "氏名は「わたしの情報」で住民票関係情報を取得すると表示されます。",
         "en": "Your name is shown once you fetch your resident record under My information.",

@@ -248,7 +248,8 @@ class PortalCore:
         try:
             with self._transaction() as session:
                 row = m.Account(subject=link.pairwise_id, address_number=used, agency_code=code,
-                                municipality_code=link.municipality_code, display_name="",
+                                municipality_code=link.municipality_code,
+                                display_name=link.display_name[:200],
                                 created_at=now)
                 session.add(row)
                 session.flush()
