@@ -119,6 +119,9 @@ def test_login_through_the_virtual_reader_shows_the_portal_and_logout_kills_the_
 ) -> None:
     landing = browser.get("/portal")
     assert landing.status_code == 200
+    # The 24-hour loss report is one click away from the portal and from the site's home.
+    assert 'href="/card/lost"' in landing.text
+    assert 'href="/card/lost"' in browser.get("/").text
     assert 'href="/portal/login"' in landing.text and 'id="logout"' not in landing.text
     assert landing.headers["cache-control"] == "no-store"
 
@@ -315,6 +318,10 @@ def test_the_child_allowance_report_is_completed_with_or_without_the_number(
     assert CHILD_ALLOWANCE_TASK  # the municipality's task the answer goes to
     again = browser.get(f"/portal/notices/{notice_id}")
     assert "回答済み" in again.text and 'id="answer"' not in again.text
+    # The choice page of an answered notice offers no way to answer again.
+    choice_again = browser.get(f"/portal/applications/child-allowance?notice_id={notice_id}")
+    assert 'id="already-answered"' in choice_again.text
+    assert 'id="use-number"' not in choice_again.text and 'id="no-number"' not in choice_again.text
 
 
 def test_the_report_without_the_number_keeps_its_children_needs_one_and_reads_yen(

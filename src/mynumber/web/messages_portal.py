@@ -40,6 +40,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.done.self": {"ja": "ご本人の操作に戻りました。", "en": "You act for yourself again."},
     # --- home ---
     "portal.home.greeting": {"ja": "{name} さん、ようこそ。", "en": "Welcome, {name}."},
+    "portal.notice.back_to_notice": {"ja": "お知らせに戻る", "en": "Back to the notice"},
+    "portal.lost_card_link": {
+        "ja": "マイナンバーカード・スマホ用電子証明書の紛失・一時停止（24時間受付）",
+        "en": "Report a lost My Number Card or smartphone certificate (24 hours)"},
     "portal.home.welcome": {"ja": "マイナポータルへようこそ。", "en": "Welcome to Mynaportal."},
     "portal.home.name_hint": {
         "ja": "氏名は「わたしの情報」で住民票関係情報を取得すると表示されます。",
