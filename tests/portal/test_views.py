@@ -542,9 +542,15 @@ def test_a_linked_service_is_listed_and_revoked_from_the_home_page(
     flow = start(rp)
     exchange(rp, answer(client, flow.authorize_url), flow)  # the resident consents
     assert rp.get("/api/v1/portal/self-information/income").status_code == 200
+    again = start(rp)  # and consents a second time: still one service
+    exchange(rp, answer(client, again.authorize_url), again)
 
     home = browser.get("/portal")
     assert "家計簿アプリ" in home.text
+    assert home.text.count('data-grant="') == 1
+    row = re.search(r'<tr data-grant=.*?</tr>', home.text, re.S)
+    assert row is not None and "income" not in row.group(0)  # items by their names
+    assert "地方税関係情報（所得・住民税）" in row.group(0)
     grant_id = re.search(r'data-grant="(\d+)"', home.text).group(1)  # type: ignore[union-attr]
     assert browser.post(f"/portal/grants/{grant_id}/revoke", csrf=False).status_code == 403
     revoked = browser.post(f"/portal/grants/{grant_id}/revoke")

@@ -47,6 +47,7 @@ from mynumber.portal.interfaces import (
     SESSION_COOKIE,
     ChildAllowanceForm,
     GrantNotFound,
+    GrantRecord,
     InformationSource,
     LoginFailed,
     Notice,
@@ -64,7 +65,7 @@ from mynumber.portal.services import PortalServiceImpl
 from mynumber.registry.interfaces import RegistryService
 from mynumber.settings import Mode
 from mynumber.web.i18n import translator
-from mynumber.web.templating import render
+from mynumber.web.templating import language, render
 
 HOME_PATH = "/portal"
 LOGIN_PATH = "/portal/login"
@@ -220,8 +221,28 @@ def home(request: Request, portal: PortalDep, session: OptionalSessionDep,
     subject, _ = portal.acting_subject(session)  # re-checked, never the session's word alone
     grants = request.app.state.container.oidc.grants(subject)
     return _page(request, "portal/home.html", session=session, unread=unread,
-                 principals=principals, grants=grants,
+                 principals=principals, services=_linked_services(portal, grants, request),
                  done=done if done in ("grant_revoked", "acting_for", "self") else "")
+
+
+def _linked_services(portal: PortalService, grants: Sequence[GrantRecord],
+                     request: Request) -> list[dict[str, Any]]:
+    """連携中のサービス: one row per service (a client consented to more than once is one
+    service), its items by their names, when it was last consented to."""
+    lang = language(request)
+    labels = {s.scope: (s.label_en if lang == "en" else s.label_ja) for s in portal.sources()}
+    rows: dict[str, dict[str, Any]] = {}
+    for g in grants:
+        if g.revoked_at is not None:
+            continue
+        row = rows.setdefault(g.client_id, {"client_name": g.client_name, "scopes": [],
+                                            "granted_at": g.granted_at, "grant_id": g.grant_id})
+        row["granted_at"] = max(row["granted_at"], g.granted_at)
+        for scope in g.scopes:
+            label = labels.get(scope)
+            if label and label not in row["scopes"]:
+                row["scopes"].append(label)
+    return list(rows.values())
 
 
 def _login_page(request: Request, portal: PortalService, next_path: str, *,
@@ -655,7 +676,12 @@ def revoke_grant(request: Request, portal: PortalDep, session: SessionDep,
                  grant_id: str) -> Response:
     number = _positive_int(grant_id, GrantNotFound)
     subject, _ = portal.acting_subject(session)  # the proxy relation is re-checked now
-    request.app.state.container.oidc.revoke_grant(subject, number, session.account_id)
+    oidc = request.app.state.container.oidc
+    revoked = oidc.revoke_grant(subject, number, session.account_id)
+    # The service is listed once: stopping it stops every consent given to it.
+    for other in oidc.grants(subject):
+        if other.client_id == revoked.client_id and other.revoked_at is None:
+            oidc.revoke_grant(subject, other.grant_id, session.account_id)
     return RedirectResponse(f"{HOME_PATH}?done=grant_revoked", status_code=303)
 
 
