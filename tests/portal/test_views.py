@@ -359,6 +359,15 @@ def test_the_report_without_the_number_keeps_its_children_needs_one_and_reads_ye
     (application,) = container.portal.applications(session)
     assert application.data["taxable_income"] == 3_850_000
     assert [c["name"] for c in application.data["children"]] == ["山田 花子", "山田 次郎"]
+    # 申請状況: the resident finds it, in Japanese, from the navigation.
+    listed = browser.get("/portal/applications")
+    assert 'href="/portal/applications"' in listed.text
+    row = re.search(r'<tr data-application=.*?</tr>', listed.text, re.S)
+    assert row is not None
+    cells = re.sub(r"<[^>]+>", " ", row.group(0))
+    for shown in ("児童手当 現況届", "受付済み", "マイナンバーを利用しない"):
+        assert shown in cells
+    assert not re.search(r"[a-z]{3,}_[a-z]", cells)  # no code such as child_allowance_...
 
 
 def test_a_get_neither_marks_a_notice_read_nor_fetches_through_the_network(

@@ -649,6 +649,14 @@ def submit_child_allowance(request: Request, portal: PortalDep, session: Session
                  application=record)
 
 
+@router.get("/portal/applications", response_class=HTMLResponse)
+def applications(request: Request, portal: PortalDep, session: SessionDep) -> HTMLResponse:
+    """申請状況: the person's applications (or, acting as a proxy, the principal's), where each
+    went and where it stands."""
+    return _page(request, "portal/applications.html", session=session,
+                 applications=portal.applications(session), agency_name=_agency_names(request))
+
+
 # --- proxies and grants --------------------------------------------------------------------
 
 

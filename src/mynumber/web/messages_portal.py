@@ -21,7 +21,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.nav.info": {"ja": "わたしの情報", "en": "My information"},
     "portal.nav.history": {"ja": "やりとり履歴", "en": "Exchange history"},
     "portal.nav.notices": {"ja": "お知らせ", "en": "Notices"},
-    "portal.nav.applications": {"ja": "申請", "en": "Applications"},
+    "portal.nav.applications": {"ja": "申請状況", "en": "Applications"},
     "portal.nav.activities": {"ja": "操作履歴", "en": "Activity log"},
     "portal.nav.proxies": {"ja": "代理人", "en": "Proxy"},
     "portal.logout": {"ja": "ログアウト", "en": "Log out"},
@@ -60,8 +60,10 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.home.notices": {"ja": "行政機関からのお知らせ", "en": "Notices from agencies"},
     "portal.home.unread": {"ja": "未読 {n} 件", "en": "{n} unread"},
     "portal.home.applications": {
-        "ja": "お知らせから申請・届出ができます（児童手当の現況届など）。",
-        "en": "Apply from a notice (e.g. the child allowance status report).",
+        "ja": "これまでの申請と、その状況です。"
+              "申請・届出はお知らせからできます（児童手当の現況届など）。",
+        "en": "Your applications and where they stand. Apply from a notice (e.g. the child "
+              "allowance status report).",
     },
     "portal.home.activities": {
         "ja": "このポータルでの操作の記録（代理人による操作を含む）",
@@ -465,6 +467,14 @@ MESSAGES: dict[str, dict[str, str]] = {
             "Received as an application without the number. This causes no disadvantage."
         ),
     },
+    "portal.application.kind": {"ja": "申請", "en": "Application"},
+    "portal.application.kind.child_allowance_status_report": {
+        "ja": "児童手当 現況届", "en": "Child allowance status report"},
+    "portal.application.to": {"ja": "提出先", "en": "Sent to"},
+    "portal.application.state": {"ja": "状況", "en": "Status"},
+    "portal.application.state.submitted": {
+        "ja": "受付済み（市区町村で審査中）", "en": "Received (under review by the municipality)"},
+    "portal.application.none": {"ja": "申請はまだありません。", "en": "No applications yet."},
     "portal.application.number": {"ja": "申請番号", "en": "Application number"},
     "portal.application.submitted_at": {"ja": "受付日時", "en": "Received at"},
     "portal.application.how": {"ja": "申請方法", "en": "How"},
