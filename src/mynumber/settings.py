@@ -12,6 +12,18 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The file that shows a directory holds the embedded databases.
+DATABASE_MARKER = "registry.sqlite3"
+
+
+def find_data_dir(start: Path) -> Path | None:
+    """The nearest ``var`` directory holding the embedded databases, from ``start`` up."""
+    for directory in (start, *start.parents):
+        candidate = directory / "var"
+        if (candidate / DATABASE_MARKER).is_file():
+            return candidate
+    return None
+
 
 class Mode(StrEnum):
     EMBEDDED = "embedded"
@@ -103,6 +115,17 @@ class Settings(BaseSettings):
             except KeyError_ as exc:  # reported as a settings error, naming the file
                 raise ValueError(f"MYNUMBER_PKCS11_PIN_FILE: {exc}") from None
             self.pkcs11_pin = SecretStr(pin.decode().strip())
+        return self
+
+    @model_validator(mode="after")
+    def _locate_data_dir(self) -> Settings:
+        """Without MYNUMBER_DATA_DIR, the data directory is found the same way from any working
+        directory: the nearest ``var`` holding the embedded databases, in this directory or
+        one above it (a command run inside the repository finds ``make run``'s); else ./var."""
+        if "data_dir" not in self.model_fields_set:
+            found = find_data_dir(Path.cwd())
+            if found is not None:
+                self.data_dir = found
         return self
 
     @field_validator("public_url")

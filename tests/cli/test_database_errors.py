@@ -3,8 +3,10 @@ MYNUMBER_DEBUG=1 shows the traceback instead."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from typer.testing import CliRunner
 
@@ -19,7 +21,37 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
             "MYNUMBER_KEY_DIR": str(tmp_path / "keys"), **extra}
 
 
+def _unmigrated(tmp_path: Path) -> None:
+    """A data directory with database files but no tables (never migrated)."""
+    (tmp_path / "data").mkdir()
+    sqlite3.connect(tmp_path / "data" / "registry.sqlite3").close()
+
+
+def test_a_directory_without_a_database_says_where_it_looked_and_creates_nothing(
+        tmp_path: Path) -> None:
+    result = runner.invoke(app, ["network", "agencies"], env=_env(tmp_path))
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert f"no mynumber database in {(tmp_path / 'data').resolve()}" in text
+    assert "MYNUMBER_DATA_DIR" in text and "mynumber db upgrade" in text
+    assert not (tmp_path / "data").exists() and not (tmp_path / "keys").exists()
+
+
+def test_a_command_inside_the_repository_finds_its_var(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from mynumber.settings import Settings
+
+    (tmp_path / "var").mkdir()
+    sqlite3.connect(tmp_path / "var" / "registry.sqlite3").close()
+    (tmp_path / "src" / "deep").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "src" / "deep")
+    monkeypatch.delenv("MYNUMBER_DATA_DIR", raising=False)
+    assert Settings().data_dir == tmp_path / "var"
+    assert Settings(data_dir=Path("elsewhere")).data_dir == Path("elsewhere")
+
+
 def test_an_unmigrated_database_names_the_missing_table_and_the_fix(tmp_path: Path) -> None:
+    _unmigrated(tmp_path)
     result = runner.invoke(app, ["network", "agencies"], env=_env(tmp_path))
     assert result.exit_code == 1
     text = " ".join(result.output.split())
@@ -40,6 +72,7 @@ def test_an_unreachable_server_names_the_connection_error(tmp_path: Path) -> Non
 
 
 def test_debug_lets_the_error_through(tmp_path: Path) -> None:
+    _unmigrated(tmp_path)
     result = runner.invoke(app, ["network", "agencies"],
                            env=_env(tmp_path, MYNUMBER_DEBUG="1"))
     assert isinstance(result.exception, OperationalError)

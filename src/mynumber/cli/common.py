@@ -126,8 +126,19 @@ class CliGroup(TyperGroup):
             return super().invoke(ctx)
 
 
-def container_from_env() -> Container:
+def container_from_env(*, create: bool = False) -> Container:
+    """The container for a CLI command. Embedded mode: the databases must exist already
+    (``create`` only for the command that makes them), so that a command run in the wrong
+    directory says where it looked instead of making a new, empty system there."""
     from mynumber.app import ConfigurationError, build_container
+    from mynumber.settings import DATABASE_MARKER, get_settings
+
+    settings = get_settings()
+    if (not create and settings.database_url is None
+            and not (settings.data_dir / DATABASE_MARKER).is_file()):
+        fail(f"no mynumber database in {settings.data_dir.resolve()}: run `mynumber db "
+             "upgrade` (or `make run`) there first, or set MYNUMBER_DATA_DIR to the directory "
+             "that holds the databases (a command run inside the repository finds its ./var)")
 
     # The CLI's operator commands (directory, enrolment, 副本, log, API clients) run on the
     # core host in production: the core role (no in-process intermediate server, whose agency

@@ -72,7 +72,7 @@ def db_upgrade() -> None:
     from mynumber.db import PROVISION_HINT, DatabaseRoleError, database_message
     from mynumber.registry.services import load_municipalities
 
-    container = container_from_env()
+    container = container_from_env(create=True)
     try:
         migrations.upgrade(container.databases)
         loaded = load_municipalities(container.databases)
