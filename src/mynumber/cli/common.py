@@ -149,3 +149,85 @@ def container_from_env(*, create: bool = False) -> Container:
             return build_container(role=role)
     except ConfigurationError as exc:
         fail(str(exc))
+
+
+class LongWork:
+    """How a command shows long work (one place): a Rich bar on a terminal, appearing once the
+    work has taken a second; elsewhere (``make run`` in a log, CI) one line every ``every``
+    seconds and one at the end, on standard error, e.g. ``seeding residents: 3,000 / 10,000
+    (30%), 12 s``. Call it with ``(done)`` or ``(done, total)``; thread-safe."""
+
+    def __init__(self, description: str, *, total: int | None = None, in_bytes: bool = False,
+                 every: float = 5.0, stream: Any = None) -> None:
+        import sys
+        import threading
+        import time
+
+        self.description = description
+        self.total = total
+        self.done = 0
+        self.in_bytes = in_bytes
+        self.every = every
+        self.stream = stream if stream is not None else sys.stderr
+        self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._time = time.monotonic
+        self.started = self._time()
+        self.last_line = self.started
+        self._bar: Any = None
+        self._task: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        with self._lock:
+            self.done = done
+            if total:
+                self.total = total
+            now = self._time()
+            if self.terminal:
+                self._draw(now)
+            elif now - self.last_line >= self.every:
+                self.last_line = now
+                self._line(now)
+
+    def _draw(self, now: float) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        if self._bar is None:
+            if now - self.started < 1.0:
+                return
+            counter = DownloadColumn() if self.in_bytes else MofNCompleteColumn()
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), counter,
+                                 TimeElapsedColumn(), console=Console(file=self.stream),
+                                 transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=self.total)
+        self._bar.update(self._task, completed=self.done, total=self.total)
+
+    def _line(self, now: float, end: str = "") -> None:
+        if self.in_bytes:
+            amount = f"{self.done / 1e6:,.1f} MB"
+            if self.total:
+                amount += f" / {self.total / 1e6:,.1f} MB"
+        else:
+            amount = f"{self.done:,}" + (f" / {self.total:,}" if self.total else "")
+        share = f" ({100 * self.done // self.total}%)" if self.total else ""
+        print(f"{self.description}: {amount}{share}, {now - self.started:,.0f} s{end}",
+              file=self.stream, flush=True)
+
+    def __enter__(self) -> LongWork:
+        if not self.terminal:
+            print(f"{self.description} ...", file=self.stream, flush=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        if not self.terminal and exc[0] is None:
+            self._line(self._time(), " (done)")

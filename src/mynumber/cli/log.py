@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mynumber.cli.common import console, container_from_env, err_console, fail
+from mynumber.cli.common import LongWork, console, container_from_env, err_console, fail
 
 if TYPE_CHECKING:
     from mynumber.app import Container
@@ -71,9 +71,11 @@ def verify(
     log = access_log(container)
     if integrate_first:
         _integrate_all(log, 10_000)
-    report = log.verify()
-    records = (container.network.verify_records() if records_check
-               else RecordsReport(True, 0, 0))
+    with LongWork("verifying the log"):
+        report = log.verify()
+    with LongWork("checking the exchange records against the log"):
+        records = (container.network.verify_records() if records_check
+                   else RecordsReport(True, 0, 0))
     ok = report.ok and records.ok
     record_problems = [_describe(mm) for mm in records.mismatches]
     if as_json:

@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import getpass
 import json
-import threading
-import time
 from pathlib import Path
-from types import TracebackType
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from mynumber.cli.common import console, container_from_env, fail
+from mynumber.cli.common import LongWork, console, container_from_env, fail
 
 app = typer.Typer(help="The resident registry: bulk import and export.", no_args_is_help=True)
 
@@ -42,44 +30,6 @@ def _actor(command: str) -> str:
     return f"cli:{command}:{user}"[:80]
 
 
-class _LazyProgress:
-    """A Rich progress bar on stderr that only appears once the work has taken a second."""
-
-    def __init__(self, description: str, *, in_bytes: bool) -> None:
-        self.description = description
-        self.in_bytes = in_bytes
-        self.started = time.monotonic()
-        self.progress: Progress | None = None
-        self.task: TaskID | None = None
-        self._lock = threading.Lock()  # called from the importer's two threads
-
-    def __call__(self, done: int, total: int) -> None:
-        with self._lock:
-            self._update(done, total)
-
-    def _update(self, done: int, total: int) -> None:
-        if self.progress is None:
-            if time.monotonic() - self.started < 1.0:
-                return
-            counter = DownloadColumn() if self.in_bytes else MofNCompleteColumn()
-            self.progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), counter, TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task(self.description, total=total or None)
-        assert self.task is not None
-        self.progress.update(self.task, completed=done, total=total or None)
-
-    def __enter__(self) -> _LazyProgress:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="CSV (with header) or JSON Lines file")],
@@ -94,7 +44,7 @@ def import_(
 
     container = container_from_env()
     try:
-        with _LazyProgress("importing", in_bytes=True) as progress:
+        with LongWork("importing", in_bytes=True) as progress:
             importer = Importer(container.registry, batch_size=batch_size,
                                 actor=_actor("import"), on_progress=progress)
             report = importer.run(file, file_format)
@@ -149,7 +99,7 @@ def export(
 
     container = container_from_env()
     try:
-        with _LazyProgress("exporting", in_bytes=False) as progress:
+        with LongWork("exporting") as progress:
             result = export_residents(container.registry, file, file_format=file_format,
                                       municipality=municipality, actor=_actor("export"),
                                       on_progress=progress)

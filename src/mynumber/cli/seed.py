@@ -6,15 +6,9 @@ import datetime as dt
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from mynumber.cli.common import (
+    LongWork,
     console,
     container_from_env,
     database_errors,
@@ -66,44 +60,29 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
     network_result = None
     portal_result = None
     try:
-        with Progress(
-            TextColumn("seeding residents"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, transient=True,
-        ) as bar:
-            task = bar.add_task("seed", total=count)
+        with LongWork("seeding residents", total=count) as work:
             result = run_seed(
                 container, count, seed=DEFAULT_SEED if seed_value is None else seed_value,
-                if_empty=if_empty, as_of=reference,
-                progress=lambda done: bar.update(task, completed=done),
+                if_empty=if_empty, as_of=reference, progress=work,
             )
         card_result = None
         if cards and not result.skipped:
             from mynumber.card.seed import seed_cards
             from mynumber.registry.seed import current_residents
 
-            with Progress(
-                TextColumn("seeding cards"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=console, transient=True,
-            ) as bar:
-                task = bar.add_task("cards", total=None)
+            with LongWork("seeding cards") as work:
                 card_result = seed_cards(
                     container, current_residents(container.databases),
-                    seed=DEFAULT_SEED if seed_value is None else seed_value,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    seed=DEFAULT_SEED if seed_value is None else seed_value, progress=work,
                 )
         if not result.skipped:
             from mynumber.agencies.seed import seed_exchanges
             from mynumber.registry.seed import current_residents
 
-            with Progress(
-                TextColumn("seeding exchanges"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=console, transient=True,
-            ) as bar:
-                task = bar.add_task("exchanges", total=None)
+            with LongWork("seeding exchanges") as work:
                 network_result = seed_exchanges(
                     container, current_residents(container.databases),
-                    seed=DEFAULT_SEED if seed_value is None else seed_value,
-                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    seed=DEFAULT_SEED if seed_value is None else seed_value, progress=work,
                 )
             from mynumber.portal.seed import seed_portal_demo
 
@@ -111,10 +90,8 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
         if container.has("events"):
             # What the registry published while seeding reaches every subscriber now, as
             # the serving process would deliver it (docs/events.md).
-            with Progress(TextColumn("delivering registry events"), TimeElapsedColumn(),
-                          console=console, transient=True) as bar:
-                bar.add_task("events", total=None)
-                container.events.drain()
+            with LongWork("delivering registry events") as work:
+                work(container.events.drain())
         from mynumber.portal.oauth import seed_demo_client
 
         demo_client = seed_demo_client(container.api_clients)
