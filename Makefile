@@ -35,6 +35,19 @@ run: $(STAMP) ## Migrate, seed if empty, serve on http://127.0.0.1:8000 (SQLite 
 system-deps: ## Install the Debian packages the tests need (when run as root)
 	@bin/system-deps
 
+# axe-core (the npm package) for the browser tests' accessibility check, injected into each page.
+AXE_VERSION := 4.11.0
+AXE := $(VENV)/axe-core/node_modules/axe-core/axe.min.js
+
+.PHONY: axe
+axe: $(AXE) ## Fetch axe-core for the accessibility check (needs npm; else that check is skipped)
+$(AXE):
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/axe-core axe-core@$(AXE_VERSION); \
+	else \
+	  echo "note: npm not found: the accessibility (axe-core) check will be skipped; install Node.js and npm (sudo apt-get install npm) and run make axe" >&2; \
+	fi
+
 .PHONY: lint
 lint: $(STAMP) ## ruff, mypy (strict on codes and interfaces), import-linter
 	$(BIN)/ruff check src tests
@@ -58,7 +71,7 @@ test-install: ## A plain install (no extras) in a fresh venv: db upgrade, seed, 
 	bin/check-plain-install $(PYTHON)
 
 .PHONY: test
-test: $(STAMP) system-deps lint test-install test-sqlite test-postgres test-api ## Everything CI runs
+test: $(STAMP) system-deps axe lint test-install test-sqlite test-postgres test-api ## Everything CI runs
 
 .PHONY: bench
 bench: $(STAMP) ## Every benchmark at the recorded sizes, SQLite + PostgreSQL (BENCH_SCALE=small: a quick check)
