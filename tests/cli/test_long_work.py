@@ -33,3 +33,10 @@ def test_nothing_is_printed_between_the_intervals() -> None:
         for done in range(100):
             work(done)
     assert len(out.getvalue().splitlines()) == 2  # the start and the end only
+
+
+def test_machine_output_gets_no_progress_lines() -> None:
+    out = io.StringIO()
+    with LongWork("verifying the log", every=0.0, stream=out, quiet=True) as work:
+        work(10, 10)
+    assert out.getvalue() == ""

@@ -155,10 +155,11 @@ class LongWork:
     """How a command shows long work (one place): a Rich bar on a terminal, appearing once the
     work has taken a second; elsewhere (``make run`` in a log, CI) one line every ``every``
     seconds and one at the end, on standard error, e.g. ``seeding residents: 3,000 / 10,000
-    (30%), 12 s``. Call it with ``(done)`` or ``(done, total)``; thread-safe."""
+    (30%), 12 s``. Call it with ``(done)`` or ``(done, total)``; thread-safe. ``quiet`` (a
+    command asked for machine output, ``--json``) shows nothing."""
 
     def __init__(self, description: str, *, total: int | None = None, in_bytes: bool = False,
-                 every: float = 5.0, stream: Any = None) -> None:
+                 every: float = 5.0, stream: Any = None, quiet: bool = False) -> None:
         import sys
         import threading
         import time
@@ -170,6 +171,7 @@ class LongWork:
         self.every = every
         self.stream = stream if stream is not None else sys.stderr
         self.terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.quiet = quiet
         self._time = time.monotonic
         self.started = self._time()
         self.last_line = self.started
@@ -183,6 +185,8 @@ class LongWork:
             if total:
                 self.total = total
             now = self._time()
+            if self.quiet:
+                return
             if self.terminal:
                 self._draw(now)
             elif now - self.last_line >= self.every:
@@ -222,12 +226,12 @@ class LongWork:
               file=self.stream, flush=True)
 
     def __enter__(self) -> LongWork:
-        if not self.terminal:
+        if not self.terminal and not self.quiet:
             print(f"{self.description} ...", file=self.stream, flush=True)
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
-        if not self.terminal and exc[0] is None:
+        if not self.terminal and not self.quiet and exc[0] is None:
             self._line(self._time(), " (done)")

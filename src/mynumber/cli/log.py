@@ -71,9 +71,9 @@ def verify(
     log = access_log(container)
     if integrate_first:
         _integrate_all(log, 10_000)
-    with LongWork("verifying the log"):
+    with LongWork("verifying the log", quiet=as_json):
         report = log.verify()
-    with LongWork("checking the exchange records against the log"):
+    with LongWork("checking the exchange records against the log", quiet=as_json):
         records = (container.network.verify_records() if records_check
                    else RecordsReport(True, 0, 0))
     ok = report.ok and records.ok

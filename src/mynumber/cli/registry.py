@@ -44,7 +44,7 @@ def import_(
 
     container = container_from_env()
     try:
-        with LongWork("importing", in_bytes=True) as progress:
+        with LongWork("importing", in_bytes=True, quiet=as_json) as progress:
             importer = Importer(container.registry, batch_size=batch_size,
                                 actor=_actor("import"), on_progress=progress)
             report = importer.run(file, file_format)
@@ -99,7 +99,7 @@ def export(
 
     container = container_from_env()
     try:
-        with LongWork("exporting") as progress:
+        with LongWork("exporting", quiet=as_json) as progress:
             result = export_residents(container.registry, file, file_format=file_format,
                                       municipality=municipality, actor=_actor("export"),
                                       on_progress=progress)
