@@ -50,6 +50,11 @@ def test_a_birth_at_the_counter_reaches_the_parents_information(
     after = container.portal.my_information(session, "resident_record")
     assert after.data is not None
     assert [m["name"] for m in after.data["household"]] == [newborn.name]
+    # The municipality's own copy of the newborn, and 住基ネット's 本人確認情報 with the birth.
+    copy = container.agencies.copy(CITY, f"J{newborn.id:012d}", "resident_record")
+    assert copy.payload["name"] == newborn.name and copy.payload["status"] == "resident"
+    identity = container.juki.identity_of(newborn.id)
+    assert identity is not None and identity.change_kind == "birth"
     # The municipality's copy of the newborn exists too (enrolled from the event).
     notices = container.portal.notices(session)
     assert [n.title for n in notices] == ["出生届を受け付けました"]
