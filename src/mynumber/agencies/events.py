@@ -42,6 +42,7 @@ from mynumber.registry.interfaces import (
     ResidentNotFound,
     ResidentRecord,
     ResidentStatus,
+    every_resident,
 )
 
 log = logging.getLogger("mynumber.agencies.events")
@@ -159,15 +160,10 @@ class MunicipalCopies:
         its 除票), for an intermediate server that joins the network after its residents
         changed. Walks the registry's ids in chunks until ``empty_chunks`` chunks in a row hold
         nobody; idempotent. Raises AgencyKeysNotRegistered while the agency has no keys."""
-        written, empty, start = 0, 0, 1
-        while empty < empty_chunks:
-            found = self.registry.residents_by_ids(list(range(start, start + chunk)))
-            start += chunk
-            if not found:
-                empty += 1
-                continue
-            empty = 0
-            own = [r for r in found.values() if self.mayor_of(r.municipality_code) == agency_id]
+        written = 0
+        for records in every_resident(self.registry.residents_by_ids, chunk=chunk,
+                                      empty_chunks=empty_chunks):
+            own = [r for r in records if self.mayor_of(r.municipality_code) == agency_id]
             if own:
                 items = self._copies(own, {}).get(agency_id, [])
                 self._put_once(agency_id, items)

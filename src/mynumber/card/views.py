@@ -65,10 +65,8 @@ def _resident_id(form: FormData) -> int:
 
 router = APIRouter(include_in_schema=False, route_class=CounterRoute)
 
-#: A done page's rows: field -> a value, or a catalogue key ("card.…"), or several keys (a
-#: list shown translated).
-#: What a done page lists: a text or message key, message keys, or a date or moment (shown
-#: in Japan time in the page's language by the template).
+#: A done page's value for a field: a text or a catalogue key ("card.…"), several keys (shown
+#: translated), or a date or moment (shown in Japan time in the page's language).
 Value = str | tuple[str, ...] | dt.date
 Result = Mapping[str, Value]
 Runner = Callable[[CardService, StaffPrincipal, FormData], Result]

@@ -21,7 +21,7 @@ from typing import Any
 
 from mynumber.juki.interfaces import CopyUpdate, JukiService, RegistryReader
 from mynumber.kernel.events import Event, Subscriber
-from mynumber.registry.interfaces import ResidentNotFound, ResidentRecord
+from mynumber.registry.interfaces import ResidentNotFound, ResidentRecord, every_resident
 
 log = logging.getLogger("mynumber.juki.events")
 
@@ -106,14 +106,7 @@ def backfill(juki: JukiService, registry: RegistryReader, *, chunk: int = 1000,
         registry, "residents_by_ids", None)
     if bulk is None:
         raise RuntimeError("the registry offers no bulk read (residents_by_ids)")
-    written, empty, start = 0, 0, 1
-    while empty < empty_chunks:
-        found = bulk(list(range(start, start + chunk)))
-        start += chunk
-        if not found:
-            empty += 1
-            continue
-        empty = 0
-        written += juki.apply([CopyUpdate(r, 0, "import", dt.date.today())
-                               for r in found.values()])
+    written = 0
+    for records in every_resident(bulk, chunk=chunk, empty_chunks=empty_chunks):
+        written += juki.apply([CopyUpdate(r, 0, "import", dt.date.today()) for r in records])
     return written

@@ -69,14 +69,12 @@ class _Actors:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self.names: dict[int, str] | None = None
+        self.names: dict[int, str] = {}
         self.t = translator(language(request))
 
     def __call__(self, actor: str) -> str:
         kind, _, rest = str(actor).partition(":")
         if kind == "staff" and rest.isdigit() and int(rest) > 0:  # staff:0 is the system
-            if self.names is None:
-                self.names = {}
             if int(rest) not in self.names:
                 self.names.update(staff_auth(self.request).staff_names([int(rest)]))
             return self.names.get(int(rest)) or self.t("actor.staff_unknown")

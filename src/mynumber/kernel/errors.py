@@ -68,8 +68,7 @@ def error_box(request: Request, exc: DomainError, code: str | None = None, *,
         # A field of a table row (child_name_0): its column's label and the row's number.
         base = next((t for p in prefixes if (t := text(f"{p}field.{row.group(1)}", lang))), "")
         label = f"{base} {int(row.group(2)) + 1}" if base else ""
-    if label and ("invalid_" in code or code.endswith("invalid_input")) \
-            and code != "invalid_transition":
+    if label and "invalid_" in code and code != "invalid_transition":
         # Input the person typed: the headline names that field (a code's own headline, e.g.
         # 住民票の記載内容に誤り, would blame the record for a mistyped number).
         title = next((t for p in prefixes if (t := text(f"{p}error.{code}.{field}", lang))), "")

@@ -501,10 +501,15 @@ def _notice_id(value: object) -> int:
     return _positive_int(value if isinstance(value, str) else "", NoticeNotFound)
 
 
+def _with_room(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The children table's rows, padded to CHILD_ROWS and always with room for one more."""
+    filled = sum(1 for r in rows if r.get("name") or r.get("birth_date"))
+    return rows + [{"name": "", "birth_date": ""}
+                   for _ in range(max(CHILD_ROWS, filled + 1) - len(rows))]
+
+
 def _form_values(form: ChildAllowanceForm) -> dict[str, Any]:
-    children = [dict(c) for c in form.children]
-    rows = max(CHILD_ROWS, len(children) + 1)  # always room for one more child
-    children += [{"name": "", "birth_date": ""} for _ in range(rows - len(children))]
+    children = _with_room([dict(c) for c in form.children])
     return {
         "applicant_name": form.applicant_name, "address": form.address,
         "taxable_income": "" if form.taxable_income is None else str(form.taxable_income),
@@ -561,10 +566,7 @@ def _child_rows(form: FormData) -> list[dict[str, str]]:
             break
         rows.append({"name": _value(form, f"child_name_{i}", 80),
                      "birth_date": _value(form, f"child_birth_date_{i}", 10)})
-    filled = sum(1 for r in rows if r["name"] or r["birth_date"])
-    rows += [{"name": "", "birth_date": ""}
-             for _ in range(max(CHILD_ROWS, filled + 1) - len(rows))]
-    return rows
+    return _with_room(rows)
 
 
 def _yen(text: str) -> int | None:

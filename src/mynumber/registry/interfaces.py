@@ -4,7 +4,7 @@ protocols and the registry's errors. Other contexts import this module, never ``
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -182,6 +182,24 @@ class VerificationRecord:
 
 #: Every life event is published as ``registry.resident.<kind>`` (mynumber.kernel.events).
 EVENT_PREFIX = "registry.resident."
+
+
+def every_resident(
+    residents_by_ids: Callable[[Sequence[int]], dict[int, ResidentRecord]], *,
+    chunk: int = 1000, empty_chunks: int = 20,
+) -> Iterator[list[ResidentRecord]]:
+    """Every record the registry holds (current and removed), in chunks of consecutive ids,
+    read through its bulk read; stops after ``empty_chunks`` chunks in a row hold nobody. For
+    a copy that starts after its residents (an initial load, a backfill)."""
+    empty, start = 0, 1
+    while empty < empty_chunks:
+        found = residents_by_ids(list(range(start, start + chunk)))
+        start += chunk
+        if not found:
+            empty += 1
+            continue
+        empty = 0
+        yield list(found.values())
 
 
 def event_type(kind: LifeEventKind) -> str:

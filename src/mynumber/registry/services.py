@@ -93,7 +93,8 @@ def load_municipality_rows() -> list[dict[str, str]]:
     return list(csv.DictReader(text.splitlines()))
 
 
-def to_record(row: m.Resident) -> ResidentRecord:
+def to_record(row: Any) -> ResidentRecord:
+    """The record of an ORM row or of a plain row of ``_RECORD_COLUMNS``."""
     return ResidentRecord(
         id=row.id,
         resident_code=row.resident_code,
@@ -122,16 +123,6 @@ _RECORD_COLUMNS = tuple(_RESIDENTS.c[name] for name in (
     "birth_date", "sex", "municipality_code", "address", "postal_code", "household_id",
     "relationship", "nationality", "residence_status", "status",
     "destination_municipality_code", "number_generation"))
-_SEXES = {s.value: s for s in Sex}
-_STATUSES = {s.value: s for s in ResidentStatus}
-
-
-def _row_record(row: Any) -> ResidentRecord:
-    """A record from a plain row of ``_RECORD_COLUMNS`` (the same record as ``to_record``)."""
-    return ResidentRecord(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], _SEXES[row[7]], row[8],
-        row[9], row[10], row[11], row[12], row[13], row[14], _STATUSES[row[15]], row[16],
-        row[17] is not None)
 
 
 # Separators people type inside numbers: every space and dash (any width), the minus sign
@@ -801,7 +792,7 @@ class RegistryServiceImpl:
                 for row in conn.execute(select(*_RECORD_COLUMNS).where(
                         one_of(column, ids[i:i + size], postgres=pg), *where)
                         .order_by(_RESIDENTS.c.id)):
-                    yield _row_record(row)
+                    yield to_record(row)
 
     def residents_by_ids(self, resident_ids: Sequence[int]) -> dict[int, ResidentRecord]:
         return {r.id: r for r in self._records(_RESIDENTS.c.id, sorted(set(resident_ids)))}

@@ -34,19 +34,20 @@ def _amount(context: Context, value: Any) -> str:
     return localtime.amount(value, context.get("lang", "ja"))
 
 
-# Every time a person reads is in Japan time, every date in the page's language's style
-# (mynumber.kernel.localtime): templates never format a date or time themselves.
+#: Where each data key's label stands in the catalogue (``portal.data.*``).
+_DATA_ORDER = {key.removeprefix("portal.data."): i
+               for i, key in enumerate(k for k in MESSAGES if k.startswith("portal.data."))}
+
+
 def _in_reading_order(mapping: Any) -> list[tuple[Any, Any]]:
     """A provider's data in the order a person reads it: the order the catalogue lists the
-    keys' labels (``portal.data.*``: 氏名, フリガナ, 生年月日, 性別, 住所, ...), keys without a
-    label after them in their own order (never the alphabetical order of English keys)."""
-    order = {key: i for i, key in enumerate(DATA_KEYS)}
-    items = list(mapping.items())
-    return sorted(items, key=lambda kv: order.get(str(kv[0]), len(order)))
+    keys' labels (氏名, フリガナ, 生年月日, 性別, 住所, ...), keys without a label after them in
+    their own order (never the alphabetical order of English keys)."""
+    return sorted(mapping.items(), key=lambda kv: _DATA_ORDER.get(str(kv[0]), len(_DATA_ORDER)))
 
 
-DATA_KEYS = [k.removeprefix("portal.data.") for k in MESSAGES if k.startswith("portal.data.")]
-
+# Every time a person reads is in Japan time, every date in the page's language's style
+# (mynumber.kernel.localtime): templates never format a date or time themselves.
 _templates.env.filters.update(local_time=_local_time, local_date=_local_date, amount=_amount,
                               in_reading_order=_in_reading_order)
 #: Data keys whose numbers are amounts of yen (grouped: 4,200,000; the label names the unit).
