@@ -110,13 +110,34 @@ def _databases(url: str) -> set[str]:
 
 
 @needs_postgres
-def test_a_mynumber_database_is_refused_even_to_a_superuser(settings: Settings) -> None:
+def test_a_mynumber_database_is_refused_even_to_a_superuser(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.database_url is not None  # a migrated test database
-    before = _databases(settings.database_url)
+    # Other test workers create and drop databases meanwhile, so the check is on the one
+    # name this call would have created: the benchmark's random suffix is fixed here.
+    fixed = uuid.UUID("0123456789abcdef0123456789abcdef")
+    monkeypatch.setattr("mynumber.bench.uuid.uuid4", lambda: fixed)
+    would_be = f"mn_bench_{fixed.hex[:10]}"
+    created: list[str] = []
+    real_engine = create_engine
+
+    def spying_engine(url: str, **kwargs: object) -> object:
+        engine = real_engine(url, **kwargs)  # type: ignore[arg-type]
+        from sqlalchemy import event
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+            if "CREATE DATABASE" in statement.upper():
+                created.append(statement)
+
+        return engine
+
+    monkeypatch.setattr("sqlalchemy.create_engine", spying_engine)
     with pytest.raises(BenchRefused, match="holds mynumber schemas"):
         with postgres_database(settings.database_url):
             pytest.fail("must not be reached")
-    assert _databases(settings.database_url) == before
+    assert created == []
+    assert would_be not in _databases(settings.database_url)
     result = runner.invoke(app, ["bench", "log", "--count", "5", "--database-url",
                                  settings.database_url])
     assert result.exit_code == 2 and "holds mynumber schemas" in result.output
