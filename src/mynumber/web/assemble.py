@@ -93,6 +93,7 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement("/openapi.json", EVERY, exact=True),
     Placement("/docs", EVERY),
     Placement("/redoc", EVERY, exact=True),
+    Placement("/lang", EVERY),  # the header's language link, on every page's listener
     # Infrastructure: the network core's agency-facing API, intermediate servers' routed
     # queries, staff (LGWAN-side) pages and APIs, and the agency/staff parts of the portal API.
     Placement("/api/v1/network", INFRASTRUCTURE),

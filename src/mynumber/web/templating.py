@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -63,10 +64,43 @@ def language(request: Request) -> str:
     return lang if lang in LANGUAGES else "ja"
 
 
+def _has_get_page(request: Request, path: str) -> bool:
+    from starlette.routing import Match
+
+    scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
+    return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+
+
+def _off_site(value: str) -> bool:
+    """A query value that names another site: never echoed into the page's links."""
+    return value.startswith("//") or "://" in value or "\\" in value
+
+
+def return_path(request: Request) -> str:
+    """Where the language switch brings the person back: the same page if it is a GET page
+    (its query kept, ``lang`` dropped), otherwise the closest page above it that answers GET:
+    a page reached by POST (a form's result) cannot be asked for again."""
+    if request.method in ("GET", "HEAD"):
+        query = urlencode([(k, v) for k, v in request.query_params.multi_items()
+                           if k != "lang" and not _off_site(v)])
+        return request.url.path + (f"?{query}" if query else "")
+    path = request.url.path.rstrip("/") or "/"
+    while path != "/" and not _has_get_page(request, path):
+        path = path.rsplit("/", 1)[0] or "/"
+    return path
+
+
+def language_switch(request: Request, lang: str) -> str:
+    """The header's link to the other language: ``/lang/<code>?next=<this page>``."""
+    other = "en" if lang == "ja" else "ja"
+    return f"/lang/{other}?{urlencode({'next': return_path(request)})}"
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     lang = language(request)
     response = _templates.TemplateResponse(
-        request, template, {"t": translator(lang), "lang": lang, **context},
+        request, template, {"t": translator(lang), "lang": lang,
+                            "language_switch": language_switch(request, lang), **context},
         status_code=status_code,
     )
     if request.query_params.get("lang") in LANGUAGES:
