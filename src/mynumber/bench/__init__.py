@@ -13,6 +13,10 @@ The benchmarks never touch a production system (issue 11):
   host is ever used).
 - A PostgreSQL URL (``--database-url`` / MYNUMBER_BENCH_DATABASE_URL) is only a way to reach a
   cluster; :func:`postgres_database` decides what is written there (see its rule).
+
+Progress: a workload names its phases through ``options.progress`` (a :class:`BenchProgress`;
+by default :class:`NoProgress`, which shows nothing) and reports counts within a phase through
+the callable the phase yields. Workloads never print; how progress looks is the CLI's business.
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ import platform
 import re
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
@@ -45,12 +49,44 @@ WORKLOADS = {
 }
 
 
+class Report(Protocol):
+    """Where a phase stands: ``report(done)`` or ``report(done, total)``. It must cost no more
+    than storing a number (it may be called between the blocks of a timed loop, never per
+    item inside one); showing it, and how often, is up to the :class:`BenchProgress`."""
+
+    def __call__(self, done: int, total: int | None = None) -> None: ...
+
+
+class BenchProgress(Protocol):
+    """How a workload tells its phases: ``with progress.phase("sqlite: import", total=n) as
+    report: ... report(done)``. A phase may report nothing (then only its start, its end and
+    the time it took are shown). ``in_bytes``: the counts are bytes."""
+
+    def phase(self, description: str, total: int | None = None, *, in_bytes: bool = False
+              ) -> AbstractContextManager[Report]: ...
+
+
+def _ignore(done: int, total: int | None = None) -> None:
+    return None
+
+
+class NoProgress:
+    """Shows nothing (the default: tests, library callers, ``--json`` gets its own quiet
+    one)."""
+
+    @contextmanager
+    def phase(self, description: str, total: int | None = None, *, in_bytes: bool = False
+              ) -> Iterator[Report]:
+        yield _ignore
+
+
 @dataclass
 class BenchOptions:
     count: int | None = None
     workers: int | None = None
     database_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    progress: BenchProgress = field(default_factory=NoProgress)
 
 
 def machine() -> dict[str, Any]:

@@ -56,7 +56,10 @@ from typing import Any
 
 from mynumber.bench import (
     BenchOptions,
+    BenchProgress,
     BenchRefused,
+    NoProgress,
+    Report,
     bench_settings,
     postgres_database,
     postgres_url,
@@ -300,7 +303,8 @@ def _cpu_figures(before: dict[str, float], after: dict[str, float], requesters: 
 
 
 def _run_load(jobs: list[Job], seconds: float, rate: float | None,
-              concurrency: int, probes: dict[str, Any] | None = None) -> dict[str, Any]:
+              concurrency: int, probes: dict[str, Any] | None = None,
+              report: Report | None = None) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     out, ready, go, start = ctx.Queue(), ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0)
     per_worker_rate = rate / len(jobs) if rate else None
@@ -326,7 +330,16 @@ def _run_load(jobs: list[Job], seconds: float, rate: float | None,
     load_before = os.getloadavg()[0]
     time.sleep(max(0.0, start.value - time.perf_counter()))
     cpu_before = {name: probe() for name, probe in probes.items()}
-    results = [out.get() for _ in procs]
+    results: list[dict[str, Any]] = []
+    while len(results) < len(procs):
+        try:
+            results.append(out.get(timeout=0.5))
+        except queue.Empty:
+            pass
+        if report is not None:  # whole seconds of the window passed (this process only)
+            report(max(0, min(int(time.perf_counter() - start.value), int(seconds))))
+    if report is not None:
+        report(int(seconds))  # the window is over (the last request began just before its end)
     cpu_after = {name: probe() for name, probe in probes.items()}
     for p in procs:
         p.join()
@@ -577,9 +590,11 @@ def _final_check(settings: Any, rows_before: int, recorded: int,
 
 
 def _deployment(settings: Any, root: Path, work: list[Any], workers: int, concurrency: int,
-                seconds: float, rate: int, postmaster: int | None) -> dict[str, Any]:
+                seconds: float, rate: int, postmaster: int | None,
+                progress: BenchProgress | None = None) -> dict[str, Any]:
     from mynumber import tls
 
+    progress = progress or NoProgress()
     ca = root / "tls-ca"
     tls.init_ca(ca)
     for name in ("core", "intermediate", "requester", "public"):
@@ -590,35 +605,43 @@ def _deployment(settings: Any, root: Path, work: list[Any], workers: int, concur
                           _service_env(settings, root / "intermediate", None), root,
                           public=False)
     core: _Service | None = None
+    window = max(1, int(seconds))
     try:
-        _set_endpoints(settings, providers, intermediate.url)
-        core = _start("core", "core", _service_env(settings, root / "core", root / "public"),
-                      root, public=True)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        context = tls.client_context(root / "requester")
-        _wait_ready(intermediate, context, deadline)
-        _wait_ready(core, context, deadline)
-        jobs = _jobs(settings, work, workers, core.url, root / "requester")
-        probes = _cpu_probes(core, intermediate, postmaster)
-        sustained = _run_load(jobs, seconds, None, concurrency, probes)
-        at_rate = _run_load(jobs, seconds, rate, concurrency, probes)
+        with progress.phase("starting the core and the intermediate server (mutual TLS)"):
+            _set_endpoints(settings, providers, intermediate.url)
+            core = _start("core", "core",
+                          _service_env(settings, root / "core", root / "public"), root,
+                          public=True)
+            deadline = time.monotonic() + STARTUP_SECONDS
+            context = tls.client_context(root / "requester")
+            _wait_ready(intermediate, context, deadline)
+            _wait_ready(core, context, deadline)
+            jobs = _jobs(settings, work, workers, core.url, root / "requester")
+            probes = _cpu_probes(core, intermediate, postmaster)
+        with progress.phase(f"sustained load, {workers} requester processes (seconds)",
+                            total=window) as report:
+            sustained = _run_load(jobs, seconds, None, concurrency, probes, report)
+        with progress.phase(f"latency at {rate}/s (seconds)", total=window) as report:
+            at_rate = _run_load(jobs, seconds, rate, concurrency, probes, report)
     finally:
         stopped = {"core": core.stop() if core is not None else None,
                    "intermediate": intermediate.stop()}
     recorded = (sustained["recorded"] + sustained["warm_up"] + at_rate["recorded"]
                 + at_rate["warm_up"])
-    check = _final_check(settings, rows_before, recorded,
-                         sum(run[k] for run in (sustained, at_rate)
-                             for k in ("transport_errors", "warm_up_transport_errors")))
+    with progress.phase("checking that nothing was lost"):
+        check = _final_check(settings, rows_before, recorded,
+                             sum(run[k] for run in (sustained, at_rate)
+                                 for k in ("transport_errors", "warm_up_transport_errors")))
     check["services_exit_status"] = stopped
     return {"sustained": sustained, f"at_{rate}_per_second": at_rate, "nothing_lost": check}
 
 
-def _in_process(settings: Any, work: list[Any], workers: int, seconds: float) -> dict[str, Any]:
+def _in_process(settings: Any, work: list[Any], workers: int, seconds: float,
+                report: Report | None = None) -> dict[str, Any]:
     """``bench exchange``'s closed loop (one container per worker, no HTTP) on this database."""
     from mynumber.bench import exchange
 
-    figures = exchange._run_load(settings, work, workers, seconds, None)
+    figures = exchange._run_load(settings, work, workers, seconds, None, report)
     return {k: figures[k] for k in ("exchanges", "per_second", "not_provided", "p50_ms",
                                     "p99_ms", "mean_ms")}
 
@@ -648,10 +671,14 @@ def run(options: BenchOptions) -> dict[str, Any]:
         with postgres_database(url) as target:
             settings = bench_settings(root / "data", root / "keys", target)
             durability, postmaster = _durability(target)
-            work = _prepare(settings, residents)
-            in_process = _in_process(settings, work, workers, in_process_seconds)
+            progress = options.progress
+            with progress.phase(f"databases, {residents:,} residents, their 副本"):
+                work = _prepare(settings, residents)
+            with progress.phase(f"in-process load, {workers} processes (seconds)",
+                                total=max(1, int(in_process_seconds))) as report:
+                in_process = _in_process(settings, work, workers, in_process_seconds, report)
             deployment = _deployment(settings, root, work, workers, concurrency, seconds, rate,
-                                     postmaster)
+                                     postmaster, progress)
         at_rate = deployment[f"at_{rate}_per_second"]
         warnings = []
         if durability["fsync"] != "on":

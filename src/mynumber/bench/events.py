@@ -33,6 +33,9 @@ from typing import Any
 
 from mynumber.bench import (
     BenchOptions,
+    BenchProgress,
+    NoProgress,
+    Report,
     bench_settings,
     migrated_container,
     postgres_database,
@@ -52,7 +55,8 @@ def _container(settings: Any) -> Any:
     return container
 
 
-def _burst(container: Any, work: Path, count: int, spread: int | None) -> dict[str, Any]:
+def _burst(container: Any, work: Path, count: int, spread: int | None,
+           progress: BenchProgress | None = None, database: str = "sqlite") -> dict[str, Any]:
     import random
 
     from mynumber.bench.import_ import generate_csv
@@ -62,13 +66,18 @@ def _burst(container: Any, work: Path, count: int, spread: int | None) -> dict[s
     csv_path = work / "burst.csv"
     codes = [row["code"] for row in load_municipality_rows()]
     chosen = random.Random(7).sample(codes, spread) if spread else None
-    generate_csv(csv_path, count, municipalities=chosen)
-    began = time.perf_counter()
-    report = Importer(container.registry, batch_size=5000, actor="bench:events").run(csv_path)
-    import_seconds = time.perf_counter() - began
-    began = time.perf_counter()
-    container.events.drain()
-    seconds = time.perf_counter() - began
+    progress = progress or NoProgress()
+    with progress.phase(f"generating {count:,} residents"):
+        generate_csv(csv_path, count, municipalities=chosen)
+    with progress.phase(f"{database}: burst: importing", in_bytes=True) as done:
+        began = time.perf_counter()
+        report = Importer(container.registry, batch_size=5000, actor="bench:events",
+                          on_progress=done).run(csv_path)
+        import_seconds = time.perf_counter() - began
+    with progress.phase(f"{database}: burst: delivering {report.stored:,} events"):
+        began = time.perf_counter()
+        container.events.drain()
+        seconds = time.perf_counter() - began
     statuses = container.events.status()
     return {
         "municipalities": spread or len(codes),
@@ -110,9 +119,9 @@ def _offer(settings: Any, ids: list[int], first: int, step: int, offered: int, r
 
 
 def _lag(container: Any, settings: Any, rate: int, seconds: float,
-         workers: int) -> dict[str, Any]:
+         workers: int, report: Report | None = None) -> dict[str, Any]:
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, wait
 
     from sqlalchemy import select
 
@@ -148,6 +157,11 @@ def _lag(container: Any, settings: Any, rate: int, seconds: float,
     container.events.start()
     watcher = threading.Thread(target=watch)
     watcher.start()
+    while wait(futures, timeout=0.5).not_done:
+        if report is not None:  # whole seconds of offering passed
+            report(max(0, min(int(time.time() - start_at), int(seconds))))
+    if report is not None:
+        report(int(seconds))  # every change offered
     errors = sum(f.result() for f in futures)
     offer_seconds = time.time() - start_at
     pool.shutdown()
@@ -192,11 +206,16 @@ def _lag(container: Any, settings: Any, rate: int, seconds: float,
 
 
 def _measure(settings: Any, work: Path, count: int, rate: int, seconds: float,
-             workers: int, spread: int | None) -> dict[str, Any]:
-    container = _container(settings)
+             workers: int, spread: int | None, progress: BenchProgress | None = None,
+             database: str = "sqlite") -> dict[str, Any]:
+    progress = progress or NoProgress()
+    with progress.phase(f"{database}: creating the databases"):
+        container = _container(settings)
     try:
-        result = {"burst": _burst(container, work, count, spread)}
-        result["lag"] = _lag(container, settings, rate, seconds, workers)
+        result = {"burst": _burst(container, work, count, spread, progress, database)}
+        with progress.phase(f"{database}: lag: {rate:,} changes/s from {workers} processes "
+                            f"(seconds)", total=max(1, int(seconds))) as report:
+            result["lag"] = _lag(container, settings, rate, seconds, workers, report)
         return result
     finally:
         container.close()
@@ -217,13 +236,14 @@ def run(options: BenchOptions) -> dict[str, Any]:
         result: dict[str, Any] = {"count": count}
         settings = bench_settings(work / "sqlite", keys, None).model_copy(
             update={"event_dispatcher": False})
-        result["sqlite"] = _measure(settings, work, count, rate, seconds, workers, spread)
+        result["sqlite"] = _measure(settings, work, count, rate, seconds, workers, spread,
+                                    options.progress, "sqlite")
         if url:
             with postgres_database(url) as target:
                 settings = bench_settings(work / "pg", keys, target).model_copy(
                     update={"event_dispatcher": False})
                 result["postgresql"] = _measure(settings, work, count, rate, seconds, workers,
-                                                spread)
+                                                spread, options.progress, "postgresql")
         headline = result.get("postgresql") or result["sqlite"]
         return {
             "per_second": headline["burst"]["per_second"],

@@ -30,6 +30,9 @@ from typing import Any
 
 from mynumber.bench import (
     BenchOptions,
+    BenchProgress,
+    NoProgress,
+    Report,
     bench_settings,
     migrated_container,
     postgres_database,
@@ -140,7 +143,7 @@ def _sequencer(settings: Any, stop: Any, out: Any) -> None:
 
 
 def _run_load(settings: Any, work: list[Any], workers: int, seconds: float,
-              rate: float | None) -> dict[str, Any]:
+              rate: float | None, report: Report | None = None) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     out, seq_out, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
     sequencer = ctx.Process(target=_sequencer, args=(settings, stop, seq_out))
@@ -168,7 +171,16 @@ def _run_load(settings: Any, work: list[Any], workers: int, seconds: float,
             raise RuntimeError("a benchmark worker did not start within 10 minutes") from None
     start.value = time.perf_counter() + 0.2
     go.set()
-    results = [out.get() for _ in procs]
+    results: list[dict[str, Any]] = []
+    while len(results) < len(procs):
+        try:
+            results.append(out.get(timeout=0.5))
+        except queue.Empty:
+            pass
+        if report is not None:  # whole seconds of the window passed (this process only)
+            report(max(0, min(int(time.perf_counter() - start.value), int(seconds))))
+    if report is not None:
+        report(int(seconds))  # the window is over (the last request began just before its end)
     for p in procs:
         p.join()
     stop.set()
@@ -196,12 +208,19 @@ def _run_load(settings: Any, work: list[Any], workers: int, seconds: float,
 
 
 def _measure(settings: Any, residents: int, workers: int, seconds: float,
-             latency_rate: int) -> dict[str, Any]:
+             latency_rate: int, progress: BenchProgress | None = None,
+             database: str = "sqlite") -> dict[str, Any]:
     from mynumber.app import build_container
 
-    work = _prepare(settings, residents)
-    throughput = _run_load(settings, work, workers, seconds, None)
-    at_rate = _run_load(settings, work, workers, seconds, latency_rate)
+    progress = progress or NoProgress()
+    with progress.phase(f"{database}: databases, {residents:,} residents, their 副本"):
+        work = _prepare(settings, residents)
+    with progress.phase(f"{database}: sustained load, {workers} processes (seconds)",
+                        total=max(1, int(seconds))) as report:
+        throughput = _run_load(settings, work, workers, seconds, None, report)
+    with progress.phase(f"{database}: latency at {latency_rate}/s (seconds)",
+                        total=max(1, int(seconds))) as report:
+        at_rate = _run_load(settings, work, workers, seconds, latency_rate, report)
     container = build_container(settings)
     try:
         head = container.network_log.latest_head()
@@ -234,11 +253,12 @@ def run(options: BenchOptions) -> dict[str, Any]:
         url = postgres_url(options)
         if not (url and options.extra.get("postgres_only")):
             result["sqlite"] = _measure(_settings(work_dir / "sqlite", keys, None), residents,
-                                        workers, seconds, rate)
+                                        workers, seconds, rate, options.progress, "sqlite")
         if url:
             with postgres_database(url) as target:
                 result["postgresql"] = _measure(_settings(work_dir / "pg", keys, target),
-                                                residents, workers, seconds, rate)
+                                                residents, workers, seconds, rate,
+                                                options.progress, "postgresql")
         main = result.get("postgresql") or result["sqlite"]
         return {
             "per_second": main["sustained_per_second"],

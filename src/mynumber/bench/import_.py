@@ -19,6 +19,7 @@ from typing import Any
 
 from mynumber.bench import (
     BenchOptions,
+    BenchProgress,
     bench_settings,
     migrated_container,
     postgres_database,
@@ -80,15 +81,19 @@ def generate_csv(path: Path, count: int, seed: int = 20240101,
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _import(settings: Any, csv_path: Path, batch_size: int) -> tuple[float, Any]:
+def _import(settings: Any, csv_path: Path, batch_size: int, progress: BenchProgress,
+            database: str) -> tuple[float, Any]:
     from mynumber.registry.importer import Importer
 
-    container = migrated_container(settings)
+    with progress.phase(f"{database}: creating the databases"):
+        container = migrated_container(settings)
     try:
-        start = time.perf_counter()
-        report = Importer(container.registry, batch_size=batch_size,
-                          actor="bench:import").run(csv_path)
-        seconds = time.perf_counter() - start
+        # The importer reports once per batch (bytes of the file done).
+        with progress.phase(f"{database}: importing", in_bytes=True) as done:
+            start = time.perf_counter()
+            report = Importer(container.registry, batch_size=batch_size,
+                              actor="bench:import", on_progress=done).run(csv_path)
+            seconds = time.perf_counter() - start
     finally:
         container.close()
     return seconds, report
@@ -101,10 +106,12 @@ def run(options: BenchOptions) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="mynumber-bench-import-"))
     try:
         csv_path = work / "residents.csv"
-        generate_csv(csv_path, count)
+        with options.progress.phase(f"generating {count:,} residents"):
+            generate_csv(csv_path, count)
         keys = work / "keys"
         sqlite = bench_settings(work / "sqlite", keys, None)
-        sqlite_seconds, sqlite_report = _import(sqlite, csv_path, batch_size)
+        sqlite_seconds, sqlite_report = _import(sqlite, csv_path, batch_size, options.progress,
+                                                "sqlite")
         result: dict[str, Any] = {
             "count": count,
             "batch_size": batch_size,
@@ -118,7 +125,8 @@ def run(options: BenchOptions) -> dict[str, Any]:
         if url:
             with postgres_database(url) as target:
                 postgres = bench_settings(work / "pg", keys, target)
-                pg_seconds, pg_report = _import(postgres, csv_path, batch_size)
+                pg_seconds, pg_report = _import(postgres, csv_path, batch_size,
+                                                options.progress, "postgresql")
                 result.update(
                     postgres_per_second=round(count / pg_seconds, 1),
                     postgres_seconds=round(pg_seconds, 3),

@@ -42,7 +42,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from mynumber.bench import BenchOptions
+from mynumber.bench import BenchOptions, BenchProgress, NoProgress, Report
 from mynumber.jpki.interfaces import (
     CertificateKind,
     HolderProof,
@@ -154,17 +154,34 @@ class Fixture:
         return OcspStatusSource(client=client), calls
 
 
-def _rate(count: int, step: Callable[[int], object]) -> float:
+#: Verifications between two progress reports (a report stores a number; the block keeps it
+#: out of the per-verification loop).
+REPORT_BLOCK = 256
+
+
+def _rate(count: int, step: Callable[[int], object], report: Report | None = None) -> float:
     t0 = time.perf_counter()
-    for i in range(count):
-        step(i)
+    for first in range(0, count, REPORT_BLOCK):
+        last = min(first + REPORT_BLOCK, count)
+        for i in range(first, last):
+            step(i)
+        if report is not None:
+            report(last)
     return count / (time.perf_counter() - t0)
 
 
-def run_jpki_verify(count: int = DEFAULT_COUNT, holders: int = DEFAULT_HOLDERS) -> dict[str, Any]:
+def run_jpki_verify(count: int = DEFAULT_COUNT, holders: int = DEFAULT_HOLDERS,
+                    progress: BenchProgress | None = None) -> dict[str, Any]:
     if count < 1 or holders < 1:
         raise ValueError("count and holders must be positive")
-    fixture = Fixture(holders)
+    progress = progress or NoProgress()
+
+    def measured(description: str, n: int, step: Callable[[int], object]) -> float:
+        with progress.phase(description, total=n) as report:
+            return _rate(n, step, report)
+
+    with progress.phase(f"creating a throwaway PKI ({holders} holders)"):
+        fixture = Fixture(holders)
     items = fixture.challenges
     n = len(items)
     pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
@@ -185,16 +202,20 @@ def run_jpki_verify(count: int = DEFAULT_COUNT, holders: int = DEFAULT_HOLDERS) 
     uncached_verifier = fixture.verifier(CallableStatusSource(fixture.lookup),
                                          chain_cache_seconds=0.0)
     # Warm up: every certificate once (fills the caches, as a running verifier would have).
-    for verifier in (callable_verifier, ocsp_verifier):
-        for i in range(n):
-            full(verifier)(i)
-    ids = {callable_verifier.verify_authentication(c, s, p).pairwise_id for c, s, p, _ in items}
+    with progress.phase("warming up"):
+        for verifier in (callable_verifier, ocsp_verifier):
+            for i in range(n):
+                full(verifier)(i)
+        ids = {callable_verifier.verify_authentication(c, s, p).pairwise_id
+               for c, s, p, _ in items}
 
-    baseline = _rate(count, raw)
-    per_second = _rate(count, full(callable_verifier))
-    ocsp_cached = _rate(count, full(ocsp_verifier))
-    uncached = _rate(max(1, count // 4), full(uncached_verifier))
-    baseline_after = _rate(count, raw)  # the machine may be shared: measure it on both sides
+    baseline = measured("raw RSA verifications (baseline)", count, raw)
+    per_second = measured("verifications", count, full(callable_verifier))
+    ocsp_cached = measured("verifications with OCSP (cached)", count, full(ocsp_verifier))
+    uncached = measured("verifications without the chain cache", max(1, count // 4),
+                        full(uncached_verifier))
+    # The machine may be shared: the baseline is measured on both sides.
+    baseline_after = measured("raw RSA verifications again (baseline)", count, raw)
     baseline_per_second = (baseline + baseline_after) / 2
     ratio = per_second / baseline_per_second
     return {
@@ -219,4 +240,4 @@ def run_jpki_verify(count: int = DEFAULT_COUNT, holders: int = DEFAULT_HOLDERS) 
 
 def run(options: BenchOptions) -> dict[str, Any]:
     return run_jpki_verify(options.count or DEFAULT_COUNT,
-                           int(options.extra.get("holders", DEFAULT_HOLDERS)))
+                           int(options.extra.get("holders", DEFAULT_HOLDERS)), options.progress)

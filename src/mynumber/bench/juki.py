@@ -30,6 +30,9 @@ from typing import Any
 
 from mynumber.bench import (
     BenchOptions,
+    BenchProgress,
+    NoProgress,
+    Report,
     bench_settings,
     migrated_container,
     postgres_database,
@@ -126,8 +129,10 @@ COLUMNS = ("resident_id", "resident_code", "family_name", "given_name", "family_
            "updated_at")
 
 
-def load_copy(databases: Any, people: list[dict[str, Any]], batch: int = 100_000) -> None:
-    """Bulk-insert the copy (COPY on PostgreSQL, executemany on SQLite), then ANALYZE."""
+def load_copy(databases: Any, people: list[dict[str, Any]], batch: int = 100_000,
+              report: Report | None = None) -> None:
+    """Bulk-insert the copy (COPY on PostgreSQL, executemany on SQLite), then ANALYZE;
+    ``report`` hears the people loaded after each batch."""
     engine = databases.engine("juki")
     for start in range(0, len(people), batch):
         rows = _rows(people[start:start + batch])
@@ -149,6 +154,8 @@ def load_copy(databases: Any, people: list[dict[str, Any]], batch: int = 100_000
             raw.commit()
         finally:
             raw.close()
+        if report is not None:
+            report(min(start + batch, len(people)))
     raw = engine.raw_connection()
     try:
         raw.cursor().execute("ANALYZE")
@@ -178,7 +185,8 @@ def search_items(p: dict[str, Any], rng: random.Random) -> Any:
                        birth_date=p["birth_date"].isoformat(), sex=p["sex"], address=address)
 
 
-def _phase(call: Any, pool: list[Any], seconds: float, workers: int) -> dict[str, Any]:
+def _phase(call: Any, pool: list[Any], seconds: float, workers: int,
+           report: Report | None = None) -> dict[str, Any]:
     counts = [0] * workers
     latencies: list[list[float]] = [[] for _ in range(workers)]
     errors = [0] * workers
@@ -203,7 +211,13 @@ def _phase(call: Any, pool: list[Any], seconds: float, workers: int) -> dict[str
         t.start()
     gate.wait()
     began = time.perf_counter()
-    time.sleep(seconds)
+    end = began + seconds
+    # This thread only sleeps through the window: it reads the workers' counters now and then
+    # for the progress (the workers themselves do nothing more than before).
+    while (left := end - time.perf_counter()) > 0:
+        time.sleep(min(left, 0.5))
+        if report is not None:
+            report(sum(counts))
     stop.set()
     for t in threads:
         t.join()
@@ -219,17 +233,21 @@ def _phase(call: Any, pool: list[Any], seconds: float, workers: int) -> dict[str
             "p50_ms": pct(0.5), "p99_ms": pct(0.99)}
 
 
-def _measure(settings: Any, residents: int, seconds: float, workers: int) -> dict[str, Any]:
+def _measure(settings: Any, residents: int, seconds: float, workers: int,
+             progress: BenchProgress | None = None, database: str = "sqlite") -> dict[str, Any]:
     from mynumber.app import sync_directory
     from mynumber.juki.interfaces import QueryOutcome
 
-    container = migrated_container(settings)
+    progress = progress or NoProgress()
+    with progress.phase(f"{database}: creating the databases"):
+        container = migrated_container(settings)
     try:
         sync_directory(container)
-        began = time.perf_counter()
-        people = synthetic_people(residents)
-        load_copy(container.databases, people)
-        load_seconds = time.perf_counter() - began
+        with progress.phase(f"{database}: loading the copy", total=residents) as report:
+            began = time.perf_counter()
+            people = synthetic_people(residents)
+            load_copy(container.databases, people, report=report)
+            load_seconds = time.perf_counter() - began
         juki = container.juki
         rng = random.Random(7)
         sample = [people[rng.randrange(len(people))] for _ in range(min(5000, len(people)))]
@@ -252,8 +270,12 @@ def _measure(settings: Any, residents: int, seconds: float, workers: int) -> dic
                 wrong[0] += 1
 
         juki.by_code(AGENCY, USE, codes[0])  # warm the agency cache and the pool
-        code_phase = _phase(by_code, codes, seconds, workers)
-        search_phase = _phase(search, searches, seconds, workers)
+        with progress.phase(f"{database}: queries by 住民票コード for {seconds:g} s, "
+                            f"{workers} threads") as report:
+            code_phase = _phase(by_code, codes, seconds, workers, report)
+        with progress.phase(f"{database}: searches by the four items for {seconds:g} s, "
+                            f"{workers} threads") as report:
+            search_phase = _phase(search, searches, seconds, workers, report)
         return {"by_code": code_phase, "search": search_phase,
                 "search_wrong": wrong[0], "search_ambiguous": ambiguous[0],
                 "load_seconds": round(load_seconds, 1), "copied": juki.copied()}
@@ -272,11 +294,11 @@ def run(options: BenchOptions) -> dict[str, Any]:
         if url:
             with postgres_database(url) as target:
                 result = _measure(bench_settings(work_dir / "pg", keys, target), residents,
-                                  seconds, workers)
+                                  seconds, workers, options.progress, "postgresql")
             database = "postgresql"
         else:
             result = _measure(bench_settings(work_dir / "sqlite", keys, None), residents,
-                              seconds, workers)
+                              seconds, workers, options.progress, "sqlite")
             database = "sqlite"
         return {
             "per_second": result["by_code"]["per_second"],

@@ -29,7 +29,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mynumber.bench import BenchOptions, bench_settings, postgres_database, postgres_url
+from mynumber.bench import (
+    BenchOptions,
+    BenchProgress,
+    NoProgress,
+    bench_settings,
+    postgres_database,
+    postgres_url,
+)
 
 DEFAULT_COUNT = 100_000
 ENQUEUE_TRANSACTION = 1_000
@@ -69,7 +76,8 @@ def _ms(values: list[float]) -> tuple[float, float]:
     return round(statistics.fmean(values) * 1000, 3), round(p99 * 1000, 3)
 
 
-def _measure(settings: Any, count: int) -> dict[str, Any]:
+def _measure(settings: Any, count: int, progress: BenchProgress | None = None,
+             database: str = "sqlite") -> dict[str, Any]:
     from mynumber import migrations
     from mynumber.db import Databases
     from mynumber.network.log import (
@@ -79,56 +87,69 @@ def _measure(settings: Any, count: int) -> dict[str, Any]:
         verify_inclusion,
     )
 
+    progress = progress or NoProgress()
     databases = Databases(settings)
     try:
-        migrations.upgrade(databases)
+        with progress.phase(f"{database}: creating the databases"):
+            migrations.upgrade(databases)
         log = MerkleAccessLog(databases, Ed25519PrivateKey.generate(), ORIGIN)
         rng = random.Random(6962)
-        records = [record(i, rng) for i in range(count)]
+        with progress.phase(f"{database}: generating {count:,} records"):
+            records = [record(i, rng) for i in range(count)]
         mean_size = statistics.fmean(len(e) for _, e in records)
 
-        start = time.perf_counter()
-        for lo in range(0, count, ENQUEUE_TRANSACTION):
-            with databases.unit_of_work("network") as session:
-                for serial, entry in records[lo : lo + ENQUEUE_TRANSACTION]:
-                    log.enqueue(session, serial, entry)
-        enqueue_seconds = time.perf_counter() - start
+        # Progress is reported once per transaction or batch, never per entry.
+        with progress.phase(f"{database}: enqueueing", total=count) as report:
+            start = time.perf_counter()
+            for lo in range(0, count, ENQUEUE_TRANSACTION):
+                with databases.unit_of_work("network") as session:
+                    for serial, entry in records[lo : lo + ENQUEUE_TRANSACTION]:
+                        log.enqueue(session, serial, entry)
+                report(min(lo + ENQUEUE_TRANSACTION, count))
+            enqueue_seconds = time.perf_counter() - start
 
-        start = time.perf_counter()
-        integrated = 0
-        while True:
-            done = log.integrate(INTEGRATE_BATCH)
-            integrated += done
-            if done == 0:
-                break
-        integrate_seconds = time.perf_counter() - start
+        with progress.phase(f"{database}: integrating", total=count) as report:
+            start = time.perf_counter()
+            integrated = 0
+            while True:
+                done = log.integrate(INTEGRATE_BATCH)
+                integrated += done
+                report(integrated)
+                if done == 0:
+                    break
+            integrate_seconds = time.perf_counter() - start
         head = log.latest_head()
 
-        times = []
-        all_valid = True
-        for _ in range(PROOFS):
-            index = rng.randrange(head.size)
-            t0 = time.perf_counter()
-            proof = log.inclusion_proof(index)
-            times.append(time.perf_counter() - t0)
-            all_valid &= verify_inclusion(leaf_hash(records[index][1]), index, head.size,
-                                          proof.path, head.root_hash)
-        inclusion_mean, inclusion_p99 = _ms(times)
+        with progress.phase(f"{database}: proofs",
+                            total=PROOFS + CONSISTENCY_PROOFS) as report:
+            times = []
+            all_valid = True
+            for n in range(PROOFS):
+                index = rng.randrange(head.size)
+                t0 = time.perf_counter()
+                proof = log.inclusion_proof(index)
+                times.append(time.perf_counter() - t0)
+                all_valid &= verify_inclusion(leaf_hash(records[index][1]), index, head.size,
+                                              proof.path, head.root_hash)
+                report(n + 1)
+            inclusion_mean, inclusion_p99 = _ms(times)
 
-        ctimes = []
-        for _ in range(CONSISTENCY_PROOFS):
-            first = rng.randint(1, head.size)
-            t0 = time.perf_counter()
-            cproof = log.consistency_proof(first, head.size)
-            ctimes.append(time.perf_counter() - t0)
-            if first in (1, head.size):  # cheap to check fully here
-                all_valid &= verify_consistency(first, head.size, log.root_at(first),
-                                                head.root_hash, cproof.path)
-        consistency_mean, consistency_p99 = _ms(ctimes)
+            ctimes = []
+            for n in range(CONSISTENCY_PROOFS):
+                first = rng.randint(1, head.size)
+                t0 = time.perf_counter()
+                cproof = log.consistency_proof(first, head.size)
+                ctimes.append(time.perf_counter() - t0)
+                if first in (1, head.size):  # cheap to check fully here
+                    all_valid &= verify_consistency(first, head.size, log.root_at(first),
+                                                    head.root_hash, cproof.path)
+                report(PROOFS + n + 1)
+            consistency_mean, consistency_p99 = _ms(ctimes)
 
-        start = time.perf_counter()
-        report = log.verify()
-        verify_seconds = time.perf_counter() - start
+        with progress.phase(f"{database}: verifying the whole log"):
+            start = time.perf_counter()
+            verified = log.verify()
+            verify_seconds = time.perf_counter() - start
         total = enqueue_seconds + integrate_seconds
         return {
             "stored": integrated,
@@ -142,7 +163,7 @@ def _measure(settings: Any, count: int) -> dict[str, Any]:
             "consistency_proof_ms_p99": consistency_p99,
             "proofs_verified": all_valid,
             "verify_seconds": round(verify_seconds, 3),
-            "verify_ok": report.ok,
+            "verify_ok": verified.ok,
         }
     finally:
         databases.dispose()
@@ -156,11 +177,13 @@ def run(options: BenchOptions) -> dict[str, Any]:
         keys = work / "keys"
         sqlite = bench_settings(work / "sqlite", keys, None)
         result: dict[str, Any] = {"count": count}
-        result.update({f"sqlite_{k}": v for k, v in _measure(sqlite, count).items()})
+        result.update({f"sqlite_{k}": v for k, v
+                       in _measure(sqlite, count, options.progress, "sqlite").items()})
         if url:
             with postgres_database(url) as target:
                 postgres = bench_settings(work / "pg", keys, target)
-                result.update({f"postgres_{k}": v for k, v in _measure(postgres, count).items()})
+                result.update({f"postgres_{k}": v for k, v in _measure(
+                    postgres, count, options.progress, "postgresql").items()})
         measured_on = "postgresql" if "postgres_stored" in result else "sqlite"
         prefix = "postgres" if measured_on == "postgresql" else "sqlite"
         return {

@@ -42,7 +42,6 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mynumber.bench import BenchOptions
+from mynumber.bench import BenchOptions, BenchProgress, NoProgress
 from mynumber.codes import individual_number, resident_code
 from mynumber.registry.numbering import INDEX_KEY, NUMBERING_KEY, POOL_KEY, Numbering
 
@@ -263,18 +262,20 @@ def run_numbering(
     baseline_sample: int = BASELINE_SAMPLE,
     start_method: str = "spawn",
     scratch_dir: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: BenchProgress | None = None,
 ) -> dict[str, Any]:
     """Number ``count`` residents on ``workers`` processes; return the figures."""
     if not 0 < count <= 10**10:
         raise ValueError("count must be 1 to 10**10 (the 住民票コード pool)")
+    progress = progress or NoProgress()
     workers = max(1, workers or os.cpu_count() or 1)
     chunk = max(1, min(chunk, -(-count // workers)))
     keys = throwaway_keys()
     load_before = os.getloadavg()
 
     sample = min(baseline_sample, count)
-    base_rate, base_matches = baseline(Numbering(MemoryKeys(keys)), sample)
+    with progress.phase(f"baseline (scalar path, {sample:,} numbers)"):
+        base_rate, base_matches = baseline(Numbering(MemoryKeys(keys)), sample)
 
     buckets = 1 << max(0, math.ceil(math.log2(max(1, count / BUCKET_TARGET))))
     bounds = tuple(int(b) for b in bucket_bounds(buckets))
@@ -284,26 +285,37 @@ def run_numbering(
                  for i, start in enumerate(range(0, count, chunk))]
         t_start = time.perf_counter()
         with context.Pool(workers, initializer=_init_worker, initargs=(keys,)) as pool:
-            pool.map(_ready, range(workers), chunksize=1)
-            t_ready = time.perf_counter()
+            with progress.phase(f"starting {workers} worker processes"):
+                pool.map(_ready, range(workers), chunksize=1)
             results: list[ChunkResult] = []
-            for result in pool.imap_unordered(_number_chunk, tasks):
-                results.append(result)
-                if progress is not None:
-                    progress(sum(r.count for r in results), count)
-            t_numbered = time.perf_counter()
-            sorted_chunks = sorted(
-                pool.imap_unordered(_sort_chunk, [SortTask(r.index, scratch, bounds)
-                                                  for r in results]),
-                key=lambda r: r.index,
-            )
-            bucket_tasks = [
-                BucketTask(b, scratch, tuple((r.index, r.offsets[b], r.offsets[b + 1])
-                                             for r in sorted_chunks))
-                for b in range(buckets)
-            ]
-            checked = list(pool.imap_unordered(_check_bucket, bucket_tasks))
-            t_verified = time.perf_counter()
+            numbered_so_far = 0
+            with progress.phase("numbering", total=count) as report:
+                t_ready = time.perf_counter()  # the phase's start line is not numbering
+                # Reported here, in the parent, once per finished chunk: nothing in the
+                # workers' timed numbering.
+                for result in pool.imap_unordered(_number_chunk, tasks):
+                    results.append(result)
+                    numbered_so_far += result.count
+                    report(numbered_so_far)
+                t_numbered = time.perf_counter()
+            with progress.phase("checking uniqueness (chunks, then value ranges)",
+                                total=len(results) + buckets) as report:
+                sorted_chunks: list[SortResult] = []
+                for sort_result in pool.imap_unordered(
+                        _sort_chunk, [SortTask(r.index, scratch, bounds) for r in results]):
+                    sorted_chunks.append(sort_result)
+                    report(len(sorted_chunks))
+                sorted_chunks.sort(key=lambda r: r.index)
+                bucket_tasks = [
+                    BucketTask(b, scratch, tuple((r.index, r.offsets[b], r.offsets[b + 1])
+                                                 for r in sorted_chunks))
+                    for b in range(buckets)
+                ]
+                checked: list[BucketResult] = []
+                for bucket_result in pool.imap_unordered(_check_bucket, bucket_tasks):
+                    checked.append(bucket_result)
+                    report(len(sorted_chunks) + len(checked))
+                t_verified = time.perf_counter()
             pool.close()
             pool.join()
 
@@ -391,4 +403,5 @@ def run(options: BenchOptions) -> dict[str, Any]:
         baseline_sample=int(extra.get("baseline_sample", BASELINE_SAMPLE)),
         start_method=str(extra.get("start_method", "spawn")),
         scratch_dir=extra.get("scratch_dir"),
+        progress=options.progress,
     )

@@ -39,7 +39,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +48,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509 import ocsp
 
-from mynumber.bench import BenchOptions
+from mynumber.bench import BenchOptions, BenchProgress, NoProgress
 from mynumber.jpki.profiles import ca_certificate, ocsp_responder_certificate
 from mynumber.jpki.revocation import GOOD, UNKNOWN, CertificateStatus, build_response, revoked
 
@@ -395,14 +394,16 @@ def answered_state(der: bytes, serial: int) -> str:
 
 
 def run_ocsp(count: int = DEFAULT_COUNT, threads: int = DEFAULT_THREADS,
-             serials: int | None = None, progress: Callable[[str], None] | None = None,
+             serials: int | None = None, progress: BenchProgress | None = None,
              rounds: int = DEFAULT_ROUNDS) -> dict[str, Any]:
     if count < 1 or threads < 1 or rounds < 1:
         raise ValueError("count and threads must be positive")
+    progress = progress or NoProgress()
     n_serials = serials or min(count, MAX_SERIALS)
     with tempfile.TemporaryDirectory(prefix="mynumber-bench-ocsp-") as scratch:
         directory = Path(scratch)
-        fixture = write_fixture(directory, n_serials)
+        with progress.phase(f"writing a throwaway PKI and {n_serials:,} statuses"):
+            fixture = write_fixture(directory, n_serials)
         statuses: dict[int, CertificateStatus] = fixture["statuses"]
         serial_list = list(statuses)
         order = [serial_list[i % len(serial_list)] for i in range(count)]
@@ -422,23 +423,28 @@ def run_ocsp(count: int = DEFAULT_COUNT, threads: int = DEFAULT_THREADS,
         # other load on a shared machine falls on all of them alike.
         cuts = [count * r // rounds for r in range(rounds + 1)]
         try:
-            for name, (start, path, group) in servers.items():
-                port = free_port()
-                process = start(directory, port)
-                running[name] = (process, f"http://127.0.0.1:{port}{path}", group)
-            for process, url, _ in running.values():
-                _wait_for_port(int(url.split(":")[2].split("/")[0]), process)
-                drive(url, requests[: min(len(requests), 4 * threads)], threads)  # warm up
-            for r in range(rounds):
-                for name, (_, url, _) in running.items():
-                    if progress is not None:
-                        progress(f"{name} round {r + 1}/{rounds}")
-                    chunk = requests[cuts[r] : cuts[r + 1]]
-                    if not chunk:
-                        continue
-                    rate, got = drive(url, chunk, threads)
-                    seconds[name] += len(chunk) / rate
-                    answers[name] += got
+            with progress.phase("starting and warming up the responders"):
+                for name, (start, path, group) in servers.items():
+                    port = free_port()
+                    process = start(directory, port)
+                    running[name] = (process, f"http://127.0.0.1:{port}{path}", group)
+                for process, url, _ in running.values():
+                    _wait_for_port(int(url.split(":")[2].split("/")[0]), process)
+                    drive(url, requests[: min(len(requests), 4 * threads)], threads)  # warm up
+            # One report per round and server, between the timed drives.
+            with progress.phase(f"requests ({len(running)} responders taking turns, "
+                                f"{rounds} rounds)", total=count * len(running)) as report:
+                sent = 0
+                for r in range(rounds):
+                    for name, (_, url, _) in running.items():
+                        chunk = requests[cuts[r] : cuts[r + 1]]
+                        if not chunk:
+                            continue
+                        rate, got = drive(url, chunk, threads)
+                        seconds[name] += len(chunk) / rate
+                        answers[name] += got
+                        sent += len(chunk)
+                        report(sent)
         finally:
             for process, _, group in running.values():
                 _stop(process, group)
@@ -482,7 +488,7 @@ def run(options: BenchOptions) -> dict[str, Any]:
     return run_ocsp(options.count or DEFAULT_COUNT,
                     int(extra.get("threads", options.workers or DEFAULT_THREADS)),
                     int(extra["serials"]) if "serials" in extra else None,
-                    rounds=int(extra.get("rounds", DEFAULT_ROUNDS)))
+                    progress=options.progress, rounds=int(extra.get("rounds", DEFAULT_ROUNDS)))
 
 
 if __name__ == "__main__":

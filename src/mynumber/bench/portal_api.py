@@ -32,6 +32,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from mynumber.bench import (
     BenchOptions,
+    BenchProgress,
+    NoProgress,
+    Report,
     bench_settings,
     migrated_container,
     postgres_database,
@@ -89,7 +92,8 @@ def _tokens(container: Any, client: Any, sessions: list[Any]) -> list[str]:
     return tokens
 
 
-def _prepare(container: Any, residents: int) -> tuple[Any, list[str]]:
+def _prepare(container: Any, residents: int, report: Report | None = None
+             ) -> tuple[Any, list[str]]:
     from mynumber.app import sync_directory
     from mynumber.card.interfaces import IdentityCheck, IssuedPins
     from mynumber.portal.interfaces import ClientState
@@ -122,6 +126,8 @@ def _prepare(container: Any, residents: int) -> tuple[Any, list[str]]:
         signature = chip.sign("auth", PINS[1], challenge.challenge)
         sessions.append(container.portal.complete_login(
             challenge.challenge_id, signature, chip.certificate("auth").decode()))
+        if report is not None:
+            report(i + 1)
     client = container.api_clients.register(
         "ベンチマーク家計簿", "bench", "bench@example.jp", [REDIRECT], ["basic_four", SCOPE])
     container.api_clients.set_state("bench", client.client_id, ClientState.APPROVED, "bench")
@@ -129,15 +135,19 @@ def _prepare(container: Any, residents: int) -> tuple[Any, list[str]]:
     return client, _tokens(container, client, sessions)
 
 
-def _load(call: Any, tokens: list[str], count: int, workers: int) -> dict[str, Any]:
+def _load(call: Any, tokens: list[str], count: int, workers: int,
+          report: Report | None = None) -> dict[str, Any]:
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
     start_gate = threading.Barrier(workers + 1)
+    # Each worker's own latency list, which this thread reads for the progress: the workers
+    # do nothing more for it.
+    timings: list[list[float]] = [[] for _ in range(workers)]
 
     def worker(index: int) -> None:
         nonlocal errors
-        mine: list[float] = []
+        mine = timings[index]
         failed = 0
         start_gate.wait()
         for i in range(index, count, workers):
@@ -158,7 +168,10 @@ def _load(call: Any, tokens: list[str], count: int, workers: int) -> dict[str, A
     start_gate.wait()
     began = time.perf_counter()
     for thread in threads:
-        thread.join()
+        while thread.is_alive():
+            thread.join(0.5)
+            if report is not None:
+                report(sum(len(t) for t in timings))
     seconds = time.perf_counter() - began
     latencies.sort()
 
@@ -172,21 +185,27 @@ def _load(call: Any, tokens: list[str], count: int, workers: int) -> dict[str, A
 
 
 def _measure(settings: Any, residents: int, count: int, workers: int,
-             http_count: int) -> dict[str, Any]:
+             http_count: int, progress: BenchProgress | None = None,
+             database: str = "sqlite") -> dict[str, Any]:
     from mynumber.app import create_app
 
-    container = migrated_container(settings)
+    progress = progress or NoProgress()
+    with progress.phase(f"{database}: creating the databases"):
+        container = migrated_container(settings)
     try:
-        setup_began = time.perf_counter()
-        client, tokens = _prepare(container, residents)
-        setup_seconds = time.perf_counter() - setup_began
+        with progress.phase(f"{database}: {residents} residents with cards, logins and "
+                            "tokens", total=residents) as report:
+            setup_began = time.perf_counter()
+            client, tokens = _prepare(container, residents, report)
+            setup_seconds = time.perf_counter() - setup_began
         oidc = container.oidc
 
         def direct(token: str) -> bool:
             return bool(oidc.self_information(token, SCOPE).outcome == "provided")
 
         direct(tokens[0])  # warm caches and connections outside the window
-        result = _load(direct, tokens, count, workers)
+        with progress.phase(f"{database}: calls, {workers} threads", total=count) as report:
+            result = _load(direct, tokens, count, workers, report)
         if http_count:
             from fastapi.testclient import TestClient
 
@@ -197,15 +216,20 @@ def _measure(settings: Any, residents: int, count: int, workers: int,
                     return bool(response.status_code == 200)
 
                 over_http(tokens[0])
-                result["http_route"] = _load(over_http, tokens, http_count, workers)
-        integrate_began = time.perf_counter()
-        while container.network_log.integrate() > 0:
-            pass
+                with progress.phase(f"{database}: calls through the HTTP route",
+                                    total=http_count) as report:
+                    result["http_route"] = _load(over_http, tokens, http_count, workers,
+                                                 report)
+        with progress.phase(f"{database}: integrating the access log"):
+            integrate_began = time.perf_counter()
+            while container.network_log.integrate() > 0:
+                pass
+            integrate_seconds = time.perf_counter() - integrate_began
         head = container.network_log.latest_head()
         watch = container.api_clients.monitoring(client.client_id)
         result.update({
             "setup_seconds": round(setup_seconds, 1),
-            "log_integrate_seconds": round(time.perf_counter() - integrate_began, 2),
+            "log_integrate_seconds": round(integrate_seconds, 2),
             "log_size": head.size,
             "releases_recorded": watch.releases,
             "client_requests": watch.requests,
@@ -227,11 +251,11 @@ def run(options: BenchOptions) -> dict[str, Any]:
         if url:
             with postgres_database(url) as target:
                 result = _measure(_settings(work_dir / "pg", keys, target), residents, count,
-                                  workers, http_count)
+                                  workers, http_count, options.progress, "postgresql")
             database = "postgresql"
         else:
             result = _measure(_settings(work_dir / "sqlite", keys, None), residents, count,
-                              workers, http_count)
+                              workers, http_count, options.progress, "sqlite")
             database = "sqlite"
         return {
             "per_second": result["per_second"],

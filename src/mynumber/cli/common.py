@@ -222,7 +222,9 @@ class LongWork:
         else:
             amount = f"{self.done:,}" + (f" / {self.total:,}" if self.total else "")
         share = f" ({100 * self.done // self.total}%)" if self.total else ""
-        print(f"{self.description}: {amount}{share}, {now - self.started:,.0f} s{end}",
+        # Work that counts nothing (a warm-up, a wait) shows only its time, never a bare "0".
+        counted = f"{amount}{share}, " if self.done or self.total else ""
+        print(f"{self.description}: {counted}{now - self.started:,.0f} s{end}",
               file=self.stream, flush=True)
 
     def __enter__(self) -> LongWork:
