@@ -40,3 +40,12 @@ def test_machine_output_gets_no_progress_lines() -> None:
     with LongWork("verifying the log", every=0.0, stream=out, quiet=True) as work:
         work(10, 10)
     assert out.getvalue() == ""
+
+
+def test_work_that_counts_nothing_shows_only_its_time() -> None:
+    out = io.StringIO()
+    with LongWork("warming up", every=0.0, stream=out):
+        pass
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("warming up: ") and last.endswith(" s (done)")
+    assert not last.startswith("warming up: 0,") and ": 0, " not in last
