@@ -327,7 +327,7 @@ def test_a_birth_registered_through_the_form_appears_in_the_search(
     response = counter.post("/counter/births", BIRTH_FORM)
     assert response.status_code == 303
     location = response.headers["location"]
-    assert re.fullmatch(r"/counter/residents/\d+\?done=birth", location)
+    assert re.fullmatch(r"/counter/residents/\d+\?done=birth&ticket=[\w-]+", location)
 
     done = counter.get(location)
     assert MESSAGES["done.birth"]["ja"] in done.text
@@ -378,7 +378,8 @@ def test_move_out_and_move_in_at_another_counter(
                "occurred_on": "2025-04-02", "resident_code": record.resident_code}
     arrived = shibuya.post("/counter/move-ins", arrival)
     assert arrived.status_code == 303, arrived.text
-    assert arrived.headers["location"] == f"/counter/residents/{record.id}?done=move-in"
+    assert arrived.headers["location"].startswith(
+        f"/counter/residents/{record.id}?done=move-in&ticket=")
     page = text_of(shibuya.open_record(record.id, {"reason_kind": "move_in",
                                                    "reason_text": ""}).text)
     assert "渋谷区宇田川町" in page

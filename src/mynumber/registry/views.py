@@ -16,6 +16,13 @@ Security decisions, in one place:
   a shared terminal's back button or cache does not show the previous clerk's work.
 - A form that fails is shown again with the error and the other values; the field in error and
   any number field are left empty rather than echoed back.
+- After a birth or a move-in the "done" page shows the new record's 記録番号 and 住民票コード
+  without asking for a 閲覧理由 (the read is recorded with the procedure as its reason), but only
+  to the clerk who registered it in this session: the redirect carries a ticket, an HMAC of the
+  server key over the session, the record and the procedure. Without it the page is the plain
+  reason form, so a typed-in ``?done=birth`` opens nothing. The new 個人番号 is shown only by a
+  reason-giving POST (audited by ``reveal_number``), on a page of its own for printing the
+  notification.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.datastructures import FormData
@@ -33,8 +41,10 @@ from mynumber.auth.interfaces import LoginFailed, StaffPrincipal, StaffRole
 from mynumber.errors import DomainError, InvalidInput, NotFound
 from mynumber.kernel import forms
 from mynumber.kernel.counter import HOME_PATH, LOGIN_PATH, CounterRoute, CounterStaff, counter_page
+from mynumber.kernel.csrf import CsrfTokens
 from mynumber.kernel.errors import error_box, text
 from mynumber.kernel.forms import FormField, municipality_label
+from mynumber.kernel.localtime import local_date
 from mynumber.kernel.routes import FormDep, secure_cookies
 from mynumber.kernel.signin import STAFF_COOKIE, StaffAuthDep
 from mynumber.registry.api import RegistryDep
@@ -57,8 +67,9 @@ from mynumber.web.templating import language
 LOGIN_LIMITS = {"username": 40, "password": 200, "totp_code": 10}
 
 SUPERVISORS = frozenset({StaffRole.SUPERVISOR, StaffRole.ADMIN})
-# 閲覧理由: the reasons a clerk may give for opening a record.
-REASONS = ("move_in", "certificate", "identity", "other")
+# 閲覧理由: the reasons a clerk may give for opening a record (registry/_forms.html lists the
+# same, in the same order).
+REASONS = ("move_in", "certificate", "identity", "notification", "other")
 
 router = APIRouter(include_in_schema=False, route_class=CounterRoute)
 # Identifiers are 63-bit in every database; a larger one would overflow rather than not match.
@@ -376,15 +387,55 @@ def lookup_by_number(request: Request, staff: CounterStaff, registry: RegistryDe
 # --- records -------------------------------------------------------------------------------
 
 
-@router.get("/counter/residents/{resident_id}", response_class=HTMLResponse)
-def reason_form(request: Request, staff: CounterStaff, resident_id: RecordId,
-                done: str | None = None) -> HTMLResponse:
-    """Ask why the record is opened before showing anything of it."""
+def _done_ticket(request: Request, resident_id: int, done: str) -> str:
+    """The ticket that lets the clerk who registered a birth or move-in see the new record's
+    codes on the "done" page: an HMAC of the server key over this staff session and the record,
+    worthless in another session or for another record."""
+    tokens: CsrfTokens = request.app.state.csrf
+    return tokens.token(f"counter.done.{done}", _done_binding(request, resident_id))
+
+
+def _done_binding(request: Request, resident_id: int) -> str:
+    return f"{request.cookies.get(STAFF_COOKIE, '')}\x00{resident_id}"
+
+
+def _new_record(request: Request, staff: StaffPrincipal, registry: RegistryServiceImpl,
+                resident_id: int, done: str | None, ticket: str) -> ResidentRecord | None:
+    """The record just registered, for its "done" page; None without a valid ticket."""
+    if done not in NEW_RECORD_EVENTS:
+        return None
+    tokens: CsrfTokens = request.app.state.csrf
+    if not tokens.valid(f"counter.done.{done}", _done_binding(request, resident_id), ticket):
+        return None
+    # The procedure just completed is the reason for this read (recorded like any other).
+    return registry.get_resident(staff, resident_id, MESSAGES[f"form.{done}"]["ja"])
+
+
+def _reason_page(request: Request, staff: StaffPrincipal, registry: RegistryServiceImpl,
+                 resident_id: int, done: str | None, ticket: str = "", *,
+                 error: dict[str, Any] | None = None, values: Mapping[str, Any] | None = None,
+                 notice_error: dict[str, Any] | None = None,
+                 notice_values: Mapping[str, Any] | None = None,
+                 status: int = 200) -> HTMLResponse:
     done = done if done in DONE_KEYS else None
     proposed = EVENTS[done].reason if done in EVENTS else "other"
-    values = {"reason_kind": proposed}
-    return counter_page(request, "registry/reason.html", staff=staff, resident_id=resident_id,
-                        done=done, values=values)
+    new_record = _new_record(request, staff, registry, resident_id, done, ticket)
+    return counter_page(
+        request, "registry/reason.html", status=status, staff=staff, resident_id=resident_id,
+        done=done, error=error, values=values if values is not None else {"reason_kind": proposed},
+        new_record=new_record, ticket=ticket if new_record is not None else "",
+        notice_error=notice_error,
+        notice_values=notice_values or {"reason_kind": "notification"},
+    )
+
+
+@router.get("/counter/residents/{resident_id}", response_class=HTMLResponse)
+def reason_form(request: Request, staff: CounterStaff, registry: RegistryDep,
+                resident_id: RecordId, done: str | None = None,
+                ticket: str = "") -> HTMLResponse:
+    """Ask why the record is opened before showing anything of it (after a birth or move-in
+    registered in this session, the "done" page also shows the new record's codes)."""
+    return _reason_page(request, staff, registry, resident_id, done, ticket[:64])
 
 
 @router.post("/counter/residents/{resident_id}", response_class=HTMLResponse)
@@ -393,8 +444,8 @@ def view_record(request: Request, staff: CounterStaff, registry: RegistryDep,
     try:
         reason = _reason(form)
     except DomainError as exc:
-        return counter_page(request, "registry/reason.html", status=exc.status, staff=staff,
-                            resident_id=resident_id, done=None, error=error_box(request, exc),
+        return _reason_page(request, staff, registry, resident_id, None, status=exc.status,
+                            error=error_box(request, exc),
                             values=forms.kept_values(form, exc.field))
     record = registry.get_resident(staff, resident_id, reason)
     return _record_page(request, staff, registry, record, reason)
@@ -407,12 +458,31 @@ def reveal_number(request: Request, staff: CounterStaff, registry: RegistryDep,
     try:
         reason = _reason(form)
     except DomainError as exc:
-        return counter_page(request, "registry/reason.html", status=exc.status, staff=staff,
-                            resident_id=resident_id, done=None, error=error_box(request, exc),
+        return _reason_page(request, staff, registry, resident_id, None, status=exc.status,
+                            error=error_box(request, exc),
                             values=forms.kept_values(form, exc.field))
     record = registry.get_resident(staff, resident_id, reason)
     number = registry.reveal_number(staff, resident_id, reason)
     return _record_page(request, staff, registry, record, reason, number=number)
+
+
+@router.post("/counter/residents/{resident_id}/notification", response_class=HTMLResponse)
+def number_notification(request: Request, staff: CounterStaff, registry: RegistryDep,
+                        resident_id: RecordId, form: FormDep) -> HTMLResponse:
+    """The 個人番号 of a record just registered, for printing its notification: shown in this
+    response's body only, once, and recorded with its reason (``reveal_number``)."""
+    try:
+        reason = _reason(form)
+    except DomainError as exc:
+        # Back to the "done" page (when its ticket came along) with the error in the box.
+        return _reason_page(request, staff, registry, resident_id, forms.value(form, "done", 20),
+                            forms.value(form, "ticket", 64), status=exc.status,
+                            notice_error=error_box(request, exc),
+                            notice_values=forms.kept_values(form, exc.field))
+    record = registry.get_resident(staff, resident_id, reason)
+    number = registry.reveal_number(staff, resident_id, reason)
+    return counter_page(request, "registry/number.html", staff=staff, record=record,
+                        number=number, reason=reason, postal=postal_code)
 
 
 def _record_page(request: Request, staff: StaffPrincipal, registry: RegistryServiceImpl,
@@ -431,17 +501,28 @@ def _record_page(request: Request, staff: StaffPrincipal, registry: RegistryServ
         verifications=verifications,
         history=[(e, _describe(e, language(request), municipalities)) for e in history],
         procedures=procedures, values=_defaults(record), letter_fields=LETTER_FIELDS,
-        reasons=REASONS, household=registry.household(staff, record.id),
+        reasons=REASONS, household=registry.household(staff, record.id), postal=postal_code,
     )
+
+
+def postal_code(value: str) -> str:
+    """〒 style for a page: 1638001 -> 163-8001 (anything else as stored)."""
+    return f"{value[:3]}-{value[3:]}" if len(value) == 7 and value.isdigit() else value
 
 
 def _next_statuses(letter: LetterRecord) -> list[str]:
     return sorted(s.value for s in LETTER_TRANSITIONS[letter.status])
 
 
+#: History detail keys whose values are codes, shown through the catalogue (``prefix.value``).
+CODED_DETAILS = {"sex": "sex", "status": "status", "nationality": "nationality"}
+
+
 def _describe(event: LifeEventRecord, lang: str,
               municipalities: Mapping[str, Mapping[str, str]]) -> list[tuple[str, str]]:
-    """History details as localised (label, text): before -> after for changes, else the value."""
+    """History details as localised (label, text): before -> after for changes, else the value.
+    Codes (sex, status, nationality, municipalities) are shown by their labels, dates in the
+    page's style."""
 
     def label(key: str) -> str:
         return text(f"field.{key}", lang) or key
@@ -451,8 +532,17 @@ def _describe(event: LifeEventRecord, lang: str,
             return ""
         if value == "abroad":
             return text("value.abroad", lang)
-        if key in ("destination", "municipality_code"):
+        if key in ("destination", "municipality_code", "previous_municipality_code"):
             return municipality_label(municipalities, str(value))
+        if key in CODED_DETAILS:
+            return text(f"{CODED_DETAILS[key]}.{value}", lang) or str(value)
+        if key in ("birth_date", "occurred_on"):
+            try:
+                return local_date(dt.date.fromisoformat(str(value)), lang, era=True)
+            except ValueError:
+                return str(value)
+        if key == "postal_code":
+            return postal_code(str(value))
         return str(value)
 
     details = dict(event.details)
@@ -484,8 +574,11 @@ def _submit(request: Request, staff: StaffPrincipal, registry: RegistryServiceIm
         return _event_page(request, staff, event, resident_id, forms.kept_values(form, exc.field),
                            error=error_box(request, exc), status=exc.status)
     target, done = outcome if isinstance(outcome, tuple) else (outcome, event.slug)
+    query = {"done": done}
+    if done in NEW_RECORD_EVENTS:
+        query["ticket"] = _done_ticket(request, target, done)
     # Post/redirect/get: reloading the next page must not register the event twice.
-    return RedirectResponse(f"/counter/residents/{target}?done={done}", status_code=303)
+    return RedirectResponse(f"/counter/residents/{target}?{urlencode(query)}", status_code=303)
 
 
 @router.get("/counter/births", response_class=HTMLResponse)

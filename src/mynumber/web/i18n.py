@@ -94,6 +94,7 @@ MESSAGES: dict[str, dict[str, str]] = {
     "reason.move_in": {"ja": "転入届", "en": "Move-in notification"},
     "reason.certificate": {"ja": "証明書交付", "en": "Certificate issuance"},
     "reason.identity": {"ja": "本人確認", "en": "Identity verification"},
+    "reason.notification": {"ja": "個人番号通知書の作成", "en": "Notification letter"},
     "reason.other": {"ja": "その他", "en": "Other"},
     "record.title": {"ja": "住民票", "en": "Resident record"},
     "record.audited": {
@@ -135,7 +136,23 @@ MESSAGES: dict[str, dict[str, str]] = {
     "history.recorded_at": {"ja": "記録日時", "en": "Recorded at"},
     "history.actor": {"ja": "処理者", "en": "By"},
     "record.household": {"ja": "世帯の構成", "en": "Household members"},
+    # 国籍: ISO 3166-1 codes as stored; Japan and the largest foreign-resident nationalities.
+    # A code without a label is shown as stored.
     "nationality.JP": {"ja": "日本", "en": "Japan"},
+    "nationality.CN": {"ja": "中国", "en": "China"},
+    "nationality.VN": {"ja": "ベトナム", "en": "Viet Nam"},
+    "nationality.KR": {"ja": "韓国", "en": "Republic of Korea"},
+    "nationality.PH": {"ja": "フィリピン", "en": "Philippines"},
+    "nationality.BR": {"ja": "ブラジル", "en": "Brazil"},
+    "nationality.NP": {"ja": "ネパール", "en": "Nepal"},
+    "nationality.ID": {"ja": "インドネシア", "en": "Indonesia"},
+    "nationality.MM": {"ja": "ミャンマー", "en": "Myanmar"},
+    "nationality.TW": {"ja": "台湾", "en": "Taiwan"},
+    "nationality.US": {"ja": "アメリカ合衆国", "en": "United States"},
+    "nationality.TH": {"ja": "タイ", "en": "Thailand"},
+    "nationality.IN": {"ja": "インド", "en": "India"},
+    "nationality.LK": {"ja": "スリランカ", "en": "Sri Lanka"},
+    "nationality.PE": {"ja": "ペルー", "en": "Peru"},
     "actor.system": {"ja": "システム", "en": "System"},
     "actor.staff_unknown": {"ja": "職員（登録なし）", "en": "Staff (no longer registered)"},
     "actor.import": {"ja": "一括登録", "en": "Bulk import"},
@@ -224,6 +241,25 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "The identity verification was recorded.",
     },
     "done.letter": {"ja": "通知書の状態を変更しました。", "en": "The letter's status was changed."},
+    "done.new.title": {"ja": "登録した住民", "en": "The record registered"},
+    "done.new.lead": {
+        "ja": "記録番号と住民票コードを控えてください。個人番号は理由を記録したうえで表示し、"
+              "個人番号通知書に印刷します。",
+        "en": "Note the record number and the resident code. The individual number is shown "
+              "after you record a reason, to print the notification letter.",
+    },
+    "done.new.reveal": {
+        "ja": "個人番号を表示 (通知書の印刷用)",
+        "en": "Show the individual number (to print the notification)",
+    },
+    "number.title": {"ja": "個人番号 (通知書の印刷用)", "en": "Individual number (notification)"},
+    "number.lead": {
+        "ja": "この表示は記録されました。この画面は保存されません。"
+              "通知書に印刷したら画面を閉じてください。",
+        "en": "This display was recorded and the page is not stored. Close it once the "
+              "notification is printed.",
+    },
+    "number.open_record": {"ja": "住民票を開く", "en": "Open the record"},
     "done.identity-mismatch.title": {
         "ja": "個人番号が一致しません",
         "en": "The individual number does not match",
@@ -241,6 +277,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "field.totp_code": {"ja": "ワンタイムコード (6桁)", "en": "One-time code (6 digits)"},
     "field.q": {"ja": "氏名・フリガナ・住民票コード", "en": "Name, kana or resident code"},
     "field.resident_code": {"ja": "住民票コード", "en": "Resident code"},
+    # The resident record's id: what the proxy registration (portal) and other forms ask for.
+    "field.record_id": {"ja": "記録番号", "en": "Record number"},
     "field.individual_number": {"ja": "個人番号", "en": "Individual number"},
     "field.name": {"ja": "氏名", "en": "Name"},
     "field.name_kana": {"ja": "フリガナ", "en": "Kana"},
