@@ -12,7 +12,7 @@ from mynumber.app import Container
 from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.card.chip import VirtualCard
 from mynumber.card.interfaces import CardRecord, IdentityCheck, IssuedPins
-from mynumber.portal.interfaces import PortalSession
+from mynumber.portal.interfaces import DocumentUpload, PortalSession
 from mynumber.registry.interfaces import ResidentRecord
 from tests.conftest import new_resident
 
@@ -82,3 +82,17 @@ def resident_record(holder: CardHolder, household: list[dict[str, str]] | None =
     return {"name": r.name, "name_kana": r.name_kana, "birth_date": r.birth_date.isoformat(),
             "sex": r.sex.value, "address": r.address, "household": household or [],
             "household_relationship": r.relationship, "municipality_code": r.municipality_code}
+
+
+PDF = b"%PDF-1.7\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 40
+
+
+def documents() -> list[DocumentUpload]:
+    """A file for each document the 現況届 without the number needs (PDF, PNG, JPEG)."""
+    return [DocumentUpload("document_tax_certificate", "tax_certificate", "課税証明書.pdf", PDF),
+            DocumentUpload("document_health_insurance_copy", "health_insurance_copy",
+                           "hoken.png", PNG),
+            DocumentUpload("document_child_resident_record", "child_resident_record",
+                           "juminhyo.jpg", JPEG)]

@@ -48,6 +48,7 @@ from tests.portal.conftest import (
     MHLW,
     POLICE,
     CardHolder,
+    documents,
     hold,
     issue_card_holder,
     login,
@@ -531,12 +532,15 @@ def test_child_allowance_without_the_number_needs_documents_and_links_nobody(
     filled = dataclasses.replace(blank, applicant_name="鈴木 一郎", address="東京都新宿区",
                                  children=({"name": "鈴木 二郎", "birth_date": "2018-01-01"},))
     with pytest.raises(PortalError) as missing:
-        container.portal.submit_child_allowance(session, notice_id, False, filled, [" "])
-    assert missing.value.field == "documents"
+        container.portal.submit_child_allowance(session, notice_id, False, filled, [])
+    assert missing.value.field == "document_tax_certificate"
     application = container.portal.submit_child_allowance(
-        session, notice_id, False, filled, ["課税証明書", "健康保険証の写し"])
+        session, notice_id, False, filled, documents())
     assert not application.uses_number and application.state.value == "submitted"
-    assert application.documents == ("課税証明書", "健康保険証の写し")
+    kinds = ["tax_certificate", "health_insurance_copy", "child_resident_record"]
+    assert list(application.documents) == kinds
+    assert [a.filename for a in application.attachments] == \
+        ["課税証明書.pdf", "hoken.png", "juminhyo.jpg"]
     assert application.declined_serial is not None
     # The core recorded a declined linkage about nobody: it is not in the person's history.
     container.network_log.integrate()
@@ -544,7 +548,7 @@ def test_child_allowance_without_the_number_needs_documents_and_links_nobody(
     assert index is not None
     entry = json.loads(container.network_log.entries(index, index + 1)[0].entry)
     assert entry["outcome"] == Outcome.DECLINED.value and entry["requester"] == CITY
-    assert entry["documents"] == ["課税証明書", "健康保険証の写し"]
+    assert entry["documents"] == kinds
     assert {e.record.serial for e in container.portal.history(session)} == history_before
     assert container.portal.notices(session)[0].state is NoticeState.ANSWERED
 
@@ -824,7 +828,7 @@ def test_a_double_submission_records_one_application_and_one_declined_linkage(
         if not raced:  # the other tab submits while this one is in flight
             raced.append(True)
             try:
-                portal.submit_child_allowance(session, notice_id, False, form, ["課税証明書"])
+                portal.submit_child_allowance(session, notice_id, False, form, documents())
             except NoticeAlreadyAnswered as exc:
                 second.append(exc)
         result = real(*args, **kwargs)
@@ -833,7 +837,7 @@ def test_a_double_submission_records_one_application_and_one_declined_linkage(
 
     monkeypatch.setattr(container.agencies, "record_declined", racing)
     application = portal.submit_child_allowance(session, notice_id, False, form,
-                                                ["課税証明書"])
+                                                documents())
     assert len(second) == 1
     assert recorded == [application.declined_serial]
     assert [a.application_id for a in portal.applications(session)] == \
@@ -863,12 +867,12 @@ def test_a_failed_declined_record_leaves_the_notice_open(
 
     monkeypatch.setattr(container.agencies, "record_declined", failing)
     with pytest.raises(RuntimeError):
-        portal.submit_child_allowance(session, notice_id, False, form, ["課税証明書"])
+        portal.submit_child_allowance(session, notice_id, False, form, documents())
     [notice] = portal.notices(session)
     assert notice.state is not NoticeState.ANSWERED and notice.answered_at is None
     assert portal.applications(session) == []
     monkeypatch.setattr(container.agencies, "record_declined", real)
-    application = portal.submit_child_allowance(session, notice_id, False, form, ["課税証明書"])
+    application = portal.submit_child_allowance(session, notice_id, False, form, documents())
     assert portal.notices(session)[0].application_id == application.application_id
 
 

@@ -30,7 +30,7 @@ from mynumber.portal.interfaces import (
     ProxyKind,
 )
 from tests.conftest import SHIBUYA
-from tests.portal.conftest import AUTH_PIN, CardHolder, issue_card_holder
+from tests.portal.conftest import AUTH_PIN, JPEG, PDF, PNG, CardHolder, issue_card_holder
 from tests.web.test_counter import logged_in
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -60,11 +60,15 @@ class Browser:
     def get(self, url: str, **kwargs: Any) -> Any:
         return self._seen(self.client.get(url, follow_redirects=False, **kwargs))
 
-    def post(self, url: str, data: dict[str, Any] | None = None, *, csrf: bool = True) -> Any:
+    def post(self, url: str, data: dict[str, Any] | None = None, *, csrf: bool = True,
+             files: list[tuple[str, tuple[str, bytes, str]]] | None = None) -> Any:
+        """``files``: (input name, (file name, bytes, declared type)); sent as
+        multipart/form-data as a browser does."""
         body = dict(data or {})
         if csrf:
             body["csrf_token"] = self.token
-        return self._seen(self.client.post(url, data=body, follow_redirects=False))
+        return self._seen(self.client.post(url, data=body, files=files,
+                                           follow_redirects=False))
 
     def follow(self, response: Any) -> Any:
         assert response.status_code == 303, response.text
@@ -107,6 +111,13 @@ def holder_data(container: Container, holder: CardHolder) -> str:
     container.agencies.put_copy(mayor, address, "child_allowance", {
         "status": "receiving", "children": 1, "monthly_amount": 10_000})
     return address
+
+
+def required_files() -> list[tuple[str, tuple[str, bytes, str]]]:
+    """A file for each document the 現況届 without the number needs."""
+    return [("document_tax_certificate", ("課税証明書.pdf", PDF, "application/pdf")),
+            ("document_health_insurance_copy", ("hoken.png", PNG, "image/png")),
+            ("document_child_resident_record", ("juminhyo.jpg", JPEG, "image/jpeg"))]
 
 
 @pytest.fixture
@@ -302,9 +313,12 @@ def test_the_child_allowance_report_is_completed_with_or_without_the_number(
         missing = browser.post("/portal/applications/child-allowance", fields)
         assert missing.status_code == 422 and 'id="documents"' in missing.text
         assert card_holder.resident.address in missing.text
-        fields["documents"] = ["tax_certificate", "health_insurance_copy",
-                               "child_resident_record"]
-    done = browser.post("/portal/applications/child-allowance", fields)
+        assert 'enctype="multipart/form-data"' in form.text
+        assert 'type="file"' in form.text and 'type="checkbox"' not in form.text
+    if use_number:
+        assert 'type="file"' not in form.text  # with the number nothing is attached
+    done = browser.post("/portal/applications/child-allowance", fields,
+                        files=None if use_number else required_files())
     assert done.status_code == 200, done.text
     assert 'id="application-done"' in done.text
     number = re.search(r'id="application-number">([^<]+)<', done.text)
@@ -333,28 +347,28 @@ def test_the_report_without_the_number_keeps_its_children_needs_one_and_reads_ye
     browser.follow(browser.reader_login(card_holder))
     start = {"notice_id": str(notice_id), "use_number": "no"}
     assert browser.post("/portal/applications/child-allowance/start", start).status_code == 200
-    documents = ["tax_certificate", "health_insurance_copy", "child_resident_record"]
+    documents = required_files()
     fields: dict[str, Any] = {
         **start, "applicant_name": card_holder.resident.name, "address": "",
         "taxable_income": "３８５万円", "child_name_0": "山田 花子",
         "child_birth_date_0": "2018-05-05", "child_name_1": "山田 次郎",
-        "child_birth_date_1": "2020-07-07", "child_name_2": "", "child_birth_date_2": "",
-        "documents": documents}
+        "child_birth_date_1": "2020-07-07", "child_name_2": "", "child_birth_date_2": ""}
     session = container.portal.session(browser.session_token())
-    missing = browser.post("/portal/applications/child-allowance", fields)  # no address
+    missing = browser.post("/portal/applications/child-allowance", fields,
+                           files=documents)  # no address
     assert missing.status_code == 422
     assert 'value="山田 花子"' in missing.text and 'value="山田 次郎"' in missing.text
     assert 'value="2020-07-07"' in missing.text
 
     no_child = {**fields, "address": card_holder.resident.address, "child_name_0": "",
                 "child_birth_date_0": "", "child_name_1": "", "child_birth_date_1": ""}
-    refused = browser.post("/portal/applications/child-allowance", no_child)
+    refused = browser.post("/portal/applications/child-allowance", no_child, files=documents)
     assert refused.status_code == 422
     assert "「監護している児童」の入力内容を確認してください" in refused.text
     assert container.portal.applications(session) == []
 
     done = browser.post("/portal/applications/child-allowance",
-                        {**fields, "address": card_holder.resident.address})
+                        {**fields, "address": card_holder.resident.address}, files=documents)
     assert done.status_code == 200, done.text
     (application,) = container.portal.applications(session)
     assert application.data["taxable_income"] == 3_850_000

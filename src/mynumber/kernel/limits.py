@@ -24,9 +24,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MIB = 1024 * 1024
 DEFAULT_MAX_BODY = 1 * MIB
-# Larger allowances by path prefix. No route takes bulk data over HTTP today (the registry's
-# import and export are CLI commands); add an entry here if one ever does.
-LARGER_BODIES: Mapping[str, int] = {}
+# Larger allowances by path prefix. Bulk data does not come over HTTP (the registry's import
+# and export are CLI commands); the only larger bodies are the files a resident attaches to the
+# 現況届 without the number: portal.interfaces allows MAX_ATTACHMENTS (5) files of at most
+# MAX_ATTACHMENT_BYTES (5 MiB) each, and the portal refuses each file over that by name; the
+# body may hold all five and the form's text fields (1 MiB).
+LARGER_BODIES: Mapping[str, int] = {"/portal/applications/child-allowance": 26 * MIB}
 
 
 class BodyTooLarge(HTTPException):

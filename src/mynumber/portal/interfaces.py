@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.errors import (
     Conflict,
     DomainError,
@@ -198,6 +199,43 @@ class ChildAllowanceForm:
     prefilled_serials: tuple[str, ...]
 
 
+# Attached documents (添付書類) of an application made without the number: what is accepted.
+# The content decides the type (its first bytes); the type the browser declares is not trusted.
+ATTACHMENT_TYPES = ("application/pdf", "image/jpeg", "image/png")
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024  # per file: a scanned certificate fits with room
+MAX_ATTACHMENTS = 5  # per application: the three required documents and two others
+# The 現況届 without the number: a file for each required document, others optional.
+REQUIRED_DOCUMENTS = ("tax_certificate", "health_insurance_copy", "child_resident_record")
+OPTIONAL_DOCUMENTS = ("other",)
+
+
+@dataclass(frozen=True)
+class DocumentUpload:
+    """A file the resident attaches, as received. ``field`` is the form input it came from
+    (a refusal names it), ``kind`` the document (``tax_certificate`` ...), ``filename`` the
+    name the browser sent (sanitised before it is stored), ``content`` the bytes (at most
+    MAX_ATTACHMENT_BYTES + 1 are read: one more says "too large")."""
+
+    field: str
+    kind: str
+    filename: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """An attached document as stored with its application (its bytes are read separately)."""
+
+    attachment_id: int
+    application_id: int
+    kind: str
+    filename: str  # sanitised; its extension matches ``content_type``
+    content_type: str  # one of ATTACHMENT_TYPES, from the content
+    size: int
+    sha256: str
+    uploaded_at: dt.datetime
+
+
 @dataclass(frozen=True)
 class ApplicationRecord:
     application_id: int
@@ -205,11 +243,13 @@ class ApplicationRecord:
     agency_id: str  # the municipality it went to
     state: ApplicationState
     uses_number: bool  # False: the resident declined; documents attached instead
-    documents: tuple[str, ...]
+    documents: tuple[str, ...]  # the kinds of the documents attached
     data: dict[str, Any]
     submitted_at: dt.datetime
     by_proxy: ProxyKind | None
     declined_serial: str | None  # the core's record of the declined linkage
+    attachments: tuple[Attachment, ...] = ()
+    application_ref: str = ""
 
 
 # --- proxies ---------------------------------------------------------------------------------
@@ -379,13 +419,29 @@ class PortalService(Protocol):
 
     def submit_child_allowance(
         self, session: PortalSession, notice_id: int, use_number: bool,
-        form: ChildAllowanceForm, documents: Sequence[str],
+        form: ChildAllowanceForm, documents: Sequence[DocumentUpload],
     ) -> ApplicationRecord:
-        """Submit; the notice becomes answered. Without the number the municipality records a
-        declined linkage with the documents (never a refusal of the benefit)."""
+        """Submit; the notice becomes answered. Without the number the documents are files
+        (every one of REQUIRED_DOCUMENTS, PDF/JPEG/PNG by content, at most
+        MAX_ATTACHMENT_BYTES each and MAX_ATTACHMENTS in all), stored with the application in
+        the same transaction, and the municipality records a declined linkage naming them
+        (never a refusal of the benefit). A refused file (InvalidAttachment, its ``field`` the
+        input) leaves nothing stored. With the number no documents are taken."""
         ...
 
     def applications(self, session: PortalSession) -> list[ApplicationRecord]: ...
+
+    # the municipality's side: what its staff received through the portal
+    def received_applications(self, staff: StaffPrincipal) -> list[ApplicationRecord]:
+        """Applications sent to the staff member's municipality, newest first, with their
+        attachments' descriptions (not their bytes). The read is audited."""
+        ...
+
+    def attachment_content(self, staff: StaffPrincipal,
+                           attachment_id: int) -> tuple[Attachment, bytes]:
+        """One attached document's bytes, for staff of the municipality the application went
+        to; anyone else gets AttachmentNotFound (nothing says it exists). Audited."""
+        ...
 
     # proxies (registered at the counter by staff who verified both people)
     def register_proxy(
@@ -473,6 +529,43 @@ class CardReader(Protocol):
 class PortalError(InvalidInput):
     code = "portal_invalid_input"
     title = "Invalid input"
+
+
+class InvalidAttachment(PortalError):
+    """A refused attached document; ``field`` names the form input it came from."""
+
+    code = "invalid_attachment"
+    title = "Attached document refused"
+
+
+class AttachmentMissing(InvalidAttachment):
+    code = "invalid_attachment_missing"
+    title = "A required document is not attached"
+
+
+class AttachmentEmpty(InvalidAttachment):
+    code = "invalid_attachment_empty"
+    title = "The attached file is empty"
+
+
+class AttachmentWrongType(InvalidAttachment):
+    code = "invalid_attachment_type"
+    title = "Only PDF, JPEG and PNG files can be attached"
+
+
+class AttachmentTooLarge(InvalidAttachment):
+    code = "invalid_attachment_size"
+    title = "The attached file is too large"
+
+
+class TooManyAttachments(InvalidAttachment):
+    code = "invalid_attachment_count"
+    title = "Too many attached files"
+
+
+class AttachmentNotFound(NotFound):
+    code = "attachment_not_found"
+    title = "No such attached document"
 
 
 class LoginFailed(NotAuthenticated):

@@ -171,7 +171,8 @@ class ApplicationRow(Base):
     actor_account_id: Mapped[int] = mapped_column(BigId)  # who submitted it
     notice_id: Mapped[int | None] = mapped_column(BigId)
     kind: Mapped[str] = mapped_column(String(64))
-    agency_id: Mapped[str] = mapped_column(String(AGENCY_ID_LENGTH))
+    # The municipality it went to (its staff list what they received by it).
+    agency_id: Mapped[str] = mapped_column(String(AGENCY_ID_LENGTH), index=True)
     state: Mapped[str] = mapped_column(String(16))
     application_ref: Mapped[str] = mapped_column(String(64), unique=True)
     uses_number: Mapped[bool] = mapped_column(Boolean)
@@ -180,6 +181,24 @@ class ApplicationRow(Base):
     submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     by_proxy: Mapped[str | None] = mapped_column(String(32))
     declined_serial: Mapped[str | None] = mapped_column(String(SERIAL_LENGTH))
+
+
+class AttachmentRow(Base):
+    """An attached document (添付書類) of an application made without the number, stored
+    with it in one transaction: the bytes here (at most MAX_ATTACHMENT_BYTES), the type read
+    from the content, the name sanitised (portal.attachments)."""
+
+    __tablename__ = "application_attachments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    application_id: Mapped[int] = mapped_column(BigId, index=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    filename: Mapped[str] = mapped_column(String(120))
+    content_type: Mapped[str] = mapped_column(String(40))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class ProxyRow(Base):

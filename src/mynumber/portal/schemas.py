@@ -214,6 +214,19 @@ class NoticeAccepted(BaseModel):
     accepted_at: dt.datetime
 
 
+class AttachmentOut(BaseModel):
+    """添付ファイル: a document attached to an application made without the number (its
+    description; the bytes go to the municipality only)."""
+
+    attachment_id: int
+    kind: str = Field(description="書類の種類 (tax_certificate, health_insurance_copy, "
+                                  "child_resident_record, other)")
+    filename: str = Field(description="ファイル名 (sanitised)")
+    content_type: str = Field(description="種類 (read from the content: PDF, JPEG or PNG)")
+    size: int = Field(description="大きさ (bytes)")
+    uploaded_at: dt.datetime
+
+
 class ApplicationOut(BaseModel):
     application_id: int
     kind: str
@@ -225,6 +238,7 @@ class ApplicationOut(BaseModel):
     submitted_at: dt.datetime
     by_proxy: ProxyKind | None
     declined_serial: str | None
+    attachments: list[AttachmentOut] = Field(default_factory=list)
 
 
 # --- proxies ----------------------------------------------------------------------------------

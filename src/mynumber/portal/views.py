@@ -25,10 +25,12 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.datastructures import FormData
 from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.datastructures import UploadFile
 
 from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.errors import DomainError, InvalidInput, NotAuthenticated
@@ -44,8 +46,14 @@ from mynumber.kernel.routes import (
     secure_cookies,
 )
 from mynumber.portal.interfaces import (
+    MAX_ATTACHMENT_BYTES,
+    MAX_ATTACHMENTS,
+    OPTIONAL_DOCUMENTS,
+    REQUIRED_DOCUMENTS,
     SESSION_COOKIE,
+    AttachmentNotFound,
     ChildAllowanceForm,
+    DocumentUpload,
     GrantNotFound,
     GrantRecord,
     InformationSource,
@@ -73,9 +81,9 @@ READER_PATH = "/portal/reader"
 LOGOUT_PATH = "/portal/logout"
 CSRF_SCOPE = "portal"
 PUBLIC_POSTS = frozenset({LOGIN_PATH, READER_PATH})
-# Documents a resident attaches instead of letting the portal fetch the data (現況届).
-DOCUMENTS = ("tax_certificate", "health_insurance_copy", "child_resident_record")
-OPTIONAL_DOCUMENTS = ("other",)
+# Documents a resident attaches instead of letting the portal fetch the data (現況届): one
+# file input each, named ``document_<kind>`` (the optional "other" takes several files).
+DOCUMENTS = REQUIRED_DOCUMENTS
 CHILD_ROWS = 4  # rows for children on a blank 現況届
 HIDDEN_KEYS = ("individual_number", "my_number", "number")  # never shown, whatever a provider sends
 SERIAL = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
@@ -514,7 +522,7 @@ def _form_values(form: ChildAllowanceForm) -> dict[str, Any]:
         "applicant_name": form.applicant_name, "address": form.address,
         "taxable_income": "" if form.taxable_income is None else str(form.taxable_income),
         "insurance_status": form.insurance_status or "", "children": children,
-        "prefilled_serials": " ".join(form.prefilled_serials), "documents": [],
+        "prefilled_serials": " ".join(form.prefilled_serials),
     }
 
 
@@ -554,7 +562,9 @@ def _form_page(request: Request, session: PortalSession, notice_id: int, uses: b
                error: dict[str, Any] | None = None) -> HTMLResponse:
     return _page(request, "portal/child_allowance_form.html", status=status, session=session,
                  notice_id=notice_id, use_number=uses, values=values, documents=DOCUMENTS,
-                 optional_documents=OPTIONAL_DOCUMENTS, error=error)
+                 optional_documents=OPTIONAL_DOCUMENTS, error=error,
+                 max_files=MAX_ATTACHMENTS, max_megabytes=MAX_ATTACHMENT_BYTES // (1024 * 1024),
+                 accept=".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png")
 
 
 def _child_rows(form: FormData) -> list[dict[str, str]]:
@@ -607,7 +617,6 @@ def _submitted_form(form: FormData) -> tuple[ChildAllowanceForm, dict[str, Any]]
         "address": _value(form, "address", 200), "taxable_income": income_text,
         "insurance_status": _value(form, "insurance_status", 80), "children": rows,
         "prefilled_serials": _value(form, "prefilled_serials", 2000),
-        "documents": [d for d in form.getlist("documents") if isinstance(d, str)],
     }
     income = _yen(income_text)
     if not values["applicant_name"]:
@@ -624,39 +633,67 @@ def _submitted_form(form: FormData) -> tuple[ChildAllowanceForm, dict[str, Any]]
     return parsed, values
 
 
+def _uploads(form: FormData) -> list[DocumentUpload]:
+    """The files chosen in the form, in the order of its inputs (an input left empty sends a
+    part with no name and no bytes: skipped). At most one byte over the limit is read: the
+    service tells "too large" from that."""
+    uploads: list[DocumentUpload] = []
+    for kind in DOCUMENTS + OPTIONAL_DOCUMENTS:
+        field = f"document_{kind}"
+        for item in form.getlist(field):
+            if not isinstance(item, UploadFile):
+                continue
+            item.file.seek(0)
+            content = item.file.read(MAX_ATTACHMENT_BYTES + 1)
+            if not item.filename and not content:
+                continue
+            uploads.append(DocumentUpload(field=field, kind=kind,
+                                          filename=(item.filename or "")[:400], content=content))
+    return uploads
+
+
 @router.post(CHILD_ALLOWANCE_PATH, response_class=HTMLResponse)
 def submit_child_allowance(request: Request, portal: PortalDep, session: SessionDep,
                            form: FormDep) -> HTMLResponse:
     number = _notice_id(form.get("notice_id"))
     uses = _value(form, "use_number", 3) == "yes"
-    documents = [d for d in form.getlist("documents")
-                 if isinstance(d, str) and d in DOCUMENTS + OPTIONAL_DOCUMENTS]
     values: dict[str, Any] = forms.kept_values(form)
     try:
         parsed, values = _submitted_form(form)
-        if not uses:
-            missing = [d for d in DOCUMENTS if d not in documents]
-            if missing:
-                raise InvalidInput("attach every required document", field="documents")
+        # With the number nothing is attached: files sent anyway are not even read.
         record = portal.submit_child_allowance(session, number, uses, parsed,
-                                               documents if not uses else [])
+                                               [] if uses else _uploads(form))
     except DomainError as exc:
         if isinstance(exc, NotAuthenticated):
             raise
         values["children"] = _child_rows(form)  # the table as typed, whatever failed
-        values["documents"] = documents
+        # A browser cannot be made to keep chosen files: the page says to choose them again.
+        values["files_dropped"] = not uses and bool(_chosen(form))
         return _form_page(request, session, number, uses, values, status=exc.status,
                           error=_error(request, exc))
     return _page(request, "portal/child_allowance_done.html", session=session,
                  application=record)
 
 
+def _chosen(form: FormData) -> list[str]:
+    return [f.filename for kind in DOCUMENTS + OPTIONAL_DOCUMENTS
+            for f in form.getlist(f"document_{kind}") if isinstance(f, UploadFile) and f.filename]
+
+
+def file_size(size: int) -> str:
+    """A file's size as people read it (1,234 バイト is never needed: KB and MB)."""
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{max(1, round(size / 1024)):,} KB"
+
+
 @router.get("/portal/applications", response_class=HTMLResponse)
 def applications(request: Request, portal: PortalDep, session: SessionDep) -> HTMLResponse:
     """申請状況: the person's applications (or, acting as a proxy, the principal's), where each
-    went and where it stands."""
+    went and where it stands, with the names and sizes of the files attached."""
     return _page(request, "portal/applications.html", session=session,
-                 applications=portal.applications(session), agency_name=_agency_names(request))
+                 applications=portal.applications(session), agency_name=_agency_names(request),
+                 file_size=file_size)
 
 
 # --- proxies and grants --------------------------------------------------------------------
@@ -760,6 +797,42 @@ def counter_revoke_proxy(request: Request, staff: CounterStaff, form: FormDep
         return _proxies_page(request, staff, status=exc.status,
                              revoke_error=error_box(request, exc))
     return _proxies_page(request, staff, done=record, done_action="revoked")
+
+
+# --- the counter: applications received through the portal (staff) ----------------------------
+
+COUNTER_APPLICATIONS = "/counter/applications"
+
+
+@counter.get(COUNTER_APPLICATIONS, response_class=HTMLResponse)
+def counter_applications(request: Request, staff: CounterStaff) -> HTMLResponse:
+    """受付した申請: what residents sent the staff member's municipality through the portal,
+    with their attached documents to download. Other municipalities' applications are not
+    listed (the service selects by the municipality's own agency)."""
+    portal: PortalService = request.app.state.container.portal
+    return counter_page(request, "portal/counter_applications.html", staff=staff,
+                        applications=portal.received_applications(staff),
+                        agency_name=_agency_names(request), file_size=file_size)
+
+
+def _content_disposition(filename: str) -> str:
+    """``attachment`` with the name twice: ASCII for old clients, UTF-8 (RFC 6266/5987)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\%;' else "_"
+                       for c in filename)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+@counter.get(COUNTER_APPLICATIONS + "/attachments/{attachment_id}")
+def counter_attachment(request: Request, staff: CounterStaff, attachment_id: str) -> Response:
+    """One attached document, as a download: never shown inline, its type the one read from
+    its content (PDF, JPEG, PNG) and ``nosniff``; staff of another municipality get 404."""
+    portal: PortalService = request.app.state.container.portal
+    number = _positive_int(attachment_id, AttachmentNotFound)
+    attachment, content = portal.attachment_content(staff, number)
+    return Response(content, media_type=attachment.content_type, headers={
+        "Content-Disposition": _content_disposition(attachment.filename),
+        "X-Content-Type-Options": "nosniff",
+    })
 
 
 router.include_router(counter)

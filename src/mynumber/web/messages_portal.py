@@ -443,16 +443,31 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Filled in with the information fetched using your number. Please check it.",
     },
     "portal.ca.without_number": {
-        "ja": "マイナンバーを利用しない申請です。必要事項を入力し、添付する書類を選んでください。",
-        "en": "Applying without your number: fill in the form and select the attached documents.",
+        "ja": (
+            "マイナンバーを利用しない申請です。"
+            "必要事項を入力し、書類のファイルを添付してください。"
+        ),
+        "en": "Applying without your number: fill in the form and attach the documents' files.",
     },
     "portal.ca.prefilled_hint": {
         "ja": "入力済みの情報の取得記録は、やりとり履歴で確認できます。",
         "en": "The fetches that filled this in are in your exchange history.",
     },
     "portal.ca.documents_hint": {
-        "ja": "添付する書類にチェックしてください（必須の書類はすべて必要です）。",
-        "en": "Tick the documents you attach (all required ones are needed).",
+        "ja": (
+            "書類をスキャンまたは撮影したファイル（PDF・JPEG・PNG）を選んでください。"
+            "1ファイル{max_megabytes}MBまで、合計{max_files}ファイルまでです。"
+            "＊の書類は必須です。マイナンバー（個人番号）が記載された書類は添付しないでください。"
+        ),
+        "en": (
+            "Choose a scan or photo of each document (PDF, JPEG or PNG): up to "
+            "{max_megabytes} MB a file, {max_files} files in all. Those marked * are required. "
+            "Do not attach documents that show your individual number."
+        ),
+    },
+    "portal.ca.files_dropped": {
+        "ja": "エラーのため、選んだファイルは保存されていません。もう一度選んでください。",
+        "en": "Nothing was stored because of the error: choose the files again.",
     },
     "portal.ca.submit": {"ja": "申請する", "en": "Submit"},
     "portal.ca.change_choice": {"ja": "申請方法を選び直す", "en": "Change how to apply"},
@@ -475,6 +490,8 @@ MESSAGES: dict[str, dict[str, str]] = {
     "portal.application.state.submitted": {
         "ja": "受付済み（市区町村で審査中）", "en": "Received (under review by the municipality)"},
     "portal.application.none": {"ja": "申請はまだありません。", "en": "No applications yet."},
+    "portal.application.attachments": {"ja": "添付ファイル", "en": "Attached files"},
+    "portal.application.no_attachments": {"ja": "なし", "en": "None"},
     "portal.application.number": {"ja": "申請番号", "en": "Application number"},
     "portal.application.submitted_at": {"ja": "受付日時", "en": "Received at"},
     "portal.application.how": {"ja": "申請方法", "en": "How"},
@@ -500,6 +517,30 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "児童の住民票の写し", "en": "Copy of the child's resident record",
     },
     "portal.document.other": {"ja": "その他の書類", "en": "Other documents"},
+    # --- the counter: applications received through the portal ---
+    "portal.counter.applications.menu": {"ja": "受付した申請", "en": "Applications received"},
+    "portal.counter.applications.title": {
+        "ja": "マイナポータルで受け付けた申請", "en": "Applications received through the portal",
+    },
+    "portal.counter.applications.lead": {
+        "ja": (
+            "この市区町村あてにマイナポータルから提出された申請です。添付ファイルは"
+            "ダウンロードして確認してください（閲覧とダウンロードは記録されます）。"
+        ),
+        "en": (
+            "Applications residents sent this municipality through the portal. Download the "
+            "attached files to check them (every view and download is recorded)."
+        ),
+    },
+    "portal.counter.applications.none": {
+        "ja": "受け付けた申請はありません。", "en": "No applications received.",
+    },
+    "portal.error.attachment_not_found": {
+        "ja": "その添付ファイルはありません", "en": "No such attached document",
+    },
+    "portal.error.invalid_attachment": {
+        "ja": "添付ファイルを確認してください", "en": "Please check the attached files",
+    },
     # --- proxies ---
     "portal.proxy.acting": {
         "ja": "{name} さんの代理人（{kind}）として操作中",
@@ -632,3 +673,38 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "portal.error.forbidden": {"ja": "この操作はできません", "en": "Not allowed"},
 }
+
+
+# The attached documents of the 現況届 without the number: each file input is a field
+# (``document_<kind>``), and every refusal names it: "「課税証明書」は PDF・JPEG・PNG ...".
+# The limits of portal.interfaces (MAX_ATTACHMENT_BYTES, MAX_ATTACHMENTS), repeated here: the
+# catalogue imports no context (tests/portal/test_attachments.py checks that they agree).
+_MB = 5
+_MAX_FILES = 5
+_DOCUMENT_LABELS = {
+    "tax_certificate": ("課税証明書", "Tax certificate"),
+    "health_insurance_copy": ("健康保険証の写し", "Copy of the health insurance card"),
+    "child_resident_record": ("児童の住民票の写し", "Copy of the child's resident record"),
+    "other": ("その他の書類", "Other documents"),
+}
+_ATTACHMENT_REFUSALS = {
+    "invalid_attachment_missing": ("「{ja}」のファイルを添付してください",
+                                   "Attach a file for “{en}”"),
+    "invalid_attachment_empty": ("「{ja}」のファイルが空です。別のファイルを選んでください",
+                                 "The file for “{en}” is empty: choose another"),
+    "invalid_attachment_type": (
+        "「{ja}」に添付できるのは PDF・JPEG・PNG のファイルだけです",
+        "Only PDF, JPEG or PNG files can be attached for “{en}”"),
+    "invalid_attachment_size": ("「{ja}」のファイルが大きすぎます（1ファイル{mb}MBまで）",
+                                "The file for “{en}” is too large ({mb} MB a file at most)"),
+    "invalid_attachment_count": ("添付できるファイルは合計{n}つまでです（「{ja}」で超えました）",
+                                 "At most {n} files in all (“{en}” went over)"),
+    "invalid_attachment": ("「{ja}」の添付ファイルを確認してください",
+                           "Please check the file for “{en}”"),
+}
+for _kind, (_ja, _en) in _DOCUMENT_LABELS.items():
+    MESSAGES[f"portal.field.document_{_kind}"] = {"ja": _ja, "en": _en}
+    for _code, (_ja_text, _en_text) in _ATTACHMENT_REFUSALS.items():
+        MESSAGES[f"portal.error.{_code}.document_{_kind}"] = {
+            "ja": _ja_text.format(ja=_ja, mb=_MB, n=_MAX_FILES),
+            "en": _en_text.format(en=_en, mb=_MB, n=_MAX_FILES)}

@@ -14,18 +14,23 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mynumber import audit
+from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.errors import Conflict
 from mynumber.network.interfaces import (
     contains_individual_number,
 )
 from mynumber.portal import models as m
+from mynumber.portal.attachments import check_documents
 from mynumber.portal.interfaces import (
     CHILD_ALLOWANCE_TASK,
     NOTICE_CLOCK_SKEW,
     PORTAL_AGENCY,
     ApplicationRecord,
     ApplicationState,
+    Attachment,
+    AttachmentNotFound,
     ChildAllowanceForm,
+    DocumentUpload,
     EventNotice,
     Notice,
     NoticeAlreadyAnswered,
@@ -85,11 +90,37 @@ def _to_notice(row: m.NoticeRow) -> Notice:
                   row.created_at, state, row.read_at, row.answered_at, row.application_id)
 
 
-def _to_application(row: m.ApplicationRow) -> ApplicationRecord:
+def _to_attachment(row: m.AttachmentRow) -> Attachment:
+    return Attachment(row.id, row.application_id, row.kind, row.filename, row.content_type,
+                      row.size, row.sha256, row.uploaded_at)
+
+
+def _to_application(row: m.ApplicationRow,
+                    attachments: Sequence[m.AttachmentRow] = ()) -> ApplicationRecord:
     return ApplicationRecord(
         row.id, row.kind, row.agency_id, ApplicationState(row.state), row.uses_number,
         tuple(row.documents or ()), dict(row.data or {}), row.submitted_at,
-        ProxyKind(row.by_proxy) if row.by_proxy else None, row.declined_serial)
+        ProxyKind(row.by_proxy) if row.by_proxy else None, row.declined_serial,
+        attachments=tuple(_to_attachment(a) for a in attachments),
+        application_ref=row.application_ref)
+
+
+# The attachments' descriptions, without loading their bytes.
+_ATTACHMENT_COLUMNS = (m.AttachmentRow.id, m.AttachmentRow.application_id, m.AttachmentRow.kind,
+                       m.AttachmentRow.filename, m.AttachmentRow.content_type,
+                       m.AttachmentRow.size, m.AttachmentRow.sha256,
+                       m.AttachmentRow.uploaded_at)
+
+
+def _with_attachments(tx: Session, rows: Sequence[m.ApplicationRow]) -> list[ApplicationRecord]:
+    by_application: dict[int, list[Any]] = {}
+    ids = [r.id for r in rows]
+    if ids:
+        for a in tx.execute(select(*_ATTACHMENT_COLUMNS)
+                            .where(m.AttachmentRow.application_id.in_(ids))
+                            .order_by(m.AttachmentRow.id)):
+            by_application.setdefault(a.application_id, []).append(a)
+    return [_to_application(r, by_application.get(r.id, ())) for r in rows]
 
 
 class Notices(Information):
@@ -298,18 +329,16 @@ class Notices(Information):
 
     def submit_child_allowance(
         self, session: PortalSession, notice_id: int, use_number: bool,
-        form: ChildAllowanceForm, documents: Sequence[str],
+        form: ChildAllowanceForm, documents: Sequence[DocumentUpload],
     ) -> ApplicationRecord:
         ref, kind = self._subject(session)
         self._open_notice(ref, notice_id)
         data = self._form_data(form)
-        attached = [d.strip()[:100] for d in documents if isinstance(d, str) and d.strip()]
-        if len(attached) > 20:
-            raise PortalError("documents: at most 20", field="documents")
+        # Every file is checked before anything is claimed or stored: a refusal leaves nothing.
+        # With the number the data was fetched, and no document is taken.
+        files = [] if use_number else check_documents(documents)
+        attached = list(dict.fromkeys(f.kind for f in files))  # the kinds, for the core
         mayor = self.mayor_of(ref.municipality_code)
-        if not use_number and not attached:
-            raise PortalError("documents: without the number, name the documents you "
-                              "attach (the application proceeds on them)", field="documents")
         application_ref = f"MP-{secrets.token_hex(12)}"
         now = self.clock()
         # Claim the notice first: of two submissions only one gets past here, so the core
@@ -344,6 +373,12 @@ class Notices(Information):
                 except IntegrityError:  # another application already answers it
                     raise NoticeAlreadyAnswered("this notice is already answered",
                                                 field="notice_id") from None
+                stored = [m.AttachmentRow(
+                    application_id=row.id, kind=f.kind, filename=f.filename,
+                    content_type=f.content_type, size=len(f.content), sha256=f.sha256,
+                    content=f.content, uploaded_at=now) for f in files]
+                tx.add_all(stored)
+                tx.flush()
                 notice.answered_at = now
                 notice.read_at = notice.read_at or now
                 notice.application_id = row.id
@@ -351,7 +386,12 @@ class Notices(Information):
                                ref.account_id, kind,
                                f"{CHILD_ALLOWANCE_APPLICATION} #{row.id} to {mayor} "
                                f"({'with the number' if use_number else 'documents, no number'})")
-                return _to_application(row)
+                if stored:
+                    audit.record(tx, m.AuditEvent, "portal:attachment:receive",
+                                 actor=f"account:{session.account_id}",
+                                 subject=f"application:{row.id}", files=len(stored),
+                                 bytes=sum(a.size for a in stored))
+                return _to_application(row, stored)
         except BaseException:
             # Nothing half-written: the claim is given back unless an application answers it.
             with self._transaction() as tx:
@@ -366,5 +406,41 @@ class Notices(Information):
             rows = tx.scalars(select(m.ApplicationRow)
                               .where(m.ApplicationRow.account_id == ref.account_id)
                               .order_by(m.ApplicationRow.id.desc())).all()
-            return [_to_application(r) for r in rows]
+            return _with_attachments(tx, rows)
+
+    # -- the municipality's side ---------------------------------------------------------------
+    def _staff_mayor(self, staff: StaffPrincipal) -> str | None:
+        """The mayor agency of the staff member's municipality (None: none serves it)."""
+        try:
+            return self.mayor_of(staff.municipality_code)
+        except PortalError:
+            return None
+
+    def received_applications(self, staff: StaffPrincipal) -> list[ApplicationRecord]:
+        mayor = self._staff_mayor(staff)
+        if mayor is None:
+            return []
+        with self._transaction() as tx:
+            rows = tx.scalars(select(m.ApplicationRow)
+                              .where(m.ApplicationRow.agency_id == mayor)
+                              .order_by(m.ApplicationRow.id.desc())).all()
+            # Staff reading residents' applications is recorded, like every staff read.
+            audit.record(tx, m.AuditEvent, "portal:application:list", actor=staff.actor,
+                         subject=f"agency:{mayor}", count=len(rows))
+            return _with_attachments(tx, rows)
+
+    def attachment_content(self, staff: StaffPrincipal,
+                           attachment_id: int) -> tuple[Attachment, bytes]:
+        mayor = self._staff_mayor(staff)
+        with self._transaction() as tx:
+            row = tx.get(m.AttachmentRow, attachment_id) if isinstance(
+                attachment_id, int) else None
+            application = tx.get(m.ApplicationRow, row.application_id) if row else None
+            # Another municipality's document: the same answer as none at all.
+            if row is None or application is None or mayor is None \
+                    or application.agency_id != mayor:
+                raise AttachmentNotFound("no such attached document", field="attachment_id")
+            audit.record(tx, m.AuditEvent, "portal:attachment:download", actor=staff.actor,
+                         subject=f"attachment:{row.id}", application=application.id)
+            return _to_attachment(row), bytes(row.content)
 
