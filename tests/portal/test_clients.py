@@ -16,13 +16,15 @@ from mynumber.app import Container, create_app
 from mynumber.auth.interfaces import StaffRole
 from mynumber.keys import KeyError_
 from mynumber.portal.interfaces import (
+    ClientNotFound,
     ClientRecord,
     ClientState,
     ClientStateConflict,
     InvalidClient,
 )
 from mynumber.portal.oauth import SIGNING_KEY_FILE, load_signing_key, provision_signing_key
-from tests.conftest import SHINJUKU
+from mynumber.settings import Settings
+from tests.conftest import SHINJUKU, cli_env
 
 GOOD = ["https://kakeibo.example.jp/callback", "http://127.0.0.1:8765/callback",
         "http://[::1]:9000/cb", "http://localhost/cb", "https://rp.example.jp/cb?app=1"]
@@ -273,3 +275,46 @@ def test_concurrent_state_changes_of_one_client_cannot_both_pass(container: Cont
             AuditEvent.reason == "race")).all()
     assert len(moves) == len(won) <= 2
     assert [m["from_state"] for m in moves].count("approved") == 1
+
+
+def test_a_lost_secret_is_replaced_and_the_old_one_stops_working(container: Container) -> None:
+    record = _register(container)
+    container.api_clients.set_state("admin", record.client_id, ClientState.APPROVED, "vetted")
+    old = record.client_secret
+    assert old is not None
+    client = container.oidc.oauth_client(record.client_id)
+    assert client is not None and client.check_client_secret(old)
+    rotated = container.api_clients.rotate_secret("admin", record.client_id, "secret lost")
+    assert rotated.client_secret and rotated.client_secret != old
+    client = container.oidc.oauth_client(record.client_id)
+    assert client is not None
+    assert not client.check_client_secret(old)
+    assert client.check_client_secret(rotated.client_secret)
+    with container.databases.unit_of_work("portal") as session:
+        actions = session.execute(text(
+            "SELECT tag FROM audit_events WHERE subject = :c"),
+            {"c": record.client_id}).scalars().all()
+    assert "portal:client:secret" in actions
+    with pytest.raises(ClientNotFound):
+        container.api_clients.rotate_secret("admin", "mnc_unknown", "lost")
+
+
+def test_the_cli_prints_a_new_secret_once(container: Container, settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from mynumber.cli import app
+
+    record = _register(container)
+    result = CliRunner().invoke(app, ["api-clients", "rotate-secret", record.client_id,
+                                      "--reason", "lost"], env=cli_env(settings))
+    assert result.exit_code == 0, result.output
+    secret = next(line.split(": ", 1)[1] for line in result.output.splitlines()
+                  if line.startswith("client_secret: "))
+    assert secret != record.client_secret
+    with container.databases.unit_of_work("portal") as session:
+        stored = session.execute(text("SELECT secret_hash FROM oidc_clients WHERE client_id = :c"),
+                                 {"c": record.client_id}).scalar_one()
+    assert stored == hashlib.sha256(secret.encode()).hexdigest()
+    unknown = CliRunner().invoke(app, ["api-clients", "rotate-secret", "mnc_nobody"],
+                                 env=cli_env(settings))
+    assert unknown.exit_code != 0 and "no API client" in unknown.output

@@ -60,6 +60,17 @@ def register(
     console.print("[yellow]the client secret is shown only now[/yellow]")
 
 
+@app.command("rotate-secret")
+def rotate_secret(client: str, reason: Reason = "secret lost or exposed",
+                  actor: Actor = "cli") -> None:
+    """Give the client a new secret (printed once); the old one stops working at once."""
+    record = _call(lambda clients: clients.rotate_secret(actor, client, reason))
+    console.print(f"client_id: {record.client_id}")
+    console.print(f"client_secret: {record.client_secret}")
+    console.print("[yellow]the client secret is shown only now; the old one no longer "
+                  "works[/yellow]")
+
+
 def _set_state(client_id: str, state: str, reason: str, actor: str) -> None:
     from mynumber.portal.interfaces import ClientState
 

@@ -92,9 +92,10 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
             # the serving process would deliver it (docs/events.md).
             with LongWork("delivering registry events") as work:
                 work(container.events.drain())
-        from mynumber.portal.oauth import seed_demo_client
+        from mynumber.portal.oauth import demo_client_id, seed_demo_client
 
         demo_client = seed_demo_client(container.api_clients)
+        existing_demo = demo_client_id(container.api_clients) if demo_client is None else None
     except DomainError as exc:
         fail(str(exc))
     finally:
@@ -103,6 +104,10 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
         console.print(f"demo API client {demo_client.name}: client_id {demo_client.client_id} "
                       f"client_secret {demo_client.client_secret} "
                       f"(redirect {demo_client.redirect_uris[0]})")
+    elif existing_demo is not None:
+        console.print(f"demo API client: client_id {existing_demo} (its secret was shown when "
+                      f"it was created; `.venv/bin/mynumber api-clients rotate-secret "
+                      f"{existing_demo}` prints a new one)")
     if result.skipped:
         console.print(f"{result.existing:,} residents already registered: nothing seeded")
     else:

@@ -22,6 +22,7 @@ from mynumber.portal.oauth.clients import (
     DEMO_REDIRECT_URI,
     TRANSITIONS,
     ApiClientsImpl,
+    demo_client_id,
     seed_demo_client,
     validate_redirect_uri,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "OpenIdProvider",
     "SelfInformation",
     "SigningKeys",
+    "demo_client_id",
     "load_signing_key",
     "provision_signing_key",
     "rotate_signing_keys",

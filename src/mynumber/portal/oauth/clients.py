@@ -137,6 +137,18 @@ class ApiClientsImpl:
                   subject=client_id, name=row.name, scopes=wanted)
         return _record_of(row, secret)
 
+    def rotate_secret(self, actor: str, client_id: str, reason: str) -> ClientRecord:
+        """A new client secret (shown once, as at registration); the old one stops working at
+        once. For an operator who lost the secret or fears it leaked."""
+        secret = secrets.token_urlsafe(32)
+        with self.databases.unit_of_work("portal") as session:
+            row = self._row(session, client_id)
+            row.secret_hash = hash_secret(secret)
+            audit(session, AuditEvent, "portal:client:secret", actor=actor, subject=client_id,
+                  reason=reason[:200])
+            session.flush()
+            return _record_of(row, secret)
+
     def _row(self, session: Any, client_id: str) -> ApiClient:
         row: ApiClient | None = session.scalars(
             select(ApiClient).where(ApiClient.client_id == client_id)).first()
@@ -247,10 +259,16 @@ DEMO_CLIENT_NAME = "家計簿アプリ（サンプル）"
 DEMO_REDIRECT_URI = "http://127.0.0.1:8765/callback"
 
 
+def demo_client_id(clients: ApiClientsImpl) -> str | None:
+    """The demo client's id once it exists (its secret was shown only when it was created:
+    ``mynumber api-clients rotate-secret`` gives a new one)."""
+    return next((c.client_id for c in clients.clients() if c.name == DEMO_CLIENT_NAME), None)
+
+
 def seed_demo_client(clients: ApiClientsImpl) -> ClientRecord | None:
     """The embedded mode's demo client, approved; None when it exists already (its secret was
     shown when it was created)."""
-    if any(c.name == DEMO_CLIENT_NAME for c in clients.clients()):
+    if demo_client_id(clients) is not None:
         return None
     record = clients.register(DEMO_CLIENT_NAME, "デモ事業者", "demo@example.invalid",
                               [DEMO_REDIRECT_URI], ["basic_four", "income", "pension"])
