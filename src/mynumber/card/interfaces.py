@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -83,6 +83,22 @@ class LossReport:
     card_id: str
     state: CardState
     revoked_serials: tuple[int, ...]
+    #: 受付番号: this report's reference (recorded with the report's audit event), for the
+    #: police's 遺失届 and the counter's reissue. Not a card id, not a certificate serial.
+    reference: str = ""
+
+
+@dataclass(frozen=True)
+class CardHolderDetails:
+    """How a person reporting a loss names the card without its card id, as the 個人番号カード
+    コールセンター asks: what the holder knows and the card face shows. The 氏名 (フリガナ) and the
+    date of birth, with the address, or the 個人番号 (printed on the back), or both; every item
+    given must match one and only one holder. The 個人番号 stays out of ``repr``."""
+
+    name_kana: str
+    birth_date: dt.date
+    address: str = ""
+    individual_number: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -242,6 +258,14 @@ class RegistryForCards(Protocol):
         self, actor: StaffPrincipal, resident_id: int
     ) -> list[VerificationRecord]: ...
 
+    def find_by_number(
+        self, actor: StaffPrincipal, individual_number: str, reason: str
+    ) -> ResidentRecord: ...
+
+    def residents_by_kana_and_birth(
+        self, name_kana: str, birth_date: dt.date, limit: int = ...
+    ) -> list[ResidentRecord]: ...
+
 
 class CardService(Protocol):
     """Applications, issuance, PINs, loss, renewal, reissue, smartphone certificates and the
@@ -319,13 +343,26 @@ class CardService(Protocol):
                     channel: str = ...) -> LossReport:
         """24-hour loss report: the card id (or 申請書ID), the kana name and the birth date
         must all match (else the same LossReportNotMatched whatever did not); suspends the
-        card and revokes its certificates (a smartphone's stay)."""
+        card and revokes its certificates (a smartphone's stay). The report's 受付番号 is
+        ``reference``; a card already suspended stays so (a repeat, recorded)."""
         ...
 
     def report_smartphone_lost(self, identifier: str, name_kana: str, birth_date: dt.date,
                                channel: str = ...) -> LossReport:
         """24-hour report of a lost smartphone, identified like :meth:`report_lost`: revokes
         only the smartphone certificates; the card keeps its state and certificates."""
+        ...
+
+    def report_lost_by_holder(self, holder: CardHolderDetails, *, smartphone: bool = False,
+                              channel: str = ...) -> LossReport:
+        """24-hour report (card or, with ``smartphone``, the phone's certificates) naming the
+        card by its holder (:class:`CardHolderDetails`), as the resident's page does: exactly
+        one holder must match every item given and hold one active or suspended card; no
+        match and several matches give the same LossReportNotMatched and change nothing.
+        InvalidInput (field ``address``) when neither the address nor the 個人番号 is given,
+        (field ``individual_number``) for a number with a wrong length or check digit.
+        Reporting again is harmless: the state stays, nothing is revoked twice, the new
+        report gets its own reference."""
         ...
 
     def suspend(self, actor: StaffPrincipal, card_id: str) -> LossReport:

@@ -22,6 +22,8 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import re
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,6 +53,7 @@ from mynumber.card.interfaces import (
     ApplicationNotFound,
     ApplicationRecord,
     ApplicationState,
+    CardHolderDetails,
     CardNotFound,
     CardRecord,
     CardService,
@@ -74,10 +77,11 @@ from mynumber.card.interfaces import (
     smartphone_enrolment_message,
 )
 from mynumber.codes import application_id as application_ids
+from mynumber.codes import individual_number as individual_numbers
 from mynumber.codes import kana
 from mynumber.codes.exceptions import ValidationError
 from mynumber.db import Databases, utcnow
-from mynumber.errors import InvalidInput, NotFound
+from mynumber.errors import DomainError, InvalidInput, NotFound
 from mynumber.jpki.interfaces import (
     AlreadyRevoked,
     CertificateKind,
@@ -112,6 +116,13 @@ APP_ID_MAX = 40
 #: kind -> (the old serial, the reason to revoke it when still good)
 RenewalPlan = dict[CertificateKind, tuple[int | None, RevocationReason | None]]
 ISSUER_MAX = 100
+#: The one answer to a loss report that names no card, or several: it never tells whether
+#: the person exists.
+NOT_MATCHED = "the details do not match a card we can suspend; check them or call the centre"
+#: A loss report by the holder's details reads at most this many records of one kana reading
+#: and date of birth; more are taken as several matches (the answer is the generic refusal).
+HOLDER_CANDIDATES = 50
+_KATAKANA = re.compile("[\u30a1-\u30fa\u30fd-\u30ff]+")
 
 
 # --- pure rules ----------------------------------------------------------------------------
@@ -161,6 +172,22 @@ def _kana_key(value: str) -> str:
         return kana.normalize_kana(value).replace(" ", "").replace("\u3000", "")
     except (ValueError, TypeError):
         return ""
+
+
+def _address_key(value: str) -> str:
+    """The address as compared (``codes.kana.normalize_address``: 丁目・番地・号 written any
+    usual way, full- or half-width, spaces ignored)."""
+    try:
+        return kana.normalize_address(value)
+    except (ValueError, TypeError):
+        return ""
+
+
+def loss_reference(day: dt.date) -> str:
+    """A new 受付番号 for a loss report: the day (Japan time) and 12 random digits, e.g.
+    ``20260612-4821-0937-5512``; unguessable, and no card id or serial shows through."""
+    digits = f"{secrets.randbelow(10**12):012d}"
+    return f"{day:%Y%m%d}-{digits[:4]}-{digits[4:8]}-{digits[8:]}"
 
 
 # --- the holder's side --------------------------------------------------------------------
@@ -551,10 +578,25 @@ class CardServiceImpl:
 
     # -- loss, suspension ---------------------------------------------------------------------
     def _suspend(self, card_id: str, actor: str, channel: str) -> LossReport:
+        """Suspend an active card and revoke its two certificates, once: a card already
+        suspended (a second report, or a parallel one that came first) is left as it is and
+        the report recorded as a repeat. Every report gets its own 受付番号.
+
+        Under the card's lock (:meth:`CardStore.lock`, as the counter's procedures on a
+        card): parallel reports, and a report beside a counter procedure, run one after the
+        other, so no certificate is revoked twice. The compare-and-set below keeps the
+        suspension single where the lock does not reach (services on several hosts)."""
+        with self.store.lock(card_id.upper()):
+            return self._suspend_locked(card_id, actor, channel)
+
+    def _suspend_locked(self, card_id: str, actor: str, channel: str) -> LossReport:
+        reference = loss_reference(self._japan_today())
         with self._transaction() as session:
             row = self._card_row(session, card_id, lock=True)
             if row.state == CardState.SUSPENDED.value:
-                return LossReport(row.card_id, CardState.SUSPENDED, ())
+                self._audit(session, "card:loss:repeat", actor, f"card:{row.card_id}",
+                            channel=channel, reference=reference)
+                return LossReport(row.card_id, CardState.SUSPENDED, (), reference)
             if row.state != CardState.ACTIVE.value:
                 raise CardStateConflict(f"the card is {row.state}", field="card_id")
             resident_id, cid = row.resident_id, row.card_id
@@ -562,12 +604,27 @@ class CardServiceImpl:
         # Only this card's certificates: a smartphone's stay (they are revoked on their own).
         revoked = self._revoke_serials(serials, RevocationReason.LOST, actor)
         with self._transaction() as session:
-            row = self._card_row(session, cid, lock=True)
-            row.state = CardState.SUSPENDED.value
-            row.state_changed_at = utcnow()
-            self._audit(session, "card:card:suspend", actor, f"card:{cid}", channel=channel,
-                        revoked=list(revoked), resident=resident_id)
-        return LossReport(cid, CardState.SUSPENDED, tuple(revoked))
+            # Compare-and-set, on SQLite as on PostgreSQL: of two parallel reports only one
+            # moves the card from active to suspended and records the suspension.
+            moved = session.execute(
+                update(m.Card).where(m.Card.card_id == cid,
+                                     m.Card.state == CardState.ACTIVE.value)
+                .values(state=CardState.SUSPENDED.value, state_changed_at=utcnow())
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if moved == 1:
+                self._audit(session, "card:card:suspend", actor, f"card:{cid}",
+                            channel=channel, revoked=list(revoked), resident=resident_id,
+                            reference=reference)
+                state = CardState.SUSPENDED
+            else:
+                state = CardState(self._card_row(session, cid).state)
+                self._audit(session, "card:loss:repeat", actor, f"card:{cid}",
+                            channel=channel, revoked=list(revoked), reference=reference)
+        return LossReport(cid, state, tuple(revoked), reference)
+
+    def _japan_today(self) -> dt.date:
+        return in_japan(utcnow()).date()
 
     def _revoke_serials(self, serials: Sequence[int], reason: RevocationReason,
                         actor: str) -> list[int]:
@@ -594,9 +651,7 @@ class CardServiceImpl:
                       channel: str) -> CardRecord:
         """The card a 24-hour report names, when all three items match its holder; the same
         generic refusal whatever did not match."""
-        generic = LossReportNotMatched(
-            "the details do not match a card we can suspend; check them or call the centre"
-        )
+        generic = LossReportNotMatched(NOT_MATCHED)
         identifier = (identifier or "").strip().replace(" ", "").replace("-", "")
         card_id: str | None = None
         if identifier.isdigit() and len(identifier) == application_ids.LENGTH:
@@ -629,8 +684,7 @@ class CardServiceImpl:
         date must all match; a mismatch says no more than that."""
         record = self._matched_card(identifier, name_kana, birth_date, channel)
         if record.state not in (CardState.ACTIVE, CardState.SUSPENDED):
-            raise LossReportNotMatched(
-                "the details do not match a card we can suspend; check them or call the centre")
+            raise LossReportNotMatched(NOT_MATCHED)
         return self._suspend(record.card_id, f"{channel}", channel)
 
     def report_smartphone_lost(self, identifier: str, name_kana: str, birth_date: dt.date,
@@ -639,12 +693,86 @@ class CardServiceImpl:
         valid (the card keeps its state). Identified like a card loss report (the card the
         phone was enrolled with, the kana name and the birth date)."""
         record = self._matched_card(identifier, name_kana, birth_date, channel)
+        return self._smartphone_lost(record, channel)
+
+    def _smartphone_lost(self, record: CardRecord, channel: str) -> LossReport:
         revoked: list[int] = []
-        for cred in self.smartphones_of(record.card_id):
-            if cred.active:
-                revoked += self._revoke_smartphone(cred.id, channel, RevocationReason.LOST,
-                                                   channel=channel)
-        return LossReport(record.card_id, record.state, tuple(revoked))
+        reference = loss_reference(self._japan_today())
+        with self.store.lock(record.card_id):  # parallel reports: one after the other
+            for cred in self.smartphones_of(record.card_id):
+                if cred.active:
+                    revoked += self._revoke_smartphone(cred.id, channel,
+                                                       RevocationReason.LOST, channel=channel)
+            with self._transaction() as session:
+                self._audit(session, "card:loss:smartphone", channel,
+                            f"card:{record.card_id}", channel=channel, revoked=revoked,
+                            reference=reference)
+        return LossReport(record.card_id, record.state, tuple(revoked), reference)
+
+    def report_lost_by_holder(self, holder: CardHolderDetails, *, smartphone: bool = False,
+                              channel: str = "web") -> LossReport:
+        """24/7 report naming the card by its holder, as the call centre does (the card id
+        is printed nowhere on the card): see :class:`CardHolderDetails`."""
+        record = self._holder_card(holder, channel)
+        if smartphone:
+            return self._smartphone_lost(record, channel)
+        return self._suspend(record.card_id, channel, channel)
+
+    def _holder_card(self, holder: CardHolderDetails, channel: str) -> CardRecord:
+        """The one card a report names by its holder: exactly one holder matches every item
+        given and holds exactly one active or suspended card; otherwise the same generic
+        refusal, recorded without anything the person typed."""
+        address = (holder.address or "").strip()
+        number_text = (holder.individual_number or "").strip()
+        if not _kana_key(holder.name_kana) or len(holder.name_kana) > 80:
+            raise InvalidInput("enter the name in kana", field="name_kana")
+        if not _KATAKANA.fullmatch(_kana_key(holder.name_kana)):
+            raise InvalidInput("write the name in kana (katakana or hiragana)",
+                               field="name_kana")
+        if len(address) > 200:
+            raise InvalidInput("the address is too long", field="address")
+        if not address and not number_text:
+            raise InvalidInput("enter the address on the card, or the individual number",
+                               field="address")
+        number = ""
+        if number_text:
+            try:
+                number = individual_numbers.validate(number_text)
+            except (ValidationError, TypeError):
+                # Says nothing of anyone: a length or a check digit is wrong as typed.
+                raise InvalidInput("the individual number is 12 digits with a valid check "
+                                   "digit", field="individual_number") from None
+        candidates = self.registry.residents_by_kana_and_birth(
+            holder.name_kana, holder.birth_date, limit=HOLDER_CANDIDATES + 1)
+        # Not all read: the generic refusal, never one of those read as if it were unique.
+        overflow = len(candidates) > HOLDER_CANDIDATES
+        if address:
+            wanted = _address_key(address)
+            candidates = [r for r in candidates if wanted and _address_key(r.address) == wanted]
+        if number and candidates and not overflow:
+            try:
+                named: ResidentRecord | None = self.registry.find_by_number(
+                    SYSTEM, number, "個人番号カード紛失届の照合")
+            except DomainError:
+                named = None
+            candidates = [r for r in candidates if named is not None and r.id == named.id]
+        cards: list[CardRecord] = []
+        if len(candidates) == 1 and not overflow:
+            with self._transaction() as session:
+                ids = session.scalars(
+                    select(m.Card.card_id).where(
+                        m.Card.resident_id == candidates[0].id,
+                        m.Card.state.in_((CardState.ACTIVE.value, CardState.SUSPENDED.value)))
+                ).all()
+                cards = [_card(self._card_row(session, cid)) for cid in ids]
+            cards = [c for c in cards if c.state in (CardState.ACTIVE, CardState.SUSPENDED)]
+        if len(candidates) != 1 or len(cards) != 1:
+            with self._transaction() as session:
+                self._audit(session, "card:loss:unmatched", channel, "card:loss-report",
+                            channel=channel,
+                            several=overflow or len(candidates) > 1 or len(cards) > 1)
+            raise LossReportNotMatched(NOT_MATCHED)
+        return cards[0]
 
     # -- the certificates on a card -----------------------------------------------------------
     def certificate_status(self, card_id: str) -> CardStatus:

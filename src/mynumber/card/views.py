@@ -3,8 +3,10 @@ on the kernel's counter route class (login, CSRF bound to the staff session, no-
 as HTML), and a resident page to report a lost card (/card/lost, no login: a public page route
 whose CSRF token is bound to the pre-login cookie by HMAC).
 
-PINs and the 個人番号 are never echoed back into a form; the loss page answers a mismatch with
-the same generic message whatever did not match."""
+PINs and the 個人番号 are never echoed back into a form. The loss page names the card as the
+個人番号カードコールセンター does (氏名のフリガナ, 生年月日, and the 住所 or the 個人番号), answers
+no match and several matches with the same generic message, and gives a 受付番号 and the next
+steps."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from mynumber.card.api import CardsDep
 from mynumber.card.chip import PinKind
 from mynumber.card.interfaces import (
     FREE_AREA_RULES,
+    CardHolderDetails,
     CardService,
     CertificateRenewal,
     IdentityCheck,
@@ -40,6 +43,10 @@ PIN_FIELDS = frozenset({"signing_password", "user_auth_pin", "residence_pin", "c
                         "new_pin", "individual_number"})
 LOST_PATH = "/card/lost"
 LOST_CSRF_SCOPE = "card.lost"
+#: The loss page's inputs and their longest accepted length (the 個人番号 with separators).
+LOST_LIMITS = {"name_kana": 80, "birth_date": 10, "address": 200, "individual_number": 20}
+#: What a failed loss report shows again: never the 個人番号.
+LOST_KEPT = ("name_kana", "birth_date", "address")
 
 IDENTITY_FIELDS = (
     FormField("individual_number", "password", required=True, maxlength=14),
@@ -295,10 +302,15 @@ def _resident_page(request: Request, status: int = 200, **context: Any) -> HTMLR
                   **csrf.form_fields(request, LOST_CSRF_SCOPE, None), **context)
 
 
+def _lost_error(request: Request, exc: DomainError, code: str | None = None) -> dict[str, Any]:
+    # The page's own labels and headlines first ("card.lost.field.address", …).
+    return error_box(request, exc, code, prefixes=("card.lost.", ""))
+
+
 def _lost_error_page(request: Request, exc: DomainError, status: int | None = None,
                      code: str | None = None) -> HTMLResponse:
     return _resident_page(request, status=status or exc.status, values={},
-                          error=error_box(request, exc, code))
+                          error=_lost_error(request, exc, code))
 
 
 # No sign-in: every POST is bound to the pre-login cookie.
@@ -313,18 +325,22 @@ def lost_form(request: Request) -> HTMLResponse:
 
 @public.post(LOST_PATH, response_class=HTMLResponse)
 def lost_submit(request: Request, cards: CardsDep, form: FormDep) -> Response:
-    values = {k: forms.value(form, k) for k in ("card_id", "name_kana", "birth_date")}
+    """The card named as the call centre names it (what the holder knows and the card face
+    shows), never by a card id: no card prints one. The 個人番号 is never shown again."""
+    smartphone = forms.value(form, "device") == "smartphone"
+    values = {k: forms.value(form, k) for k in LOST_KEPT}
+    values["device"] = "smartphone" if smartphone else "card"
     try:
-        if not values["card_id"] or len(values["card_id"]) > 32:
-            raise InvalidInput("enter the card ID", field="card_id")
-        if not values["name_kana"] or len(values["name_kana"]) > 80:
+        if not values["name_kana"] or len(values["name_kana"]) > LOST_LIMITS["name_kana"]:
             raise InvalidInput("enter the name in kana", field="name_kana")
-        smartphone = forms.value(form, "device") == "smartphone"
-        report = (cards.report_smartphone_lost if smartphone else cards.report_lost)(
-            values["card_id"], values["name_kana"], forms.date(form, "birth_date"), "web")
+        birth_date = forms.date(form, "birth_date")
+        holder = CardHolderDetails(
+            values["name_kana"], birth_date,
+            forms.value(form, "address", LOST_LIMITS["address"]),
+            forms.value(form, "individual_number", LOST_LIMITS["individual_number"]))
+        report = cards.report_lost_by_holder(holder, smartphone=smartphone, channel="web")
     except DomainError as exc:
         return _resident_page(request, status=exc.status, values=values,
-                              error=error_box(request, exc))
-    return _resident_page(request, values={}, done=report.card_id,
-                          done_key="card.lost.done_smartphone" if smartphone
-                          else "card.lost.done")
+                              error=_lost_error(request, exc))
+    return _resident_page(request, values={}, done=True, reference=report.reference,
+                          smartphone=smartphone)

@@ -408,6 +408,16 @@ class RegistryService(Protocol):
         status; unknown ids are left out). No staff actor: only wiring hands it out."""
         ...
 
+    def residents_by_kana_and_birth(
+        self, name_kana: str, birth_date: dt.date, limit: int = 20
+    ) -> list[ResidentRecord]:
+        """System read for the card context's 24-hour loss reports, which name the holder as
+        the card face does: every record (any status), at most ``limit``, whose normalised
+        kana reading (``codes.kana.normalize_kana``, spaces ignored) and date of birth are
+        these, in id order. A reading that normalises to nothing finds nobody. Not audited
+        here: the caller records what it does with the answer."""
+        ...
+
     def household_members(self, household_ids: Sequence[int]) -> dict[int, list[ResidentRecord]]:
         """System read for event subscribers: the residents (status 'resident') of each
         household."""

@@ -808,6 +808,22 @@ class RegistryServiceImpl:
             return []
         return self.household_members([household_id]).get(household_id, [])
 
+    def residents_by_kana_and_birth(
+        self, name_kana: str, birth_date: dt.date, limit: int = 20
+    ) -> list[ResidentRecord]:
+        try:
+            key = kana.normalize_kana(name_kana)
+        except (ValueError, TypeError):
+            return []
+        if not key or len(key) > 160:
+            return []
+        t = _RESIDENTS.c
+        with self.databases.engine(CONTEXT).connect() as conn:
+            rows = conn.execute(  # the index ix_residents_kana_birth
+                select(*_RECORD_COLUMNS).where(t.name_kana_key == key, t.birth_date == birth_date)
+                .order_by(t.id).limit(max(1, min(limit, 200))))
+            return [to_record(row) for row in rows]
+
     def household_members(self, household_ids: Sequence[int]) -> dict[int, list[ResidentRecord]]:
         result: dict[int, list[ResidentRecord]] = {h: [] for h in set(household_ids)}
         t = _RESIDENTS.c

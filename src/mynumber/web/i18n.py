@@ -466,14 +466,6 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "マイナンバーカードの紛失・盗難の届出",
         "en": "Report a lost or stolen My Number Card",
     },
-    "card.lost.lead": {
-        "ja": (
-            "24時間受け付けます。カードID(または申請書I"
-            "D)、氏名フリガナ、生年月日を入力してください。"
-        ),
-        "en": "Open 24 hours. Enter the card ID (or application ID), the name in kana and the "
-              "date of birth.",
-    },
     "card.lost.submit": {"ja": "一時利用停止を申し込む", "en": "Suspend my card"},
     "card.lost.done": {
         "ja": "カードを一時利用停止にし、電子証明書を失効させました",
