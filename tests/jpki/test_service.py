@@ -295,3 +295,47 @@ def test_every_refused_verification_leaves_an_audit_record(container: Container)
     refusals = _refusals(container)
     assert ("jpki:serial:lookup_refused", f"certificate:{stranger.serial}") in refusals
     assert [tag for tag, _ in refusals].count("jpki:verification:refused") == 2
+
+
+def test_a_certificate_revoked_by_many_at_once_is_revoked_once(container: Container) -> None:
+    """Once means once: of callers racing to revoke one certificate (a loss report, the
+    counter, an event) exactly one revokes it and writes the audit record; the others are told
+    it is already revoked (real threads, on SQLite and PostgreSQL; several rounds, as a race
+    shows only now and then)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import select
+
+    from mynumber.jpki import models as m
+
+    jpki = container.jpki
+    threads = 8
+    for _round in range(8):
+        resident_id = adult(container)
+        auth = jpki.issue_certificate(resident_id, CertificateKind.AUTH, public_pem(),
+                                      CARD_EXPIRY)
+        barrier = threading.Barrier(threads)
+
+        def revoke(i: int, serial: int = auth.serial, holder: int = resident_id,
+                   start: threading.Barrier = barrier) -> str:
+            start.wait()
+            try:
+                if i % 2:
+                    jpki.revoke(serial, RevocationReason.LOST, f"caller:{i}")
+                    return "revoked"
+                done = jpki.revoke_for_resident(holder, (CertificateKind.AUTH,),
+                                                RevocationReason.LOST, f"caller:{i}")
+                return "revoked" if done else "nothing"
+            except AlreadyRevoked:
+                return "already"
+
+        with ThreadPoolExecutor(threads) as pool:
+            outcomes = list(pool.map(revoke, range(threads)))
+        assert outcomes.count("revoked") == 1, outcomes
+        assert jpki.state(auth.serial) is CertificateState.REVOKED
+        with container.databases.unit_of_work("jpki") as session:
+            audits = session.scalars(select(m.AuditEvent).where(
+                m.AuditEvent.tag == "jpki:certificate:revoke",
+                m.AuditEvent.subject == f"certificate:{auth.serial}")).all()
+        assert len(audits) == 1

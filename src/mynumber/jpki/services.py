@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from mynumber import audit
 from mynumber.db import Databases, utcnow
@@ -463,19 +464,33 @@ class JpkiServiceImpl:
         return row
 
     def _revoke_row(self, session: Session, row: m.Certificate, reason: RevocationReason,
-                    actor: str, at: dt.datetime) -> None:
-        row.state = "revoked"
-        row.revoked_at = at
-        row.revocation_reason = RevocationReason(reason).value
+                    actor: str, at: dt.datetime) -> bool:
+        """Revoke in one compare-and-set (only a certificate not yet revoked): of two callers
+        racing on one certificate exactly one revokes it and writes the audit record; the
+        other gets False."""
+        value = RevocationReason(reason).value
+        moved = session.execute(
+            update(m.Certificate)
+            .where(m.Certificate.id == row.id, m.Certificate.state != "revoked")
+            .values(state="revoked", revoked_at=at, revocation_reason=value)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if moved != 1:
+            session.refresh(row)
+            return False
+        for name, current in (("state", "revoked"), ("revoked_at", at),
+                              ("revocation_reason", value)):
+            set_committed_value(row, name, current)
         self._audit(session, "jpki:certificate:revoke", actor, f"certificate:{row.serial}",
-                    reason=row.revocation_reason, resident_id=row.resident_id, kind=row.kind)
+                    reason=value, resident_id=row.resident_id, kind=row.kind)
+        return True
 
     def revoke(self, serial: int, reason: RevocationReason, actor: str) -> None:
         with self._transaction() as session:
             row = self._certificate(session, serial)
-            if row.state == "revoked":
+            if row.state == "revoked" or not self._revoke_row(
+                    session, row, reason, actor, _seconds(utcnow())):
                 raise AlreadyRevoked("the certificate is already revoked", field="serial")
-            self._revoke_row(session, row, reason, actor, _seconds(utcnow()))
 
     def revoke_for_resident(
         self, resident_id: int, kinds: tuple[CertificateKind, ...], reason: RevocationReason,
@@ -498,9 +513,8 @@ class JpkiServiceImpl:
             query = query.where(m.Certificate.issued_at < issued_before)
         with self._transaction() as session:
             rows = session.scalars(query.order_by(m.Certificate.id)).all()
-            for row in rows:
-                self._revoke_row(session, row, reason, actor, now)
-            return [int(row.serial) for row in rows]
+            return [int(row.serial) for row in rows
+                    if self._revoke_row(session, row, reason, actor, now)]
 
     def revoke_for_residents(
         self, issued_before: Mapping[int, dt.datetime], kinds: tuple[CertificateKind, ...],
@@ -522,8 +536,8 @@ class JpkiServiceImpl:
                     m.Certificate.not_after > now,
                 ).order_by(m.Certificate.id)).all()
                 for row in rows:
-                    if row.issued_at < issued_before[row.resident_id]:
-                        self._revoke_row(session, row, reason, actor, now)
+                    if row.issued_at < issued_before[row.resident_id] and self._revoke_row(
+                            session, row, reason, actor, now):
                         revoked.append(int(row.serial))
         return revoked
 
