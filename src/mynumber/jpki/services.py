@@ -474,7 +474,7 @@ class JpkiServiceImpl:
             .where(m.Certificate.id == row.id, m.Certificate.state != "revoked")
             .values(state="revoked", revoked_at=at, revocation_reason=value)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         if moved != 1:
             session.refresh(row)
             return False
