@@ -41,8 +41,10 @@ def test_loss_report_api(client: TestClient, container: Container, clerk: StaffP
     ok = client.post(URL, json={"card_id": record.card_id, "name_kana": "ヤマダ タロウ",
                                 "birth_date": birth})
     assert ok.status_code == 200, ok.text
+    reference = ok.json()["reference"]
     assert ok.json() == {"card_id": record.card_id, "state": "suspended",
-                         "revoked_certificates": 2}
+                         "revoked_certificates": 2, "reference": reference}
+    assert re.fullmatch(r"\d{8}-\d{4}-\d{4}-\d{4}", reference)  # 受付番号
     assert record.auth_serial is not None
     assert container.jpki.state(record.auth_serial) is CertificateState.REVOKED
     bad_id = client.post(URL, json={"card_id": application.application_id[:-1] + "0"

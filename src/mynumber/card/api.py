@@ -47,7 +47,8 @@ def report_lost_card(body: s.LossReportRequest, cards: CardsDep) -> s.LossReport
     else:
         report = cards.report_lost(body.card_id, body.name_kana, body.birth_date, "api")
     return s.LossReportResponse(card_id=report.card_id, state=report.state,
-                                revoked_certificates=len(report.revoked_serials))
+                                revoked_certificates=len(report.revoked_serials),
+                                reference=report.reference)
 
 
 # --- the holder: smartphone certificates ------------------------------------------------------

@@ -34,6 +34,8 @@ class LossReportResponse(BaseModel):
     card_id: str
     state: CardState = Field(description="suspended: both certificates are revoked")
     revoked_certificates: int = Field(description="certificates revoked by this report")
+    reference: str = Field(description="受付番号: this report's reference, for the police's "
+                           "遺失届 and the reissue at the counter (not a card id or serial)")
 
 
 class Identity(Strict):
