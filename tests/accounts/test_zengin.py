@@ -28,7 +28,7 @@ def test_doctests() -> None:
 
 
 @pytest.mark.parametrize(
-    ("furigana", "expected"),
+    ("name_kana", "expected"),
     [
         # small kana are written full size
         ("キョウコ", "ｷﾖｳｺ"),
@@ -59,8 +59,8 @@ def test_doctests() -> None:
         ("ﾔﾏﾀﾞ ﾀﾛｳ", "ﾔﾏﾀﾞ ﾀﾛｳ"),
     ],
 )
-def test_to_zengin_kana(furigana: str, expected: str) -> None:
-    assert to_zengin_kana(furigana) == expected
+def test_to_zengin_kana(name_kana: str, expected: str) -> None:
+    assert to_zengin_kana(name_kana) == expected
     assert is_zengin(expected)
 
 
@@ -122,7 +122,7 @@ def test_display_form_is_full_width() -> None:
 
 
 @pytest.mark.parametrize(
-    ("bank_name", "furigana"),
+    ("bank_name", "name_kana"),
     [
         ("ﾔﾏﾀﾞ ｷﾖｳｺ", "ヤマダ キョウコ"),  # small kana
         ("ｶﾄｳ ｼﾞﾕﾝﾍﾟｲ", "カトウ　ジュンペイ"),  # 濁点, 半濁点, small kana
@@ -133,8 +133,8 @@ def test_display_form_is_full_width() -> None:
         ("ヤマダ タロウ", "やまだ たろう"),  # a bank that reports full-width kana
     ],
 )
-def test_same_name_written_differently_matches(bank_name: str, furigana: str) -> None:
-    check = compare_holder_name(bank_name, furigana)
+def test_same_name_written_differently_matches(bank_name: str, name_kana: str) -> None:
+    check = compare_holder_name(bank_name, name_kana)
     assert check.matches, check
     assert check.reason is HolderNameReason.MATCH
     assert check.message_key == "accounts.holder_name.match"
@@ -146,7 +146,7 @@ def test_a_relatives_account_is_a_mismatch_on_the_given_name() -> None:
     assert not check.matches
     assert check.reason is HolderNameReason.GIVEN_NAME_DIFFERS
     assert check.message_key == "accounts.holder_name.given_name_differs"
-    assert (check.bank_name, check.furigana) == ("ﾔﾏﾀﾞ ﾊﾅｺ", "ﾔﾏﾀﾞ ﾀﾛｳ")
+    assert (check.bank_name, check.name_kana) == ("ﾔﾏﾀﾞ ﾊﾅｺ", "ﾔﾏﾀﾞ ﾀﾛｳ")
 
 
 def test_a_relatives_account_without_spaces_at_the_bank_is_found_too() -> None:

@@ -42,7 +42,7 @@ Sources (reference, read 2025; no text copied):
 >>> compare_holder_name("ﾔﾏﾀﾞ ｷﾖｳｺ", "ヤマダ キョウコ").matches
 True
 >>> check = compare_holder_name("ﾔﾏﾀﾞ ﾊﾅｺ", "ヤマダ キョウコ")
->>> check.reason, check.bank_name, check.furigana
+>>> check.reason, check.bank_name, check.name_kana
 (<HolderNameReason.GIVEN_NAME_DIFFERS: 'given_name_differs'>, 'ﾔﾏﾀﾞ ﾊﾅｺ', 'ﾔﾏﾀﾞ ｷﾖｳｺ')
 >>> check.message_key
 'accounts.holder_name.given_name_differs'
@@ -251,7 +251,7 @@ class HolderNameCheck:
     #: The bank's holder name in comparable form (:func:`normalize_holder_name`).
     bank_name: str
     #: The registrant's reading in the same form.
-    furigana: str
+    name_kana: str
 
     @property
     def matches(self) -> bool:
@@ -280,7 +280,7 @@ def _compare_split(family: str, given: str, other: str) -> HolderNameReason:
     return HolderNameReason.DIFFERENT_PERSON
 
 
-def compare_holder_name(bank_name: str, furigana: str) -> HolderNameCheck:
+def compare_holder_name(bank_name: str, name_kana: str) -> HolderNameCheck:
     """Compare a bank's holder name with a registrant's reading.
 
     Both are normalised with :func:`normalize_holder_name`; they match when their characters
@@ -299,7 +299,7 @@ def compare_holder_name(bank_name: str, furigana: str) -> HolderNameCheck:
     'different_person'
     """
     bank = normalize_holder_name(bank_name)
-    reading = normalize_holder_name(furigana)
+    reading = normalize_holder_name(name_kana)
     if not bank or not reading:
         raise InvalidComponent("both the holder name and the reading are required")
     bank_words, reading_words = bank.split(" "), reading.split(" ")
@@ -322,4 +322,4 @@ def compare_holder_name(bank_name: str, furigana: str) -> HolderNameCheck:
         reason = _compare_split(*_split(bank_words), reading_words[0])
     else:
         reason = HolderNameReason.DIFFERENT_PERSON
-    return HolderNameCheck(reason=reason, bank_name=bank, furigana=reading)
+    return HolderNameCheck(reason=reason, bank_name=bank, name_kana=reading)
