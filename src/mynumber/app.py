@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy.exc import SQLAlchemyError
 
+from mynumber.accounts import events as accounts_events
+from mynumber.accounts.services import AccountsServiceImpl
 from mynumber.agencies import events as agencies_events
 from mynumber.agencies.keyring import (
     AGENCY_PROVISION_COMMAND,
@@ -522,6 +524,7 @@ class Container:
         portal: PortalServiceImpl | None = None, api_clients: ApiClientsImpl | None = None,
         oidc: OpenIdProvider | None = None, keyring: AgencyKeyring | None = None,
         events: Dispatcher | None = None, juki: JukiServiceImpl | None = None,
+        accounts: AccountsServiceImpl | None = None,
     ) -> None:
         self.settings = settings
         self._events = events
@@ -541,6 +544,7 @@ class Container:
         self._api_clients = api_clients
         self._oidc = oidc
         self._juki = juki
+        self._accounts = accounts
 
     keys: _Part[FileKeyProvider] = _Part()
     registry: _Part[RegistryServiceImpl] = _Part()
@@ -555,6 +559,7 @@ class Container:
     api_clients: _Part[ApiClientsImpl] = _Part()
     oidc: _Part[OpenIdProvider] = _Part()
     juki: _Part[JukiServiceImpl] = _Part()  # 住基ネット (本人確認情報)
+    accounts: _Part[AccountsServiceImpl] = _Part()  # 公金受取口座
     #: The registry's event dispatcher (core and all roles): delivers every registry change to
     #: the intermediate servers, JPKI, the card, the portal and 住基ネット.
     events: _Part[Dispatcher] = _Part()
@@ -621,16 +626,20 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
 
     juki = JukiServiceImpl(databases, network)
     juki.portal_person = PortalJukiLink(portal, jpki)
+    # 公金受取口座: reads registrants through the registry's interface; hears of name changes
+    # and deaths through the registry's events.
+    accounts = AccountsServiceImpl(databases, registry)
     events = None
     if role in ("all", "core"):
         events = Dispatcher(registry.outbox, registry_subscribers(
             registry=registry, jpki=jpki, card=card, agencies=agencies, portal=portal,
-            network=network, juki=juki))
+            network=network, juki=juki, accounts=accounts))
     return Container(settings, databases, role=role, keys=keys, registry=registry,
                      staff_auth=staff_auth, jpki=jpki, card=card, network=network,
                      network_log=access_log, agencies=agencies,
                      agencies_server=agencies_server, portal=portal, api_clients=api_clients,
-                     oidc=oidc, keyring=keyring, events=events, juki=juki)
+                     oidc=oidc, keyring=keyring, events=events, juki=juki,
+                     accounts=accounts)
 
 
 class _MayorLookup:
@@ -657,7 +666,8 @@ class _MayorLookup:
 def registry_subscribers(*, registry: RegistryServiceImpl, jpki: JpkiServiceImpl,
                          card: CardServiceImpl, agencies: AgenciesServiceImpl,
                          portal: PortalServiceImpl, network: NetworkServiceImpl,
-                         juki: JukiServiceImpl) -> list[Subscriber]:
+                         juki: JukiServiceImpl,
+                         accounts: AccountsServiceImpl) -> list[Subscriber]:
     """Who hears of every registry change, in delivery order (docs/events.md)."""
     mayor_of = _MayorLookup(network)
     registry.permit_own_residents(mayor_of)  # the mayors' 副本 need their residents' codes
@@ -668,6 +678,7 @@ def registry_subscribers(*, registry: RegistryServiceImpl, jpki: JpkiServiceImpl
         copies,
         agencies_events.notice_subscriber(copies, portal),
         juki_events.subscriber(juki, registry),
+        accounts_events.subscriber(accounts, registry),
     ]
 
 

@@ -14,7 +14,8 @@ def test_the_events_benchmark_delivers_everything_it_publishes() -> None:
     assert burst["events"] == 300 and burst["municipalities"] == 3
     assert set(burst["subscribers"]) == {"jpki.certificates", "card.cards",
                                          "intermediate.resident_record",
-                                         "portal.change_notices", "juki"}
+                                         "portal.change_notices", "juki",
+                                         "accounts"}
     assert all(s == {"pending": 0, "failing": None} for s in burst["subscribers"].values())
     lag = result["sqlite"]["lag"]
     assert lag["errors"] == 0 and lag["changes"] > 0

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mynumber.cli import accounts as accounts_cli
 from mynumber.cli import agencies as agencies_cli
 from mynumber.cli import api_clients as api_clients_cli
 from mynumber.cli import bench as bench_cli
@@ -41,6 +42,7 @@ app.add_typer(log_cli.app, name="log")
 app.add_typer(events_cli.app, name="events")
 app.add_typer(network_cli.app, name="network")
 app.add_typer(juki_cli.app, name="juki")
+app.add_typer(accounts_cli.app, name="accounts")
 app.add_typer(agencies_cli.app, name="agencies")
 app.add_typer(portal_cli.app, name="portal")
 app.add_typer(api_clients_cli.app, name="api-clients")
