@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy.exc import SQLAlchemyError
 
 from mynumber.accounts import events as accounts_events
+from mynumber.accounts.interfaces import DIGITAL_AGENCY
+from mynumber.accounts.provision import AccountProvisionServer, AgencyCodesThroughAgencies
 from mynumber.accounts.services import AccountsServiceImpl
 from mynumber.agencies import events as agencies_events
 from mynumber.agencies.keyring import (
@@ -454,9 +456,15 @@ class _Servers:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.local: IntermediateServer | None = None
+        #: In-process providers that are not an agencies' intermediate server (デジタル庁's
+        #: public_fund_account answers from the accounts context), by agency id.
+        self.providers: dict[str, IntermediateServer] = {}
         self._remote: dict[str, HttpIntermediateServer] = {}
 
     def __call__(self, agency: AgencyRecord) -> IntermediateServer:
+        provider = self.providers.get(agency.agency_id)
+        if provider is not None and agency.endpoint is None:
+            return provider
         if agency.endpoint is None:
             if self.local is None:
                 raise ConfigurationError("no in-process intermediate server is wired")
@@ -525,6 +533,7 @@ class Container:
         oidc: OpenIdProvider | None = None, keyring: AgencyKeyring | None = None,
         events: Dispatcher | None = None, juki: JukiServiceImpl | None = None,
         accounts: AccountsServiceImpl | None = None,
+        accounts_provision: AccountProvisionServer | None = None,
     ) -> None:
         self.settings = settings
         self._events = events
@@ -545,6 +554,7 @@ class Container:
         self._oidc = oidc
         self._juki = juki
         self._accounts = accounts
+        self._accounts_provision = accounts_provision
 
     keys: _Part[FileKeyProvider] = _Part()
     registry: _Part[RegistryServiceImpl] = _Part()
@@ -560,6 +570,8 @@ class Container:
     oidc: _Part[OpenIdProvider] = _Part()
     juki: _Part[JukiServiceImpl] = _Part()  # 住基ネット (本人確認情報)
     accounts: _Part[AccountsServiceImpl] = _Part()  # 公金受取口座
+    #: デジタル庁's answer to agencies' look-ups of 公金受取口座情報 through the network.
+    accounts_provision: _Part[AccountProvisionServer] = _Part()
     #: The registry's event dispatcher (core and all roles): delivers every registry change to
     #: the intermediate servers, JPKI, the card, the portal and 住基ネット.
     events: _Part[Dispatcher] = _Part()
@@ -629,6 +641,12 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
     # 公金受取口座: reads registrants through the registry's interface; hears of name changes
     # and deaths through the registry's events.
     accounts = AccountsServiceImpl(databases, registry)
+    # デジタル庁 answers public_fund_account queries in process from the accounts context (its
+    # codes held by the agencies context, like any agency's); the core routes them here.
+    accounts_provision = AccountProvisionServer(
+        databases, accounts, AgencyCodesThroughAgencies(agencies, registry),
+        network.core_public_key(), lambda: keyring.keys(DIGITAL_AGENCY).signing)
+    servers.providers[DIGITAL_AGENCY] = accounts_provision
     events = None
     if role in ("all", "core"):
         events = Dispatcher(registry.outbox, registry_subscribers(
@@ -639,7 +657,7 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
                      network_log=access_log, agencies=agencies,
                      agencies_server=agencies_server, portal=portal, api_clients=api_clients,
                      oidc=oidc, keyring=keyring, events=events, juki=juki,
-                     accounts=accounts)
+                     accounts=accounts, accounts_provision=accounts_provision)
 
 
 class _MayorLookup:

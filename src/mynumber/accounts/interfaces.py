@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from mynumber.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from mynumber.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+)
+from mynumber.network.interfaces import RoutedQuery, SealedAnswer
 from mynumber.registry.interfaces import ResidentRecord
 
 #: The subscriber name the event dispatcher keys this context's checkpoint on.
@@ -334,3 +342,70 @@ class ProposalNotFound(NotFound):
 class ProposalClosed(Conflict):
     code = "accounts_pension_proposal_closed"
     title = "The pension proposal's objection period is over"
+
+
+# --- provision to agencies through the network (情報提供) --------------------------------------
+# デジタル庁 provides 公金受取口座情報 through the information provision network: an agency asks
+# by its own 機関別符号 for a task the legal table permits (data/additional_provisions.csv);
+# the core records and logs the exchange (so the resident sees it in やりとり履歴) and routes
+# the query here with デジタル庁's own code for the person. Implementation: provision.py.
+
+#: The provider agency (agencies.csv) and the information item (items.csv).
+DIGITAL_AGENCY = "digital_agency"
+PUBLIC_FUND_ACCOUNT_ITEM = "public_fund_account"
+
+
+@dataclass(frozen=True)
+class ScanningAlert:
+    """A burst of look-ups for people with no registered account from one agency: more than
+    ``threshold`` misses within ``window_seconds`` (possible scanning for who has an account)."""
+
+    id: int
+    agency_id: str
+    misses: int
+    threshold: int
+    window_seconds: int
+    flagged_at: dt.datetime
+
+
+class AgencyCodes(Protocol):
+    """デジタル庁's own 機関別符号 for registrants (held by its intermediate server, the agencies
+    context): the provider maps the code a routed query carries to the registrant."""
+
+    def resident_for_code(self, agency_code: str) -> int | None: ...
+
+    def enrol(self, resident_id: int, actor: str) -> str:
+        """Obtain デジタル庁's code for a registrant identified without the number (the card
+        authentication of a registration: ``actor``); idempotent. Returns the code."""
+        ...
+
+
+class AccountProvision(Protocol):
+    """デジタル庁's answer to routed queries for ``public_fund_account`` (the network core's
+    ``IntermediateServer``), with per-agency rate limits and scanning detection."""
+
+    def answer(self, query: RoutedQuery) -> SealedAnswer:
+        """Check the core's signature and freshness, the requesting agency's token bucket
+        (LookupRateLimited when empty: nothing is read or disclosed), then seal the person's
+        account for the requester, or answer "not held" (a miss, counted for scanning)."""
+        ...
+
+    def enrol(self, resident_id: int, actor: str) -> str: ...
+
+    def scanning_alerts(self, agency_id: str | None = None) -> list[ScanningAlert]: ...
+
+
+class LookupRateLimited(DomainError):
+    """The requesting agency's look-up budget is spent for now (token bucket)."""
+
+    code = "accounts_lookup_rate_limited"
+    status = 429
+    title = "Too many public-fund account look-ups; retry later"
+
+
+class RoutedQueryNotAccepted(Forbidden):
+    """A routed query whose core signature does not verify, that is stale, or that is not
+    for デジタル庁's public_fund_account."""
+
+    code = "accounts_routed_query_not_accepted"
+    title = "Routed query not accepted"

@@ -82,7 +82,12 @@ from mynumber.accounts.interfaces import (
     SharedAccount,
     UnknownBranchCode,
 )
-from mynumber.accounts.zengin import NotZenginError, compare_holder_name, to_zengin_kana
+from mynumber.accounts.zengin import (
+    HolderNameCheck,
+    NotZenginError,
+    compare_holder_name,
+    to_zengin_kana,
+)
 from mynumber.codes.exceptions import ValidationError
 from mynumber.db import Databases, utcnow
 from mynumber.kernel.events import Outbox
@@ -377,6 +382,18 @@ class AccountsServiceImpl:
         with self.databases.unit_of_work(CONTEXT) as session:
             row = session.get(m.Registration, resident_id)
             return _registration(row) if row is not None else None
+
+    def holder_name_check(self, resident_id: int, holder_name: str) -> HolderNameCheck | None:
+        """Read-only: ``holder_name`` compared with the person's reading as the registry holds
+        it now (for a page to show both names beside a refusal); None when either cannot be
+        compared or the person is unknown. Stores nothing."""
+        record = self.registry.residents_by_ids([resident_id]).get(resident_id)
+        if record is None:
+            return None
+        try:
+            return compare_holder_name(holder_name or "", record.name_kana)
+        except ValidationError:
+            return None
 
     def history(self, resident_id: int) -> list[HistoryEntry]:
         h = m.RegistrationHistory

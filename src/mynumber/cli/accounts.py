@@ -102,3 +102,18 @@ def audit(
             console.print("nothing to report")
     if report.shared_accounts or report.rechecks:
         raise typer.Exit(1)
+
+
+@app.command("scanning")
+def scanning(
+    agency: Annotated[str | None, typer.Option(help="only this requesting agency's alerts")]
+    = None,
+) -> None:
+    """Agencies flagged for scanning: bursts of public_fund_account look-ups for people with
+    no registered account (more misses than the threshold within the window). Exit status 1
+    if any is listed."""
+    container = container_from_env()
+    alerts = container.accounts_provision.scanning_alerts(agency)
+    _print([dataclasses.asdict(a) for a in alerts])
+    if alerts:
+        raise typer.Exit(1)

@@ -45,9 +45,10 @@ __all__ = [
 COLUMNS = ["kind", "task_id", "title", "basis", "derived_from", "note"]
 # Where a row comes from (the README explains each).
 DERIVATIONS = frozenset({"bekkyo2_requester", "delegated", "additional_provision",
-                         "resident_register", "bekkyo1_item"})
-# Uses outside the legal table's tasks carry their own ids.
-OWN_TASK = re.compile(r"juki-[a-z0-9-]+")
+                         "resident_register", "bekkyo1_item", "public_fund_account_act"})
+# Uses outside the legal table's tasks carry their own ids: 住民基本台帳 (juki-...) and the
+# 公金受取口座 registry デジタル庁 keeps under 公金受取口座登録法 (accounts-...).
+OWN_TASK = re.compile(r"(?:juki|accounts)-[a-z0-9-]+")
 # A use read from an item of 別表第一 itself: "bekkyo1-38", "bekkyo1-36-2" (三十六の二).
 BEKKYO1_TASK = re.compile(r"bekkyo1-([0-9]+(?:-[0-9]+)?)")
 BEKKYO1_COLUMNS = ["item", "user", "task", "source"]
@@ -148,7 +149,7 @@ def parse_number_use(text: str, table: LegalTable,
         elif not OWN_TASK.fullmatch(task_id):
             raise LegalTableDataError(f"{where}: task {task_id!r} is neither a task of the "
                                       "legal table, a bekkyo1-<item> of 別表第一, nor a "
-                                      "juki-... use")
+                                      "juki-... or accounts-... use")
         if not row["title"].strip() or not row["basis"].strip():
             raise LegalTableDataError(f"{where}: title and basis are required")
         if row["derived_from"] not in DERIVATIONS:

@@ -359,6 +359,11 @@ class PortalService(Protocol):
         login never inherits anything from it."""
         ...
 
+    def verify_card(self, challenge_id: str, signature: bytes, certificate_pem: str) -> int:
+        """A fresh card authentication for a procedure inside a session (the challenge is
+        spent; no session is opened): the authentication certificate's serial."""
+        ...
+
     def session(self, token: str) -> PortalSession:
         """The live session for ``token`` (touching its idle timer), else SessionExpired."""
         ...

@@ -34,7 +34,7 @@ from mynumber.portal.oauth import api as portal_oauth_api
 from mynumber.registry import api as registry_api
 from mynumber.registry import views as registry_views
 from mynumber.registry.services import load_municipality_rows
-from mynumber.web import health, pages, problems
+from mynumber.web import accounts_api, accounts_portal, health, pages, problems
 from mynumber.web.health import PLAIN, ListenerTls
 
 if TYPE_CHECKING:
@@ -209,6 +209,8 @@ def _routers(role: str, listener: str) -> list[APIRouter]:
             _subset(portal_oauth_api.clients_router, PUBLIC),  # applying for an API client
             juki_views.router,  # 住基ネット: the resident's 提供状況の開示 page
             juki_api.portal_router,  # ... and its portal JSON API
+            accounts_portal.router,  # 公金受取口座: the resident's pages
+            accounts_api.router,  # ... and their JSON API
         ]
         if core:
             routers += [

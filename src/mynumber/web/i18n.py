@@ -525,10 +525,16 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 
 # Each part of the UI keeps its strings in its own module; they are merged here.
-from mynumber.web import messages_card, messages_juki, messages_oauth, messages_portal  # noqa: E402
+from mynumber.web import (  # noqa: E402
+    messages_accounts,
+    messages_card,
+    messages_juki,
+    messages_oauth,
+    messages_portal,
+)
 
 for _part in (messages_portal.MESSAGES, messages_oauth.MESSAGES, messages_juki.MESSAGES,
-              messages_card.MESSAGES):
+              messages_card.MESSAGES, messages_accounts.MESSAGES):
     _clash = MESSAGES.keys() & _part.keys()
     if _clash:
         raise RuntimeError(f"UI string keys defined twice: {sorted(_clash)}")

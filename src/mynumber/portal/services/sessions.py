@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import secrets
+from typing import Any
 
 from cryptography import x509
 from sqlalchemy import delete, select, update
@@ -114,6 +115,22 @@ class Sessions(PortalCore):
         if previous_token:
             self.logout(previous_token)
         now = self.clock()
+        verification, serial = self._verify_card(challenge_id, signature, certificate_pem, now)
+        ref = self._account_by_subject(verification.pairwise_id)
+        if ref is None:
+            try:
+                link = self.jpki.link_for_certificate(self.relying_party_id(), PORTAL_AGENCY,
+                                                      serial)
+            except VerificationFailed:
+                raise LoginFailed("the card was not accepted: revoked", reason="revoked") \
+                    from None
+            ref = self._link(link)
+        return self._start_session(ref.account_id, now, serial)
+
+    def _verify_card(self, challenge_id: str, signature: bytes, certificate_pem: str,
+                     now: dt.datetime) -> tuple[Any, int]:
+        """The card's signature over a portal challenge (spent here, once), checked as a login
+        is: chain, revocation, signature. The verification and the certificate's serial."""
         challenge = self._consume_challenge(challenge_id, now)
         if not isinstance(signature, bytes) or not 0 < len(signature) <= MAX_SIGNATURE:
             raise LoginFailed("the signature is not acceptable", reason="bad_signature")
@@ -127,16 +144,13 @@ class Sessions(PortalCore):
             reason = str(exc.extra.get("reason", "refused"))
             raise LoginFailed(f"the card was not accepted: {reason}", reason=reason) from None
         serial = x509.load_pem_x509_certificate(certificate_pem.encode()).serial_number
-        ref = self._account_by_subject(verification.pairwise_id)
-        if ref is None:
-            try:
-                link = self.jpki.link_for_certificate(self.relying_party_id(), PORTAL_AGENCY,
-                                                      serial)
-            except VerificationFailed:
-                raise LoginFailed("the card was not accepted: revoked", reason="revoked") \
-                    from None
-            ref = self._link(link)
-        return self._start_session(ref.account_id, now, serial)
+        return verification, int(serial)
+
+    def verify_card(self, challenge_id: str, signature: bytes, certificate_pem: str) -> int:
+        """A fresh card authentication inside a session (a procedure that must be made by the
+        card's holder now, not by whoever left a session open): the challenge is spent, no
+        session is opened or changed. The authentication certificate's serial."""
+        return self._verify_card(challenge_id, signature, certificate_pem, self.clock())[1]
 
     def _start_session(self, account_id: int, now: dt.datetime,
                        certificate_serial: int) -> PortalSession:

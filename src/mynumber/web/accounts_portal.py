@@ -1,0 +1,286 @@
+"""The resident's 公金受取口座 pages in the portal (``/portal/accounts``), and the one rule both
+they and the JSON API (``web/accounts_api.py``) follow: a registration, change or deletion is
+bound to a fresh card authentication of the person logged in.
+
+The card binding (the 2023 shared terminal that kept the previous person's session): the form
+carries a one-use challenge of the portal's login (``begin_login``); the card signs it with its
+user-authentication key after the PIN (the embedded mode's virtual reader, ``PortalCardReader``,
+or the CLI and a paste), and the portal's own login verification checks chain, revocation,
+signature and the challenge's single use (``complete_login``, without ending the terminal's
+session). The short-lived session that verification opens is ended at once; its card serial
+names the holder through JPKI. The result is a :class:`CardAuthentication` (the holder's
+resident id, the serial, the challenge id as the authentication id, now) that the accounts
+service compares with the person the portal session was opened for: another person's card is
+refused, a challenge is spent once (the portal's challenge and the service's
+``used_authentications`` both refuse a replay).
+
+It lives in the web assembler: it joins the portal's, JPKI's and the accounts context's
+interfaces (as ``web/juki_portal.py`` does for 住基ネット).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.datastructures import FormData
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from mynumber.accounts.interfaces import (
+    Account,
+    CardAuthentication,
+    CardAuthenticationRequired,
+    HolderNameMismatch,
+    Registration,
+    Route,
+)
+from mynumber.accounts.zengin import NotZenginError, to_display, to_zengin_kana
+from mynumber.codes.exceptions import ValidationError
+from mynumber.errors import DomainError, Forbidden, InvalidInput
+from mynumber.jpki.interfaces import CertificateNotFound
+from mynumber.kernel import forms
+from mynumber.kernel.errors import error_box
+from mynumber.kernel.routes import FormDep, page_route
+from mynumber.portal import views as portal_views
+from mynumber.portal.interfaces import LoginFailed, PortalSession
+from mynumber.portal.reader import PortalCardReader, ReaderPinLocked, ReaderWrongPin
+from mynumber.settings import Mode
+from mynumber.web.i18n import translator
+from mynumber.web.templating import language
+
+PATH = "/portal/accounts"
+DELETE_PATH = "/portal/accounts/delete"
+PREFIXES = ("accounts.", "portal.", "")
+FORM_FIELDS = ("bank_code", "branch_code", "deposit_type", "account_number", "holder_name")
+DONE = ("registered", "changed", "deleted")
+
+
+class ForSelfOnly(Forbidden):
+    code = "accounts_for_self_only"
+    title = "Only the person themselves can register a public-fund account"
+
+
+# --- the card binding (pages and API) ----------------------------------------------------------
+
+
+def session_resident(container: Any, session: PortalSession) -> int:
+    """The person the portal session was opened for, named by JPKI from the card serial the
+    session keeps sealed under its token. A proxy acting for someone cannot use this page."""
+    if session.acting_for != session.account_id:
+        raise ForSelfOnly("a public-fund account is registered by the person themselves: "
+                          "switch back to yourself")
+    serial = container.portal.certificate_serial(session.token)
+    if serial is None:
+        raise CardAuthenticationRequired("this session was not opened with a card")
+    try:
+        return int(container.jpki.certificate(serial).resident_id)
+    except CertificateNotFound:
+        raise CardAuthenticationRequired("this session was not opened with a card") from None
+
+
+def card_authentication(container: Any, challenge_id: str, signature: bytes,
+                        certificate: str) -> CardAuthentication:
+    """Verify a card's signature over the portal challenge ``challenge_id`` with the portal's
+    login verification (the challenge is spent); the holder as JPKI names them."""
+    serial = container.portal.verify_card(challenge_id, signature, certificate)
+    try:
+        holder = int(container.jpki.certificate(serial).resident_id)
+    except CertificateNotFound:
+        raise LoginFailed("the card was not accepted", reason="refused") from None
+    return CardAuthentication(resident_id=holder, certificate_serial=str(serial),
+                              authentication_id=challenge_id,
+                              authenticated_at=container.accounts.clock())
+
+
+def masked(number: str) -> str:
+    """An account number as pages show it: the last four digits (***4567)."""
+    return "***" + number[-4:]
+
+
+# --- pages --------------------------------------------------------------------------------------
+
+
+def _error(request: Request, exc: DomainError, code: str | None = None) -> dict[str, Any]:
+    return error_box(request, exc, code, prefixes=PREFIXES)
+
+
+def _error_page(request: Request, exc: DomainError, status: int | None = None,
+                code: str | None = None) -> HTMLResponse:
+    session: PortalSession | None = getattr(request.state, "portal_session", None)
+    status, error = status or exc.status, _error(request, exc, code)
+    try:
+        return portal_views._page(request, "portal/error.html", status=status, session=session,
+                                  error=error)
+    except DomainError:
+        return portal_views._page(request, "portal/error.html", status=status, error=error)
+
+
+POLICY = dataclasses.replace(portal_views.PORTAL, error_page=_error_page)
+router = APIRouter(include_in_schema=False, route_class=page_route("AccountsRoute", POLICY))
+
+
+def _shown(container: Any, registration: Registration) -> dict[str, Any]:
+    directory = container.accounts.directory
+    today = container.accounts.today()
+    bank = directory.bank(registration.bank_code, today)
+    branch = directory.branch(registration.bank_code, registration.branch_code, today)
+    return {"bank_code": registration.bank_code, "branch_code": registration.branch_code,
+            "bank_name": bank.name if bank else "", "branch_name": branch.name if branch else "",
+            "deposit_type": registration.deposit_type.value,
+            "account_number": masked(registration.account_number),
+            "holder_name": to_display(registration.holder_name),
+            "route": registration.route.value, "updated_at": registration.updated_at,
+            "name_check": registration.name_check.value,
+            "name_check_reason": registration.name_check_reason or ""}
+
+
+def _card_context(request: Request) -> dict[str, Any]:
+    """A fresh one-use challenge, and the reader's cards in the embedded mode."""
+    container = request.app.state.container
+    challenge = container.portal.begin_login()
+    cards: list[str] = []
+    if container.settings.mode is Mode.EMBEDDED:
+        cards = PortalCardReader(container).cards()
+    return {"challenge_id": challenge.challenge_id, "challenge_hex": challenge.challenge.hex(),
+            "cards": cards}
+
+
+def _account_page(request: Request, session: PortalSession, *, status: int = 200,
+                  error: dict[str, Any] | None = None, values: dict[str, str] | None = None,
+                  names: dict[str, str] | None = None, done: str = "") -> HTMLResponse:
+    container = request.app.state.container
+    registration = None
+    own = session.acting_for == session.account_id
+    if own:
+        registration = container.accounts.registration(session_resident(container, session))
+    return portal_views._page(
+        request, "accounts/account.html", status=status, session=session, own=own,
+        registration=_shown(container, registration) if registration else None,
+        error=error, values=values or {}, names=names, done=done if done in DONE else "",
+        **(_card_context(request) if own else {}))
+
+
+def _signed(request: Request, form: FormData) -> CardAuthentication:
+    """The card authentication the form carries: the virtual reader signs the challenge now
+    (card and PIN), or the signature and certificate were pasted (the CLI way)."""
+    container = request.app.state.container
+    challenge_id = forms.value(form, "challenge_id", 100)
+    if not challenge_id:
+        raise CardAuthenticationRequired("the card authentication is missing; start again",
+                                         field="challenge_id")
+    card_id = forms.value(form, "card_id", 32)
+    if card_id:
+        reader = PortalCardReader(container)
+        reader.check_available()
+        challenge = portal_views._hex_challenge(forms.value(form, "challenge", 128))
+        if challenge is None:
+            raise CardAuthenticationRequired("the card authentication is missing; start again",
+                                             field="challenge_id")
+        pin = form.get("pin")
+        if not isinstance(pin, str) or not pin:
+            raise InvalidInput("enter the PIN", field="pin")
+        signature, certificate = reader.sign_challenge(card_id, pin, challenge)
+    else:
+        text = re.sub(r"\s+", "", forms.value(form, "signature", 4096))
+        try:
+            signature = bytes.fromhex(text)
+        except ValueError:
+            raise InvalidInput("the signature must be hexadecimal", field="signature") from None
+        certificate = forms.value(form, "certificate", 10000)
+        if not signature:
+            raise InvalidInput("choose your card, or paste the signature", field="card_id")
+        if "BEGIN CERTIFICATE" not in certificate:
+            raise InvalidInput("paste the authentication certificate (PEM)",
+                               field="certificate")
+    return card_authentication(container, challenge_id, signature, certificate)
+
+
+def _refusal_names(request: Request, resident_id: int, exc: DomainError,
+                   holder: str) -> dict[str, str] | None:
+    """Beside a holder-name refusal: the catalogue's sentence for the reason and both names."""
+    lang = language(request)
+    t = translator(lang)
+    if isinstance(exc, HolderNameMismatch):
+        check = request.app.state.container.accounts.holder_name_check(resident_id, holder)
+        reason = str(exc.extra.get("reason", "different_person"))
+        return {"reason": t(f"accounts.holder_name.{reason}"),
+                "bank": to_display(check.bank_name) if check else "",
+                "yours": to_display(check.name_kana) if check else ""}
+    if exc.field == "holder_name" and holder:
+        try:
+            to_zengin_kana(holder)
+        except NotZenginError as bad:
+            chars = "".join(bad.characters)
+            return {"reason": t("accounts.holder_name.not_zengin").replace(
+                "{characters}", chars), "bank": "", "yours": ""}
+        except ValidationError:
+            return None
+    return None
+
+
+@router.get(PATH, response_class=HTMLResponse)
+def account_page(request: Request, done: str = "") -> HTMLResponse:
+    session = portal_views.current_session(request)
+    return _account_page(request, session, done=done)
+
+
+@router.post(PATH, response_class=HTMLResponse)
+def register_or_change(request: Request, form: FormDep) -> Response:
+    session = portal_views.current_session(request)
+    container = request.app.state.container
+    resident_id = session_resident(container, session)
+    values = {name: forms.value(form, name, 100) for name in FORM_FIELDS}
+    accounts = container.accounts
+    try:
+        authentication = _signed(request, form)
+        account = Account(values["bank_code"], values["branch_code"], values["deposit_type"],
+                          values["account_number"], values["holder_name"])
+        if accounts.registration(resident_id) is None:
+            accounts.register(resident_id, account, Route.PORTAL, authentication=authentication)
+            done = "registered"
+        else:
+            accounts.change(resident_id, account, Route.PORTAL, authentication=authentication)
+            done = "changed"
+    except (ReaderWrongPin, ReaderPinLocked, DomainError) as exc:
+        error = _error(request, exc)
+        if isinstance(exc, ReaderWrongPin):
+            error["remaining"] = exc.remaining
+        names = _refusal_names(request, resident_id, exc, values["holder_name"])
+        return _account_page(request, session, status=exc.status, error=error, values=values,
+                             names=names)
+    return RedirectResponse(f"{PATH}?done={done}", status_code=303)
+
+
+@router.get(DELETE_PATH, response_class=HTMLResponse)
+def delete_confirm(request: Request) -> Response:
+    session = portal_views.current_session(request)
+    container = request.app.state.container
+    registration = container.accounts.registration(session_resident(container, session))
+    if registration is None:
+        return RedirectResponse(PATH, status_code=303)
+    return portal_views._page(request, "accounts/delete.html", session=session,
+                              registration=_shown(container, registration),
+                              **_card_context(request))
+
+
+@router.post(DELETE_PATH, response_class=HTMLResponse)
+def delete(request: Request, form: FormDep) -> Response:
+    session = portal_views.current_session(request)
+    container = request.app.state.container
+    resident_id = session_resident(container, session)
+    registration = container.accounts.registration(resident_id)
+    try:
+        authentication = _signed(request, form)
+        container.accounts.delete(resident_id, Route.PORTAL, authentication=authentication)
+    except DomainError as exc:
+        error = _error(request, exc)
+        if isinstance(exc, ReaderWrongPin):
+            error["remaining"] = exc.remaining
+        if registration is None:
+            return _account_page(request, session, status=exc.status, error=error)
+        return portal_views._page(request, "accounts/delete.html", status=exc.status,
+                                  session=session, registration=_shown(container, registration),
+                                  error=error, **_card_context(request))
+    return RedirectResponse(f"{PATH}?done=deleted", status_code=303)
