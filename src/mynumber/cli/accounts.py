@@ -57,7 +57,7 @@ def finalize_pensions(
     today: Annotated[str | None, typer.Option(help="the day to finalise for (YYYY-MM-DD); "
                                                    "default: today in Japan")] = None,
 ) -> None:
-    """Register the pension accounts proposed 45 days ago or more without a 不同意 (each
+    """Register the pension accounts whose 45 days for a 不同意 have passed (from the 46th day; each
     once, even if two runs overlap); print who was registered and who was skipped, why."""
     container = container_from_env()
     day = _day(today) or container.accounts.today()

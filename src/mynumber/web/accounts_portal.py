@@ -5,10 +5,9 @@ bound to a fresh card authentication of the person logged in.
 The card binding (the 2023 shared terminal that kept the previous person's session): the form
 carries a one-use challenge of the portal's login (``begin_login``); the card signs it with its
 user-authentication key after the PIN (the embedded mode's virtual reader, ``PortalCardReader``,
-or the CLI and a paste), and the portal's own login verification checks chain, revocation,
-signature and the challenge's single use (``complete_login``, without ending the terminal's
-session). The short-lived session that verification opens is ended at once; its card serial
-names the holder through JPKI. The result is a :class:`CardAuthentication` (the holder's
+or the CLI and a paste), and the portal's login verification checks chain, revocation,
+signature and the challenge's single use (``verify_card``: no session is opened, the terminal's
+session is untouched); the certificate's serial names the holder through JPKI. The result is a :class:`CardAuthentication` (the holder's
 resident id, the serial, the challenge id as the authentication id, now) that the accounts
 service compares with the person the portal session was opened for: another person's card is
 refused, a challenge is spent once (the portal's challenge and the service's
