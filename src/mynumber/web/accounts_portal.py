@@ -7,7 +7,8 @@ carries a one-use challenge of the portal's login (``begin_login``); the card si
 user-authentication key after the PIN (the embedded mode's virtual reader, ``PortalCardReader``,
 or the CLI and a paste), and the portal's login verification checks chain, revocation,
 signature and the challenge's single use (``verify_card``: no session is opened, the terminal's
-session is untouched); the certificate's serial names the holder through JPKI. The result is a :class:`CardAuthentication` (the holder's
+session is untouched); the certificate's serial names the holder through JPKI. The result
+is a :class:`CardAuthentication` (the holder's
 resident id, the serial, the challenge id as the authentication id, now) that the accounts
 service compares with the person the portal session was opened for: another person's card is
 refused, a challenge is spent once (the portal's challenge and the service's
