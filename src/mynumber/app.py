@@ -6,7 +6,7 @@ Nothing connects or reads a key at import; everything happens in :func:`build_co
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar, overload
@@ -534,9 +534,16 @@ class Container:
         events: Dispatcher | None = None, juki: JukiServiceImpl | None = None,
         accounts: AccountsServiceImpl | None = None,
         accounts_provision: AccountProvisionServer | None = None,
+        dispatchers: Sequence[Dispatcher] = (),
     ) -> None:
         self.settings = settings
         self._events = events
+        #: Every event dispatcher this process runs, one per publishing context's outbox
+        #: (the registry's first, then the accounts context's); named by the outbox's
+        #: context (:func:`dispatcher_name`). Empty for roles that deliver no events.
+        self.dispatchers: list[Dispatcher] = list(dispatchers)
+        if events is not None and events not in self.dispatchers:
+            self.dispatchers.insert(0, events)
         self.databases = databases
         self.role = _check_role(role)
         self.keyring = keyring
@@ -576,12 +583,25 @@ class Container:
     #: the intermediate servers, JPKI, the card, the portal and 住基ネット.
     events: _Part[Dispatcher] = _Part()
 
+    def dispatcher(self, name: str) -> Dispatcher:
+        """The dispatcher of the outbox of context ``name`` (``registry``, ``accounts``)."""
+        for dispatcher in self.dispatchers:
+            if dispatcher_name(dispatcher) == name:
+                return dispatcher
+        raise RoleError(f"the {self.role} role runs no {name} event dispatcher")
+
     def has(self, part: str) -> bool:
         """Whether this container built ``part`` (e.g. ``"registry"``)."""
         return getattr(self, f"_{part}", None) is not None
 
     def close(self) -> None:
         self.databases.dispose()
+
+
+def dispatcher_name(dispatcher: Dispatcher) -> str:
+    """A dispatcher's name: the context whose outbox it delivers (``registry``,
+    ``accounts``); what /metrics and ``mynumber events`` label it with."""
+    return dispatcher.outbox.context
 
 
 def build_container(settings: Settings | None = None, role: str = "all") -> Container:
@@ -648,16 +668,23 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
         network.core_public_key(), lambda: keyring.keys(DIGITAL_AGENCY).signing)
     servers.providers[DIGITAL_AGENCY] = accounts_provision
     events = None
+    dispatchers: list[Dispatcher] = []
     if role in ("all", "core"):
         events = Dispatcher(registry.outbox, registry_subscribers(
             registry=registry, jpki=jpki, card=card, agencies=agencies, portal=portal,
             network=network, juki=juki, accounts=accounts))
+        # The accounts context's own outbox (registrations, mergers): デジタル庁's enrolment
+        # of each registrant and the merger notice (docs/events.md).
+        dispatchers = [events, Dispatcher(accounts.outbox, accounts_events.account_subscribers(
+            accounts_provision, portal,
+            accounts_events.directory_names(lambda: accounts.directory)))]
     return Container(settings, databases, role=role, keys=keys, registry=registry,
                      staff_auth=staff_auth, jpki=jpki, card=card, network=network,
                      network_log=access_log, agencies=agencies,
                      agencies_server=agencies_server, portal=portal, api_clients=api_clients,
                      oidc=oidc, keyring=keyring, events=events, juki=juki,
-                     accounts=accounts, accounts_provision=accounts_provision)
+                     accounts=accounts, accounts_provision=accounts_provision,
+                     dispatchers=dispatchers)
 
 
 class _MayorLookup:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from mynumber import tls
 from mynumber.app import Container, build_container
+from mynumber.auth.interfaces import StaffRole
 from mynumber.db import CONTEXTS
 from mynumber.settings import Settings
 from mynumber.web.assemble import INFRASTRUCTURE, PUBLIC, assemble
@@ -142,3 +143,28 @@ def test_the_intermediate_role_checks_only_its_database(container: Container) ->
     assert response.status_code == 200
     assert [name for name in response.json()["checks"] if name.startswith("database.")] == [
         "database.agencies"]
+
+
+def test_metrics_show_each_outbox_and_its_subscribers(container: Container) -> None:
+    from mynumber.accounts.interfaces import Account, Route
+    from tests.conftest import make_staff, new_resident
+
+    clerk = make_staff(container, "metrics-clerk", "131041", StaffRole.CLERK)
+    details = new_resident()
+    resident = container.registry.register_birth(clerk, details, details.birth_date)
+    container.accounts.register(resident.id, Account("8001", "101", "ordinary", "1234567",
+                                                     "ﾔﾏﾀﾞ ﾀﾛｳ"),
+                                Route.TAX_RETURN, actor="agency:national_tax_agency")
+    client = TestClient(assemble(container, "all", INFRASTRUCTURE))
+
+    before = client.get("/metrics").text
+    assert 'mynumber_events_head{outbox="registry"}' in before
+    assert ('mynumber_events_pending{outbox="accounts",subscriber="digital_agency_codes"} 1'
+            in before)
+    assert 'mynumber_events_pending{outbox="accounts",subscriber="notices"} 1' in before
+    assert 'mynumber_events_failing{outbox="registry",subscriber="jpki.certificates"} 0' in before
+    container.dispatcher("accounts").drain()
+    after = client.get("/metrics").text
+    assert 'mynumber_events_head{outbox="accounts"} 1' in after
+    assert ('mynumber_events_pending{outbox="accounts",subscriber="digital_agency_codes"} 0'
+            in after)

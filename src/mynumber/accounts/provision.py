@@ -91,6 +91,12 @@ class AgencyCodesThroughAgencies:
 
     def enrol(self, resident_id: int, actor: str) -> str:
         address = _address_number(resident_id)
+        # Idempotent: a person デジタル庁 knows already is looked up, not enrolled again (no
+        # second 取得番号, no second code issue: an event delivered twice changes nothing).
+        try:
+            return self.agencies.agency_code(self.agency_id, address)
+        except PersonNotEnrolled:
+            pass
         grant = self.registry.issue_acquisition_number_for_resident(
             self.agency_id, resident_id, actor)
         enrolled = self.agencies.enrol_with_acquisition_number(

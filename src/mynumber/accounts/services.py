@@ -23,6 +23,11 @@ Decisions, in one place:
 - **Bank mergers** move a registration to the codes valid today (``banks.current_codes``
   from the date the codes were recorded, ``known_on``), guarded the same way, and publish
   ``accounts.registration.migrated`` through the context's outbox for the resident's notice.
+- **Every change is published** through the context's outbox in its own transaction:
+  ``accounts.registration.registered`` (every route, the pension finalisation included),
+  ``changed``, ``deleted`` (by the resident or an agency, or for a death) and ``migrated``;
+  the payload names the person, the route and the bank/branch codes, never the account
+  number (accounts/events.py: デジタル庁's enrolment, the merger notice).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from mynumber.accounts.banks import (
     current_codes,
     load_bank_directory,
 )
+from mynumber.accounts.events import CHANGED_EVENT, DELETED_EVENT, REGISTERED_EVENT
 from mynumber.accounts.interfaces import (
     AUTHENTICATION_MAX_AGE,
     MIGRATED_EVENT,
@@ -146,6 +152,15 @@ class AccountsServiceImpl:
             yield session
         if session.info.get("published"):
             self.outbox.committed()
+
+    def _publish(self, session: Session, type_: str, row: m.Registration,
+                 **extra: Any) -> None:
+        """The change's event, in the change's transaction (never the account number)."""
+        rid = int(row.resident_id)
+        self.outbox.publish(session, type_, f"resident:{rid}", {
+            "resident_id": rid, "route": row.route, "bank_code": row.bank_code,
+            "branch_code": row.branch_code, **extra})
+        session.info["published"] = True
 
     def _audit(self, session: Session, tag: str, actor: str, resident_id: int,
                reason: str | None = None, **details: Any) -> None:
@@ -355,6 +370,8 @@ class AccountsServiceImpl:
                 self._history(session, row, verb, actor, now)
                 self._audit(session, f"accounts:registration:{verb}", actor, resident_id,
                             route=route.value)
+                self._publish(session, REGISTERED_EVENT if verb == "registered"
+                              else CHANGED_EVENT, row)
                 result = _registration(row)
         except (HolderNameMismatch, CardAuthenticationOtherPerson, CardAuthenticationStale,
                 CardAuthenticationUsed) as exc:
@@ -376,6 +393,7 @@ class AccountsServiceImpl:
             self._history(session, row, "deleted", who, now, reason=f"by_{value.value}")
             self._audit(session, "accounts:registration:deleted", who, resident_id,
                         route=value.value)
+            self._publish(session, DELETED_EVENT, row, reason=f"by_{value.value}")
             session.delete(row)
 
     def registration(self, resident_id: int) -> Registration | None:
@@ -565,6 +583,7 @@ class AccountsServiceImpl:
             self._history(session, reg, "registered", row.actor, now, reason="pension_no_objection")
             self._audit(session, "accounts:registration:registered", row.actor, row.resident_id,
                         route=Route.PENSION.value)
+            self._publish(session, REGISTERED_EVENT, reg)
             return "registered"
 
     # -- bank mergers -----------------------------------------------------------------------------
@@ -672,6 +691,7 @@ class AccountsServiceImpl:
             self._history(session, row, "deleted", actor, now, reason="death")
             self._audit(session, "accounts:registration:deleted", actor, resident_id,
                         reason="death")
+            self._publish(session, DELETED_EVENT, row, reason="death")
             session.delete(row)
             # A pending pension proposal of the deceased is never registered.
             session.execute(

@@ -87,11 +87,11 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
             from mynumber.portal.seed import seed_portal_demo
 
             portal_result = seed_portal_demo(container)
-        if container.has("events"):
-            # What the registry published while seeding reaches every subscriber now, as
-            # the serving process would deliver it (docs/events.md).
-            with LongWork("delivering registry events") as work:
-                work(container.events.drain())
+        for dispatcher in container.dispatchers:
+            # What the registry (then the accounts context) published while seeding reaches
+            # every subscriber now, as the serving process would deliver it (docs/events.md).
+            with LongWork(f"delivering {dispatcher.outbox.context} events") as work:
+                work(dispatcher.drain())
         from mynumber.portal.oauth import demo_client_id, seed_demo_client
 
         demo_client = seed_demo_client(container.api_clients)

@@ -139,7 +139,7 @@ def placement(path: str, methods: frozenset[str] = frozenset()) -> str:
 
 class ProcessLifecycle:
     """What runs once per process however many apps (listeners) serve it: the access log's
-    sequencer and the registry's event dispatcher (roles that hold the core) from the first
+    sequencer and the event dispatchers (roles that hold the core) from the first
     app's start-up, and ``container.close()`` after the last app's shut-down."""
 
     def __init__(self, container: Container, role: str) -> None:
@@ -152,9 +152,9 @@ class ProcessLifecycle:
         if self.users == 0 and self.runs_sequencer:
             self.sequencer = LogSequencer(self.container.network_log)
             self.sequencer.start()
-        if (self.users == 0 and self.container.has("events")
-                and self.container.settings.event_dispatcher):
-            self.container.events.start()
+        if self.users == 0 and self.container.settings.event_dispatcher:
+            for dispatcher in self.container.dispatchers:  # the registry's, the accounts'
+                dispatcher.start()
         self.users += 1
 
     def exit(self) -> None:
@@ -162,8 +162,8 @@ class ProcessLifecycle:
         if self.users > 0:
             return
         try:
-            if self.container.has("events"):
-                self.container.events.stop()
+            for dispatcher in self.container.dispatchers:
+                dispatcher.stop()
             if self.sequencer is not None:
                 self.sequencer.stop()
                 self.sequencer = None

@@ -34,6 +34,7 @@ from sqlalchemy import text
 
 from mynumber import __version__
 from mynumber.app import ROLE_CONTEXTS
+from mynumber.kernel.events import SubscriberStatus
 
 if TYPE_CHECKING:
     from mynumber.app import Container
@@ -174,37 +175,44 @@ metrics_router = APIRouter(tags=["system"])
 
 @metrics_router.get(METRICS, operation_id="metrics", include_in_schema=False)
 async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus text format: the registry's event delivery per subscriber (roles that run
-    the dispatcher; other roles answer with no samples). ``pending`` events and the age of
-    the oldest one are the lag; ``failing`` is 1 while a subscriber's handler keeps failing."""
+    """Prometheus text format: event delivery per outbox and subscriber (roles that run the
+    dispatchers: the registry's and the accounts context's, labelled ``outbox``; other roles
+    answer with no samples). ``pending`` events and the age of the oldest one are the lag;
+    ``failing`` is 1 while a subscriber's handler keeps failing."""
+    from mynumber.app import dispatcher_name
+
     container = request.app.state.container
     lines: list[str] = []
-    if container.has("events"):
-        try:
-            statuses = await asyncio.wait_for(asyncio.to_thread(container.events.status),
-                                              CHECK_SECONDS)
-        except Exception as exc:
-            log.warning("event metrics failed: %s", type(exc).__name__)
-            return PlainTextResponse("# event metrics unavailable\n", status_code=503,
-                                     headers={"Cache-Control": "no-store"})
-        lines += [
-            "# HELP mynumber_events_head Position of the newest numbered registry event.",
-            "# TYPE mynumber_events_head gauge",
-            f"mynumber_events_head {statuses[0].head if statuses else 0}",
-        ]
-        series = (
-            ("pending", "Registry events not yet delivered to the subscriber.", "gauge",
-             lambda s: s.pending),
-            ("oldest_pending_seconds", "Age of the oldest event the subscriber has not "
-             "taken (the delivery lag).", "gauge", lambda s: round(s.oldest_pending_seconds, 3)),
-            ("failing", "1 while the subscriber's handler keeps failing.", "gauge",
-             lambda s: int(s.last_error is not None)),
-            ("delivered_total", "Events handed to the subscriber's handler.", "counter",
-             lambda s: s.delivered),
-        )
-        for name, help_, kind, value in series:
-            lines += [f"# HELP mynumber_events_{name} {help_}",
-                      f"# TYPE mynumber_events_{name} {kind}"]
-            lines += [f'mynumber_events_{name}{{subscriber="{s.name}"}} {value(s)}'
-                      for s in statuses]
+    dispatchers = list(container.dispatchers)
+    if not dispatchers:
+        return PlainTextResponse("\n", headers={"Cache-Control": "no-store"})
+
+    def read() -> list[tuple[str, list[SubscriberStatus]]]:
+        return [(dispatcher_name(d), d.status()) for d in dispatchers]
+
+    try:
+        outboxes = await asyncio.wait_for(asyncio.to_thread(read), CHECK_SECONDS)
+    except Exception as exc:
+        log.warning("event metrics failed: %s", type(exc).__name__)
+        return PlainTextResponse("# event metrics unavailable\n", status_code=503,
+                                 headers={"Cache-Control": "no-store"})
+    lines += ["# HELP mynumber_events_head Position of the newest numbered event of the outbox.",
+              "# TYPE mynumber_events_head gauge"]
+    lines += [f'mynumber_events_head{{outbox="{outbox}"}} {statuses[0].head if statuses else 0}'
+              for outbox, statuses in outboxes]
+    series: tuple[tuple[str, str, str, Callable[[SubscriberStatus], float | int]], ...] = (
+        ("pending", "Events not yet delivered to the subscriber.", "gauge",
+         lambda s: s.pending),
+        ("oldest_pending_seconds", "Age of the oldest event the subscriber has not "
+         "taken (the delivery lag).", "gauge", lambda s: round(s.oldest_pending_seconds, 3)),
+        ("failing", "1 while the subscriber's handler keeps failing.", "gauge",
+         lambda s: int(s.last_error is not None)),
+        ("delivered_total", "Events handed to the subscriber's handler.", "counter",
+         lambda s: s.delivered),
+    )
+    for name, help_, kind, value in series:
+        lines += [f"# HELP mynumber_events_{name} {help_}",
+                  f"# TYPE mynumber_events_{name} {kind}"]
+        lines += [f'mynumber_events_{name}{{outbox="{outbox}",subscriber="{s.name}"}} '
+                  f'{value(s)}' for outbox, statuses in outboxes for s in statuses]
     return PlainTextResponse("\n".join(lines) + "\n", headers={"Cache-Control": "no-store"})
