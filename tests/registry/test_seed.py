@@ -271,3 +271,13 @@ def test_cli_seed_if_empty(settings: Settings, monkeypatch: pytest.MonkeyPatch) 
     second = runner.invoke(app, ["seed", "--if-empty"])
     assert second.exit_code == 0, second.output
     assert "nothing seeded" in second.output
+    # デジタル庁 can answer 公金受取口座 look-ups in the seeded network: its keys are registered.
+    from mynumber.accounts.interfaces import DIGITAL_AGENCY
+    from mynumber.app import build_container
+
+    container = build_container(settings)
+    try:
+        agency = container.network.agency(DIGITAL_AGENCY)
+        assert agency.signing_key and agency.encryption_key
+    finally:
+        container.close()

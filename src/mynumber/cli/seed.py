@@ -87,6 +87,12 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
             from mynumber.portal.seed import seed_portal_demo
 
             portal_result = seed_portal_demo(container)
+        # デジタル庁 answers agencies' 公金受取口座 look-ups through the network: its keys are
+        # registered as the demo agencies' are (production: `mynumber network register-keys
+        # digital_agency`, docs/accounts.md). Idempotent, so an older database gets them too.
+        from mynumber.accounts.interfaces import DIGITAL_AGENCY
+
+        container.agencies.ensure_registered(DIGITAL_AGENCY)
         for dispatcher in container.dispatchers:
             # What the registry (then the accounts context) published while seeding reaches
             # every subscriber now, as the serving process would deliver it (docs/events.md).
