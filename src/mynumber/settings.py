@@ -65,8 +65,9 @@ class Settings(BaseSettings):
     )
     seed_residents: int = 10_000
     event_dispatcher: bool = Field(
-        default=True, description="deliver registry events in a background thread of the "
-        "serving process (core and all roles); off only where something else delivers them "
+        default=True, description="deliver the outboxes' events (the registry's, the accounts "
+        "context's) in background threads of the serving process (core and all roles); off "
+        "only where something else delivers them "
         "(tests, `mynumber events deliver` run by a timer)",
     )
     restricted_disclosure_days: int = Field(

@@ -13,7 +13,7 @@ import this module.
 - ``pension_proposals``: the pension special case (年金受給者の特例): 日本年金機構 proposes the
   pension account; without a 不同意 by the deadline it is registered, once.
 - ``audit_events`` and the context's outbox (``outbox_events``, ``outbox_checkpoints``): the
-  audit trail, and the changes other contexts hear of (a bank merger that moved an account).
+  audit trail, and the changes other contexts hear of (registered, changed, deleted, migrated).
 """
 
 from __future__ import annotations
@@ -132,6 +132,6 @@ class PensionProposal(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
-# The context's transactional outbox (mynumber.kernel.events): a registration a bank merger
-# moved is published in the transaction that moves it, for the portal's notice.
+# The context's transactional outbox (mynumber.kernel.events): every registration, change,
+# deletion and merger move is published in its own transaction (docs/events.md).
 outbox_events, outbox_checkpoints = outbox_tables(Base.metadata)

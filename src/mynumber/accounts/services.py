@@ -133,7 +133,8 @@ class AccountsServiceImpl:
         self.registry = registry
         self._directory = directory
         self.clock: Callable[[], dt.datetime] = utcnow
-        #: Changes other contexts hear of (a merger's migration), in the same transaction.
+        #: Changes other contexts hear of (registered, changed, deleted, migrated), in the
+        #: change's own transaction.
         self.outbox = Outbox(databases, CONTEXT, m.outbox_events, m.outbox_checkpoints)
 
     # -- plumbing ---------------------------------------------------------------------------------
