@@ -40,8 +40,8 @@ from tests.e2e.browser_crawl import Crawler, Findings
 from tests.e2e.test_phone_layout import AXE
 from tests.e2e.test_portal_browser import (  # noqa: F401 - fixtures
     CHROMIUM,
-    CHROMIUM_ARGS,
     INSTALL,
+    browser_page,
     server,
 )
 from tests.portal.conftest import AUTH_PIN
@@ -86,24 +86,6 @@ def demo(container: Container) -> PortalDemoResult:
 def counter_staff(container: Container) -> tuple[str, StaffPrincipal]:
     """A 新宿区 clerk with a TOTP secret, for the browser's staff login."""
     return staff_account(container, CLERK)
-
-
-@contextmanager
-def browser_page(width: int) -> Iterator[Page]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                             headless=True)
-        try:
-            # The pages' CSP forbids inline scripts: axe's injection bypasses it.
-            context = browser.new_context(locale="ja-JP", bypass_csp=True,
-                                          viewport={"width": width, "height": 844})
-            page = context.new_page()
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
 
 
 def navigate(page: Page, action: Callable[[], Any]) -> Response | None:

@@ -15,19 +15,17 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import pytest
-import uvicorn
 
-from mynumber.app import Container, build_container, create_app
+from mynumber.app import Container, build_container
 from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.portal.oauth.clients import DEMO_REDIRECT_URI, seed_demo_client
 from mynumber.settings import Settings
-from tests.e2e.test_portal_browser import CHROMIUM, CHROMIUM_ARGS, INSTALL, _free_port
+from tests.e2e.test_portal_browser import CHROMIUM, CHROMIUM_ARGS, INSTALL, _free_port, serving
 from tests.portal.conftest import AUTH_PIN, CardHolder, issue_card_holder
 from tests.portal.test_views import holder_data
 
@@ -58,21 +56,8 @@ def container(settings: Settings, port: int) -> Iterator[Container]:
 @pytest.fixture
 def server(container: Container, port: int) -> Iterator[str]:
     """The real app on ``port``, served by uvicorn in a background thread."""
-    config = uvicorn.Config(create_app(container=container), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
-    served = uvicorn.Server(config)
-    thread = threading.Thread(target=served.run, name="oidc-example-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not served.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        served.should_exit = True
-        thread.join(timeout=20)
+    with serving(container, port) as base:
+        yield base
 
 
 @pytest.fixture

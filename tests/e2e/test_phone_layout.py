@@ -16,8 +16,8 @@ from mynumber.app import Container
 from tests.conftest import STAFF_PASSWORD
 from tests.e2e.test_portal_browser import (  # noqa: F401 - fixtures
     CHROMIUM,
-    CHROMIUM_ARGS,
     INSTALL,
+    browser_page,
     card_holder,
     server,
 )
@@ -53,71 +53,61 @@ LINK_HEIGHTS = ("() => Array.from(document.querySelectorAll('nav a'))"
 def test_pages_fit_the_screen_and_the_navigation_wraps_between_links(
     container: Container, card_holder: CardHolder, server: str, width: int  # noqa: F811
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     holder_data(container, card_holder)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
-                                             headless=True)
-        try:
-            # The pages' CSP forbids inline scripts: the test's own injection bypasses it.
-            context = browser.new_context(locale="ja-JP", bypass_csp=True,
-                                          viewport={"width": width, "height": 844})
-            page = context.new_page()
-            page.set_default_timeout(15_000)
+    with browser_page(width) as page:
 
-            def accessible() -> None:
-                page.add_script_tag(path=str(AXE))
-                severe = [v for v in page.evaluate(AXE_RUN) if v["impact"] in SEVERE]
-                assert not severe, (page.url, severe)
+        def accessible() -> None:
+            page.add_script_tag(path=str(AXE))
+            severe = [v for v in page.evaluate(AXE_RUN) if v["impact"] in SEVERE]
+            assert not severe, (page.url, severe)
 
-            def check(path: str) -> None:
-                page.goto(f"{server}{path}")
-                accessible()
-                assert page.evaluate(WIDTH_CHECK) <= width + 2, (path, width)
-                heights = page.evaluate(LINK_HEIGHTS)
-                # A link on one line is about 1.2 em high; one character per line is several.
-                assert all(h < 40 for h in heights), (path, width, heights)
-
-            for path in PUBLIC:
-                check(path)
-            page.goto(f"{server}/portal/login")
-            page.click("#use-reader")
-            page.check(f'input[name="card_id"][value="{card_holder.card_id}"]')
-            page.fill("#pin", AUTH_PIN)
-            page.click("#sign")
-            expect(page.locator("#logout")).to_be_visible()
-            page.goto(f"{server}/portal/info")
-            page.click("#fetch-income")  # a result table with long values
-            expect(page.locator("#outcome")).to_have_attribute("data-outcome", "provided")
-            assert page.evaluate(WIDTH_CHECK) <= width + 2
+        def check(path: str) -> None:
+            page.goto(f"{server}{path}")
             accessible()
-            for path in RESIDENT:
-                check(path)
+            assert page.evaluate(WIDTH_CHECK) <= width + 2, (path, width)
+            heights = page.evaluate(LINK_HEIGHTS)
+            # A link on one line is about 1.2 em high; one character per line is several.
+            assert all(h < 40 for h in heights), (path, width, heights)
 
-            # The clerk: the counter's pages, a search and a record with its history.
-            import pyotp
+        for path in PUBLIC:
+            check(path)
+        page.goto(f"{server}/portal/login")
+        page.click("#use-reader")
+        page.check(f'input[name="card_id"][value="{card_holder.card_id}"]')
+        page.fill("#pin", AUTH_PIN)
+        page.click("#sign")
+        expect(page.locator("#logout")).to_be_visible()
+        page.goto(f"{server}/portal/info")
+        page.click("#fetch-income")  # a result table with long values
+        expect(page.locator("#outcome")).to_have_attribute("data-outcome", "provided")
+        assert page.evaluate(WIDTH_CHECK) <= width + 2
+        accessible()
+        for path in RESIDENT:
+            check(path)
 
-            secret, _ = staff_account(container, "phone-clerk")
-            page.goto(f"{server}/counter/login")
-            page.fill("#username", "phone-clerk")
-            page.fill("#password", STAFF_PASSWORD)
-            page.fill("#totp_code", pyotp.TOTP(secret).now())
-            page.click("button[type=submit]")
-            expect(page.locator(".staffbar")).to_be_visible()
-            for path in CLERK:
-                check(path)
-            page.goto(f"{server}/counter")
-            page.fill("#q", card_holder.resident.family_name_kana)
-            page.click("form[role=search] button[type=submit]")
-            assert page.evaluate(WIDTH_CHECK) <= width + 2  # the results table
-            accessible()
-            page.goto(f"{server}/counter/residents/{card_holder.resident.id}")
-            page.select_option("#view-reason_kind", "other")
-            page.fill("#view-reason_text", "表示の確認")
-            page.click("form.stack button[type=submit]")
-            expect(page.locator("table.history")).to_be_visible()
-            assert page.evaluate(WIDTH_CHECK) <= width + 2, "record page"
-            accessible()
-        finally:
-            browser.close()
+        # The clerk: the counter's pages, a search and a record with its history.
+        import pyotp
+
+        secret, _ = staff_account(container, "phone-clerk")
+        page.goto(f"{server}/counter/login")
+        page.fill("#username", "phone-clerk")
+        page.fill("#password", STAFF_PASSWORD)
+        page.fill("#totp_code", pyotp.TOTP(secret).now())
+        page.click("button[type=submit]")
+        expect(page.locator(".staffbar")).to_be_visible()
+        for path in CLERK:
+            check(path)
+        page.goto(f"{server}/counter")
+        page.fill("#q", card_holder.resident.family_name_kana)
+        page.click("form[role=search] button[type=submit]")
+        assert page.evaluate(WIDTH_CHECK) <= width + 2  # the results table
+        accessible()
+        page.goto(f"{server}/counter/residents/{card_holder.resident.id}")
+        page.select_option("#view-reason_kind", "other")
+        page.fill("#view-reason_text", "表示の確認")
+        page.click("form.stack button[type=submit]")
+        expect(page.locator("table.history")).to_be_visible()
+        assert page.evaluate(WIDTH_CHECK) <= width + 2, "record page"
+        accessible()

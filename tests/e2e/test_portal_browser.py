@@ -14,7 +14,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -52,7 +54,14 @@ def card_holder(container: Container, clerk: StaffPrincipal) -> CardHolder:
 @pytest.fixture
 def server(container: Container) -> Iterator[str]:
     """The real app on a free loopback port, served by uvicorn in a background thread."""
-    port = _free_port()
+    with serving(container, _free_port()) as base:
+        yield base
+
+
+@contextmanager
+def serving(container: Container, port: int) -> Iterator[str]:
+    """The real app on ``port``, served by uvicorn in a background thread, until the block
+    ends."""
     config = uvicorn.Config(create_app(container=container), host="127.0.0.1", port=port,
                             log_level="warning", lifespan="on")
     served = uvicorn.Server(config)
@@ -68,6 +77,25 @@ def server(container: Container) -> Iterator[str]:
     finally:
         served.should_exit = True
         thread.join(timeout=20)
+
+
+@contextmanager
+def browser_page(width: int) -> Iterator[Any]:
+    """A Playwright page in Debian's Chromium, ``width`` px wide, Japanese locale."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                             headless=True)
+        try:
+            # The pages' CSP forbids inline scripts: axe's injection bypasses it.
+            context = browser.new_context(locale="ja-JP", bypass_csp=True,
+                                          viewport={"width": width, "height": 844})
+            page = context.new_page()
+            page.set_default_timeout(15_000)
+            yield page
+        finally:
+            browser.close()
 
 
 def test_a_resident_logs_in_with_the_card_verifies_a_record_and_logs_out(

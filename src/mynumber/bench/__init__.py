@@ -247,3 +247,24 @@ def postgres_database(url: str) -> Iterator[str]:
                     conn.execute(text(f'DROP SCHEMA IF EXISTS "{context}" CASCADE'))
     finally:
         admin.dispose()
+
+
+def collect_window_results(out: Any, workers: int, start: float, seconds: float,
+                           report: Report | None) -> list[dict[str, Any]]:
+    """The figures of ``workers`` processes that measure one time window (they put one dict
+    each on the queue ``out``), reporting the whole seconds of the window passed meanwhile
+    (``start``: the window's opening on time.perf_counter, shared by the processes)."""
+    import queue
+    import time
+
+    results: list[dict[str, Any]] = []
+    while len(results) < workers:
+        try:
+            results.append(out.get(timeout=0.5))
+        except queue.Empty:
+            pass
+        if report is not None:  # whole seconds of the window passed (this process only)
+            report(max(0, min(int(time.perf_counter() - start), int(seconds))))
+    if report is not None:
+        report(int(seconds))  # the window is over (the last request began just before its end)
+    return results

@@ -61,6 +61,7 @@ from mynumber.bench import (
     NoProgress,
     Report,
     bench_settings,
+    collect_window_results,
     postgres_database,
     postgres_url,
 )
@@ -330,16 +331,7 @@ def _run_load(jobs: list[Job], seconds: float, rate: float | None,
     load_before = os.getloadavg()[0]
     time.sleep(max(0.0, start.value - time.perf_counter()))
     cpu_before = {name: probe() for name, probe in probes.items()}
-    results: list[dict[str, Any]] = []
-    while len(results) < len(procs):
-        try:
-            results.append(out.get(timeout=0.5))
-        except queue.Empty:
-            pass
-        if report is not None:  # whole seconds of the window passed (this process only)
-            report(max(0, min(int(time.perf_counter() - start.value), int(seconds))))
-    if report is not None:
-        report(int(seconds))  # the window is over (the last request began just before its end)
+    results = collect_window_results(out, len(procs), start.value, seconds, report)
     cpu_after = {name: probe() for name, probe in probes.items()}
     for p in procs:
         p.join()

@@ -34,6 +34,7 @@ from mynumber.bench import (
     NoProgress,
     Report,
     bench_settings,
+    collect_window_results,
     migrated_container,
     postgres_database,
     postgres_url,
@@ -171,16 +172,7 @@ def _run_load(settings: Any, work: list[Any], workers: int, seconds: float,
             raise RuntimeError("a benchmark worker did not start within 10 minutes") from None
     start.value = time.perf_counter() + 0.2
     go.set()
-    results: list[dict[str, Any]] = []
-    while len(results) < len(procs):
-        try:
-            results.append(out.get(timeout=0.5))
-        except queue.Empty:
-            pass
-        if report is not None:  # whole seconds of the window passed (this process only)
-            report(max(0, min(int(time.perf_counter() - start.value), int(seconds))))
-    if report is not None:
-        report(int(seconds))  # the window is over (the last request began just before its end)
+    results = collect_window_results(out, len(procs), start.value, seconds, report)
     for p in procs:
         p.join()
     stop.set()
