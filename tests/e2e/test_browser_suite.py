@@ -42,6 +42,7 @@ from tests.e2e.test_portal_browser import (  # noqa: F401 - fixtures
     CHROMIUM,
     INSTALL,
     browser_page,
+    portal_login,
     server,
 )
 from tests.portal.conftest import AUTH_PIN
@@ -97,18 +98,6 @@ def navigate(page: Page, action: Callable[[], Any]) -> Response | None:
 
 
 # --- logging in as each role ---------------------------------------------------------------
-
-
-def portal_login(page: Page, base: str, card_id: str) -> None:
-    """The resident's way in: ログイン, the virtual card reader, the card, the 4-digit PIN."""
-    from playwright.sync_api import expect
-
-    page.goto(f"{base}/portal/login")
-    page.click("#use-reader")
-    page.check(f'input[name="card_id"][value="{card_id}"]')
-    page.fill("#pin", AUTH_PIN)
-    page.click("#sign")
-    expect(page.locator("#logout")).to_be_visible()
 
 
 def counter_login(page: Page, base: str, secret: str) -> None:

@@ -19,9 +19,10 @@ from tests.e2e.test_portal_browser import (  # noqa: F401 - fixtures
     INSTALL,
     browser_page,
     card_holder,
+    portal_login,
     server,
 )
-from tests.portal.conftest import AUTH_PIN, CardHolder
+from tests.portal.conftest import CardHolder
 from tests.portal.test_views import holder_data
 from tests.web.test_counter import staff_account
 
@@ -73,12 +74,7 @@ def test_pages_fit_the_screen_and_the_navigation_wraps_between_links(
 
         for path in PUBLIC:
             check(path)
-        page.goto(f"{server}/portal/login")
-        page.click("#use-reader")
-        page.check(f'input[name="card_id"][value="{card_holder.card_id}"]')
-        page.fill("#pin", AUTH_PIN)
-        page.click("#sign")
-        expect(page.locator("#logout")).to_be_visible()
+        portal_login(page, server, card_holder.card_id)
         page.goto(f"{server}/portal/info")
         page.click("#fetch-income")  # a result table with long values
         expect(page.locator("#outcome")).to_have_attribute("data-outcome", "provided")

@@ -98,6 +98,18 @@ def browser_page(width: int) -> Iterator[Any]:
             browser.close()
 
 
+def portal_login(page: Any, base: str, card_id: str) -> None:
+    """The resident's way in: ログイン, the virtual card reader, the card, the 4-digit PIN."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}/portal/login")
+    page.click("#use-reader")
+    page.check(f'input[name="card_id"][value="{card_id}"]')
+    page.fill("#pin", AUTH_PIN)
+    page.click("#sign")
+    expect(page.locator("#logout")).to_be_visible()
+
+
 def test_a_resident_logs_in_with_the_card_verifies_a_record_and_logs_out(
     container: Container, card_holder: CardHolder, server: str
 ) -> None:
