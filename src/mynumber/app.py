@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy.exc import SQLAlchemyError
 
 from mynumber.accounts import events as accounts_events
+from mynumber.accounts.bank_clients import BankClientsImpl
+from mynumber.accounts.deposit import DepositNumberingServiceImpl
 from mynumber.accounts.interfaces import DIGITAL_AGENCY
 from mynumber.accounts.provision import AccountProvisionServer, AgencyCodesThroughAgencies
 from mynumber.accounts.services import AccountsServiceImpl
@@ -534,6 +536,8 @@ class Container:
         events: Dispatcher | None = None, juki: JukiServiceImpl | None = None,
         accounts: AccountsServiceImpl | None = None,
         accounts_provision: AccountProvisionServer | None = None,
+        bank_clients: BankClientsImpl | None = None,
+        accounts_deposit: DepositNumberingServiceImpl | None = None,
         dispatchers: Sequence[Dispatcher] = (),
     ) -> None:
         self.settings = settings
@@ -562,6 +566,8 @@ class Container:
         self._juki = juki
         self._accounts = accounts
         self._accounts_provision = accounts_provision
+        self._bank_clients = bank_clients
+        self._accounts_deposit = accounts_deposit
 
     keys: _Part[FileKeyProvider] = _Part()
     registry: _Part[RegistryServiceImpl] = _Part()
@@ -579,6 +585,10 @@ class Container:
     accounts: _Part[AccountsServiceImpl] = _Part()  # 公金受取口座
     #: デジタル庁's answer to agencies' look-ups of 公金受取口座情報 through the network.
     accounts_provision: _Part[AccountProvisionServer] = _Part()
+    #: The bank route's clients (a bank's counter or app; BankKeys for sealing to a bank).
+    bank_clients: _Part[BankClientsImpl] = _Part()
+    #: 預貯金口座付番 (consent, sealed deliveries to banks) and 預金保険機構's look-ups.
+    accounts_deposit: _Part[DepositNumberingServiceImpl] = _Part()
     #: The registry's event dispatcher (core and all roles): delivers every registry change to
     #: the intermediate servers, JPKI, the card, the portal and 住基ネット.
     events: _Part[Dispatcher] = _Part()
@@ -678,12 +688,20 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
         dispatchers = [events, Dispatcher(accounts.outbox, accounts_events.account_subscribers(
             accounts_provision, portal,
             accounts_events.directory_names(lambda: accounts.directory)))]
+    # The bank route's clients (signed API requests, the /bank counter's sign-in).
+    bank_clients = BankClientsImpl(databases, lambda: accounts.directory)
+    # 預貯金口座付番 and 預金保険機構's look-ups: the number sealed for each bank's key (the bank
+    # clients' BankKeys), signed by デジタル庁.
+    accounts_deposit = DepositNumberingServiceImpl(
+        databases, registry, accounts, bank_keys=bank_clients,
+        signer=lambda: keyring.keys(DIGITAL_AGENCY).signing)
     return Container(settings, databases, role=role, keys=keys, registry=registry,
                      staff_auth=staff_auth, jpki=jpki, card=card, network=network,
                      network_log=access_log, agencies=agencies,
                      agencies_server=agencies_server, portal=portal, api_clients=api_clients,
                      oidc=oidc, keyring=keyring, events=events, juki=juki,
                      accounts=accounts, accounts_provision=accounts_provision,
+                     bank_clients=bank_clients, accounts_deposit=accounts_deposit,
                      dispatchers=dispatchers)
 
 

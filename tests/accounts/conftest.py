@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from mynumber.accounts.events import subscriber
-from mynumber.accounts.interfaces import Account, CardAuthentication
+from mynumber.accounts.interfaces import BankAccount, CardAuthentication
 from mynumber.accounts.services import AccountsServiceImpl
 from mynumber.app import Container
 from mynumber.auth.interfaces import StaffPrincipal
@@ -56,8 +56,8 @@ def card(resident_id: int, *, at: dt.datetime = NOW, auth_id: str | None = None
 
 
 def account(holder: str = "ﾔﾏﾀﾞ ﾀﾛｳ", *, bank: str = "8001", branch: str = "101",
-            number: str = "1234567", deposit: str = "ordinary") -> Account:
-    return Account(bank, branch, deposit, number, holder)
+            number: str = "1234567", deposit: str = "ordinary") -> BankAccount:
+    return BankAccount(bank, branch, deposit, number, holder)
 
 
 class Feed:

@@ -14,17 +14,17 @@ from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from mynumber.accounts.events import (
-    CHANGED_EVENT,
     CODES_SUBSCRIBER,
-    DELETED_EVENT,
     NOTICE_KIND,
     NOTICES_SUBSCRIBER,
-    REGISTERED_EVENT,
 )
 from mynumber.accounts.interfaces import (
+    CHANGED_EVENT,
+    DELETED_EVENT,
     DIGITAL_AGENCY,
     MIGRATED_EVENT,
     PUBLIC_FUND_ACCOUNT_ITEM,
+    REGISTERED_EVENT,
     HolderNameMismatch,
     Route,
 )

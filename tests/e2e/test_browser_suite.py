@@ -3,7 +3,8 @@ real app served by uvicorn with the portal demo seeded (a 世帯主 with a 現�
 成年後見人 and the ward).
 
 * The crawler: as a visitor, a clerk (staff login with TOTP), a resident (the virtual card
-  reader) and a guardian (acting for the ward), in Japanese and English, at 390 px and
+  reader), a guardian (acting for the ward) and a bank's staff (issue 14: /bank with the bank
+  client's id and secret, its own pages only), in Japanese and English, at 390 px and
   1280 px, every page reachable by links from the home pages (and, at the counter, from a
   search and an opened record) answers below 500 with an HTML page in the right language, no
   wider than the screen, with no critical or serious axe-core violation and, in Japanese, no
@@ -31,10 +32,13 @@ import httpx
 import pyotp
 import pytest
 
+from mynumber.accounts.interfaces import BankAccount, Route
 from mynumber.app import Container
 from mynumber.auth.interfaces import StaffPrincipal
 from mynumber.portal.interfaces import ClientState
 from mynumber.portal.seed import PortalDemoResult, seed_portal_demo
+from tests.accounts.conftest import PENSION, TAX
+from tests.accounts.test_bank_route import new_bank
 from tests.conftest import STAFF_PASSWORD, new_resident
 from tests.e2e.browser_crawl import Crawler, Findings
 from tests.e2e.test_phone_layout import AXE
@@ -58,7 +62,7 @@ pytestmark = [
                        "(needs Node.js and npm: sudo apt-get install npm)"),
 ]
 
-ROLES = ("visitor", "clerk", "resident", "guardian")
+ROLES = ("visitor", "clerk", "resident", "guardian", "bank")
 LANGS = ("ja", "en")
 WIDTHS = (390, 1280)
 PHONE = 390
@@ -89,6 +93,28 @@ def counter_staff(container: Container) -> tuple[str, StaffPrincipal]:
     return staff_account(container, CLERK)
 
 
+@pytest.fixture
+def bank_teller(container: Container) -> tuple[str, str]:
+    """A bank client of みらい銀行 (8001): the id and secret its counter staff sign in with."""
+    client, _key, secret = new_bank(container)
+    return client.client_id, secret
+
+
+@pytest.fixture
+def accounts_demo(container: Container, demo: PortalDemoResult) -> None:
+    """公金受取口座 for the crawl (issue 14): a pending 年金受給者の特例 proposal for the parent
+    (her /portal/accounts shows it with 不同意), and the guardian's account registered through
+    his tax return (the counter's /counter/accounts/{id} shows it with its history)."""
+    parent, guardian, _ward = demo.cards
+    accounts = container.accounts
+    accounts.propose_pension(parent.resident_id,
+                             BankAccount("8001", "101", "ordinary", "1234567", "ﾀｶﾊｼ ﾐｻｷ"),
+                             accounts.today(), actor=PENSION)
+    accounts.register(guardian.resident_id,
+                      BankAccount("8001", "101", "ordinary", "2345678", "ｻﾄｳ ｹﾝｲﾁ"),
+                      Route.TAX_RETURN, actor=TAX)
+
+
 def navigate(page: Page, action: Callable[[], Any]) -> Response | None:
     """Do ``action`` (a click that submits or follows a link) and return the page's response."""
     with page.expect_navigation() as navigation:
@@ -109,6 +135,23 @@ def counter_login(page: Page, base: str, secret: str) -> None:
     page.fill("#totp_code", pyotp.TOTP(secret).now())
     page.click("button[type=submit]")
     expect(page.locator(".staffbar")).to_be_visible()
+
+
+def bank_login(page: Page, base: str, client_id: str, secret: str,
+               checker: Crawler | None = None) -> None:
+    """The bank's counter staff sign in with the bank client's id and secret (the login page
+    gets the checks when ``checker`` is given)."""
+    from playwright.sync_api import expect
+
+    response = page.goto(f"{base}/bank/login")
+    if checker is not None:
+        checker.check(response, "/bank/login")
+    page.fill("#client_id", client_id)
+    page.fill("#secret", secret)
+    response = navigate(page, lambda: page.click("button[type=submit]"))
+    expect(page.locator("#bankbar")).to_be_visible()
+    if checker is not None:
+        checker.check(response, "/bank")
 
 
 def act_for_the_ward(page: Page, base: str) -> None:
@@ -132,17 +175,43 @@ def choose_language(page: Page, base: str, lang: str) -> None:
 # --- the crawler -----------------------------------------------------------------------------
 
 
+class BankCrawler(Crawler):
+    """The bank's terminal: its own pages only (the site header's links are the visitor's
+    pages, which the visitor's crawl checks)."""
+
+    def _target(self, href: str, download: bool) -> str | None:
+        target = super()._target(href, download)
+        if target is None or not (target == "/bank" or target.startswith(("/bank/", "/bank?"))):
+            return None
+        return target
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page_reachable_from_the_home_pages_passes_the_checks(
     container: Container, demo: PortalDemoResult, counter_staff: tuple[str, StaffPrincipal],
+    bank_teller: tuple[str, str], accounts_demo: None,
     server: str, role: str, lang: str, width: int,  # noqa: F811
 ) -> None:
     parent, guardian, _ward = demo.cards
     findings = Findings(f"crawl/{role}/{lang}/{width}")
     with browser_page(width) as page:
         starts = list(HOMES)
+        if role == "bank":
+            # The login page, then the terminal's pages (the done page is reached by a POST).
+            choose_language(page, server, lang)
+            crawler = BankCrawler(page, server, role, lang, width,
+                                  AXE if axe_for(lang, width) else None, findings)
+            bank_login(page, server, *bank_teller, crawler)
+            crawler.crawl(["/bank", "/bank/done?done=registered"])
+            expected = {"/bank", "/bank/delete", "/bank/deposit-numbering"}
+            for path in sorted(expected - set(crawler.visited)):
+                crawler.fail("/bank", f"no link leads to {path}")
+            print(f"{role}/{lang}/{width}: {len(crawler.visited)} pages, axe "
+                  f"{crawler.axe_seconds:.1f} s", crawler.visited)
+            findings.assert_none()
+            return
         if role == "clerk":
             counter_login(page, server, counter_staff[0])
             starts.append("/counter")
@@ -167,12 +236,26 @@ def test_every_page_reachable_from_the_home_pages_passes_the_checks(
             crawler.check(navigate(page, lambda: page.click("form.stack button[type=submit]")),
                           f"/counter/residents/{parent.resident_id} (record)")
             crawler.crawl([], from_here=True)
+            # 公金受取口座 at the counter (issue 14): the reason form is linked from the record;
+            # the account (with its history) is a POST's result.
+            page.goto(f"{server}/counter/accounts/{guardian.resident_id}")
+            page.fill("#accounts-reason_text", "ブラウザ試験")
+            crawler.check(navigate(page, lambda: page.click(
+                "#accounts-reason-form button[type=submit]")), "/counter/accounts/{n} (account)")
         elif role in ("resident", "guardian"):
             # わたしの情報 after a fetch through the network (a POST's result).
             page.goto(f"{server}/portal/info")
             button = page.locator("button[id^=fetch-]").first
             if button.count():
                 crawler.check(navigate(page, button.click), "/portal/info (fetched)")
+        reached = {"clerk": ("/counter/accounts/",),
+                   "resident": ("/portal/accounts", "/portal/accounts/deposit",
+                                "/portal/accounts/deposit/disaster",
+                                "/portal/accounts/deposit/lookups")}
+        for path in reached.get(role, ()):
+            if not any(v.split("?")[0] == path or (path.endswith("/") and v.startswith(path))
+                       for v in crawler.visited):
+                crawler.fail(path, f"the crawl did not reach {path}")
         if role == "clerk" and not any(v.startswith("/counter/cards") for v in crawler.visited):
             # Not reachable by links: a finding, and the pages are still checked.
             crawler.fail("/counter", "no link leads to the card procedures (/counter/cards)")

@@ -146,13 +146,13 @@ def test_the_intermediate_role_checks_only_its_database(container: Container) ->
 
 
 def test_metrics_show_each_outbox_and_its_subscribers(container: Container) -> None:
-    from mynumber.accounts.interfaces import Account, Route
+    from mynumber.accounts.interfaces import BankAccount, Route
     from tests.conftest import make_staff, new_resident
 
     clerk = make_staff(container, "metrics-clerk", "131041", StaffRole.CLERK)
     details = new_resident()
     resident = container.registry.register_birth(clerk, details, details.birth_date)
-    container.accounts.register(resident.id, Account("8001", "101", "ordinary", "1234567",
+    container.accounts.register(resident.id, BankAccount("8001", "101", "ordinary", "1234567",
                                                      "ﾔﾏﾀﾞ ﾀﾛｳ"),
                                 Route.TAX_RETURN, actor="agency:national_tax_agency")
     client = TestClient(assemble(container, "all", INFRASTRUCTURE))

@@ -39,6 +39,7 @@ from mynumber.accounts.banks import Bank, BankDirectory, Branch
 from mynumber.accounts.interfaces import (
     DIGITAL_AGENCY,
     MIGRATED_EVENT,
+    REGISTERED_EVENT,
     SUBSCRIBER,
     AccountsService,
     RegistryReader,
@@ -50,11 +51,6 @@ from mynumber.registry.interfaces import EVENT_PREFIX, ResidentNotFound, Residen
 log = logging.getLogger("mynumber.accounts.events")
 
 ACTOR = "accounts:registry-events"
-#: This context's own events (its outbox); MIGRATED_EVENT is published by bank mergers.
-EVENT_PREFIX_OWN = "accounts.registration."
-REGISTERED_EVENT = EVENT_PREFIX_OWN + "registered"
-CHANGED_EVENT = EVENT_PREFIX_OWN + "changed"
-DELETED_EVENT = EVENT_PREFIX_OWN + "deleted"
 #: The subscribers of this context's outbox (their checkpoints, in the accounts database).
 CODES_SUBSCRIBER = "digital_agency_codes"
 NOTICES_SUBSCRIBER = "notices"
@@ -70,16 +66,12 @@ def handler(accounts: AccountsService,
     def handle(events: Sequence[Event]) -> None:
         names: set[int] = set()
         deaths: set[int] = set()
-        for event in events:
+        for event, rid in _resident_ids(events):
             kind = event.payload.get("kind") or event.type.rsplit(".", 1)[-1]
-            raw = event.payload.get("resident_id")
-            if raw is None:
-                log.warning("accounts: event %s names no resident; skipped", event.seq)
-                continue
             if kind == "death":
-                deaths.add(int(raw))
+                deaths.add(rid)
             elif kind in NAME_KINDS:
-                names.add(int(raw))
+                names.add(rid)
         for rid in sorted(deaths):
             accounts.delete_for_death(rid, ACTOR)
         wanted = sorted(names - deaths)

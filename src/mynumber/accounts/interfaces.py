@@ -34,6 +34,10 @@ SUBSCRIBER = "accounts"
 AUTHENTICATION_MAX_AGE = dt.timedelta(minutes=5)
 #: 年金受給者の特例: without a 不同意 within this many days the pension account is registered.
 PENSION_OBJECTION_DAYS = 45
+#: This context's own events (its outbox). A registration, change or deletion on any route:
+REGISTERED_EVENT = "accounts.registration.registered"
+CHANGED_EVENT = "accounts.registration.changed"
+DELETED_EVENT = "accounts.registration.deleted"
 #: The event a bank merger's migration publishes (for the portal's notice).
 MIGRATED_EVENT = "accounts.registration.migrated"
 
@@ -76,7 +80,7 @@ class ProposalState(StrEnum):
 
 
 @dataclass(frozen=True)
-class Account:
+class BankAccount:
     """An account as submitted: validated and normalised by the service (codes as digits,
     ``holder_name`` converted to the 全銀 set)."""
 
@@ -119,7 +123,7 @@ class Registration:
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
+class RegistrationChange:
     """One action on a person's registration, with the account as it left it (a deletion:
     the account deleted)."""
 
@@ -141,7 +145,7 @@ class HistoryEntry:
 class PensionProposal:
     id: int
     resident_id: int
-    account: Account
+    account: BankAccount
     proposed_on: dt.date
     deadline: dt.date
     state: ProposalState
@@ -208,7 +212,7 @@ class AccountsService(Protocol):
     record. Every route runs the holder-name check against the registrant's reading; the
     portal and bank routes need a fresh, unused card authentication of the registrant."""
 
-    def register(self, resident_id: int, account: Account, route: Route | str, *,
+    def register(self, resident_id: int, account: BankAccount, route: Route | str, *,
                  authentication: CardAuthentication | None = None,
                  actor: str | None = None) -> Registration:
         """Register (one per person: AlreadyRegistered if there is one). Portal and bank:
@@ -216,19 +220,23 @@ class AccountsService(Protocol):
         route registers through :meth:`propose_pension` only."""
         ...
 
-    def change(self, resident_id: int, account: Account, route: Route | str, *,
+    def change(self, resident_id: int, account: BankAccount, route: Route | str, *,
                authentication: CardAuthentication | None = None,
                actor: str | None = None) -> Registration: ...
 
     def delete(self, resident_id: int, route: Route | str, *,
                authentication: CardAuthentication | None = None,
-               actor: str | None = None) -> None: ...
+               actor: str | None = None, expected_bank_code: str | None = None) -> None:
+        """Delete the person's registration. ``expected_bank_code`` (the bank route): only
+        when the registered account is at this 金融機関コード, checked in the deleting
+        transaction (else BankCodeNotOwn, nothing deleted)."""
+        ...
 
     def registration(self, resident_id: int) -> Registration | None: ...
 
-    def history(self, resident_id: int) -> list[HistoryEntry]: ...
+    def history(self, resident_id: int) -> list[RegistrationChange]: ...
 
-    def propose_pension(self, resident_id: int, account: Account, proposed_on: dt.date, *,
+    def propose_pension(self, resident_id: int, account: BankAccount, proposed_on: dt.date, *,
                         actor: str, former_name: bool = False,
                         first_transfer_bounced: bool = False) -> PensionProposal:
         """日本年金機構 writes to the recipient; the deadline is ``proposed_on`` + 45 days.
@@ -409,3 +417,283 @@ class RoutedQueryNotAccepted(Forbidden):
 
     code = "accounts_routed_query_not_accepted"
     title = "Routed query not accepted"
+
+
+# --- 預貯金口座付番 (deposit-account numbering) and 預金保険機構 look-ups ------------------------
+# Implementation: deposit.py. A resident consents, once per bank, that their accounts at the
+# banks they choose be linked to their 個人番号; the number is sealed for each bank (HPKE with
+# the bank's X25519 key) and held as a delivery for it, never stored in clear. 預金保険機構
+# (the Deposit Insurance Corporation, ``dic``) then tells an heir with the documents, or a
+# resident after a declared disaster, which banks hold the numbered accounts.
+
+#: The fee an heir pays 預金保険機構 for an inheritance look-up (相続時の照会), in yen.
+INHERITANCE_LOOKUP_FEE_YEN = 5060
+
+
+class BankKeys(Protocol):
+    """The banks' public keys for receiving 個人番号 (the bank-clients part implements it)."""
+
+    def sealing_key(self, bank_code: str) -> tuple[str, bytes] | None:
+        """Whom a delivery for the bank is sealed for (a bank client id: only that client
+        collects it) and their raw X25519 public key (32 bytes); None when the bank has no
+        active client."""
+        ...
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"  # consent recorded; the number is not sealed yet (no key, no numbering)
+    SEALED = "sealed"  # sealed for the bank, waiting for the bank to collect it
+    DELIVERED = "delivered"  # the bank acknowledged it; the sealed bytes are dropped
+
+
+class LookupKind(StrEnum):
+    INHERITANCE = "inheritance"  # 相続時: an heir asks about a deceased person
+    DISASTER = "disaster"  # 災害時: a resident asks about themselves, free of charge
+
+
+class LookupOutcome(StrEnum):
+    ANSWERED = "answered"
+    REFUSED = "refused"
+
+
+class DocumentKind(StrEnum):
+    """What an heir presents to 預金保険機構 (its clerk records the reference, e.g. of the
+    戸籍謄本)."""
+
+    DEATH = "death"  # 死亡の事実 (e.g. 除籍謄本, 死亡診断書の写し)
+    HEIR_RELATION = "heir_relation"  # 相続人であること (e.g. 戸籍謄本, 法定相続情報一覧図)
+
+
+REQUIRED_DOCUMENTS = frozenset({DocumentKind.DEATH, DocumentKind.HEIR_RELATION})
+
+
+@dataclass(frozen=True)
+class HeirDocument:
+    kind: DocumentKind | str
+    reference: str  # the 機構's clerk record of the document (1-64 printable characters)
+
+
+@dataclass(frozen=True)
+class NumberingRequest:
+    """One bank a resident asked to link their accounts at to their number (never the
+    number itself)."""
+
+    id: int
+    resident_id: int
+    bank_code: str
+    route: Route
+    actor: str
+    requested_at: dt.datetime
+    state: DeliveryState
+    sealed_at: dt.datetime | None
+    delivered_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class SealedNumber:
+    """A delivery for a bank: the 個人番号 and what identifies the customer, signed by
+    デジタル庁 and sealed with ``envelope.seal`` for the bank's key. ``info`` is
+    :func:`deposit_info` of the bank and the request."""
+
+    request_id: int
+    bank_code: str
+    sealed: bytes
+    sealed_at: dt.datetime
+
+
+def deposit_info(bank_code: str, request_id: int) -> bytes:
+    """The HPKE ``info`` binding a sealed number to its bank and request."""
+    return f"mynumber-deposit-numbering/v1/{bank_code}/{request_id}".encode()
+
+
+@dataclass(frozen=True)
+class DisasterDeclaration:
+    """災害救助法の適用: the municipalities and the period in which residents may ask for free."""
+
+    id: int
+    name: str
+    municipality_codes: list[str]
+    starts_on: dt.date
+    ends_on: dt.date
+    declared_by: str
+    declared_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class DicLookup:
+    """One 預金保険機構 look-up as recorded (answered or refused)."""
+
+    id: int
+    kind: LookupKind
+    outcome: LookupOutcome
+    subject_resident_id: int  # whose accounts (the deceased, or the resident themselves)
+    requester_resident_id: int  # the heir, or the resident themselves
+    bank_codes: list[str]  # what was answered (empty when refused)
+    fee_yen: int
+    declaration_id: int | None
+    actor: str
+    at: dt.datetime
+
+
+class DepositNumberingService(Protocol):
+    """預貯金口座付番 with consent and 預金保険機構's look-ups (deposit.py)."""
+
+    def request_numbering(self, resident_id: int, bank_codes: Sequence[str],
+                          route: Route | str, *,
+                          authentication: CardAuthentication | None = None,
+                          actor: str | None = None) -> list[NumberingRequest]:
+        """Consent, once per bank, to link the person's accounts at ``bank_codes`` (banks of
+        the dataset today) to their number. Routes ``portal`` and ``bank`` with a fresh card
+        authentication of the person (spent once). All banks or none: a bank asked before is
+        NumberingAlreadyRequested (the database's unique key decides under concurrency)."""
+        ...
+
+    def numbering_requests(self, resident_id: int) -> list[NumberingRequest]: ...
+
+    def seal_pending(self, limit: int = 1000) -> int:
+        """Seal the pending deliveries whose bank now has a key; returns how many."""
+        ...
+
+    def deliveries(self, bank_code: str, limit: int = 100, *,
+                   recipient: str | None = None) -> list[SealedNumber]:
+        """The sealed numbers waiting for ``bank_code`` (the bank API collects them), only
+        those sealed for ``recipient`` (a bank client id) when given."""
+        ...
+
+    def acknowledge(self, bank_code: str, request_ids: Sequence[int], *,
+                    recipient: str | None = None) -> int:
+        """The bank stored these: mark them delivered and drop the sealed bytes (only those
+        sealed for ``recipient`` when given)."""
+        ...
+
+    def heir_lookup(self, deceased_id: int, heir_id: int, documents: Sequence[HeirDocument],
+                    *, actor: str) -> DicLookup:
+        """相続時の照会 by 預金保険機構's clerk (``actor``). Answered (fee recorded) only with
+        both documents and the death recorded in the registry; otherwise LookupRefused, the
+        same error whatever the deceased's state or accounts."""
+        ...
+
+    def disaster_lookup(self, resident_id: int, *, actor: str) -> DicLookup:
+        """災害時の照会: free, for a resident of a municipality under a declaration in force
+        today; NoDisasterDeclaration otherwise."""
+        ...
+
+    def lookups_for(self, resident_id: int) -> list[DicLookup]:
+        """The look-ups concerning a person: about them, or made by them as heir."""
+        ...
+
+    def declare_disaster(self, name: str, municipality_codes: Sequence[str],
+                         starts_on: dt.date, ends_on: dt.date, *,
+                         actor: str) -> DisasterDeclaration: ...
+
+    def declarations(self) -> list[DisasterDeclaration]: ...
+
+
+class UnknownBank(InvalidInput):
+    code = "accounts_unknown_bank"
+    title = "No such bank today"
+
+
+class NumberingAlreadyRequested(Conflict):
+    """A bank the person has already asked (once per bank); ``bank_codes`` names them."""
+
+    code = "accounts_deposit_numbering_already_requested"
+    title = "Numbering was already requested at this bank"
+
+
+class LookupRefused(Forbidden):
+    """An inheritance look-up without what it needs. Always raised with the same detail, so
+    the answer says nothing about the deceased or their accounts."""
+
+    code = "accounts_dic_lookup_refused"
+    title = "The look-up cannot be answered without the required documents"
+
+
+class NoDisasterDeclaration(Forbidden):
+    code = "accounts_no_disaster_declaration"
+    title = "No disaster declaration covers your municipality today"
+
+
+class InvalidDeclaration(InvalidInput):
+    code = "accounts_invalid_disaster_declaration"
+    title = "The disaster declaration is not valid"
+
+
+# --- the bank route's clients (accounts/bank_clients.py) --------------------------------------
+# A bank's counter or app is a client of this context: it signs its API requests with its own
+# Ed25519 key, and its counter staff sign in on /bank with the client's secret. The person a
+# bank registers for is whoever the card names; the bank registers accounts at its own code.
+# ``BankClientsImpl`` implements ``BankKeys`` (above): the newest active client and its
+# X25519 key; a delivery sealed for a client is collected and acknowledged by it only.
+
+#: A bank's signed request older (or further in the future) than this is refused.
+BANK_REQUEST_MAX_AGE = dt.timedelta(minutes=5)
+
+
+class BankClientStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True)
+class BankClient:
+    client_id: str
+    bank_code: str
+    name: str
+    signing_public_key: bytes  # Ed25519, 32 bytes
+    encryption_public_key: bytes  # X25519, 32 bytes
+    status: BankClientStatus
+    created_at: dt.datetime
+
+    @property
+    def actor(self) -> str:
+        """Who made a change through this client, as history and audit record it."""
+        return f"bank:{self.bank_code}:{self.client_id}"
+
+
+class BankClientNotFound(NotFound):
+    code = "accounts_bank_client_not_found"
+    title = "No such bank client"
+
+
+class InvalidBankClient(InvalidInput):
+    code = "accounts_invalid_bank_client"
+    title = "The bank client's details are not valid"
+
+
+class BankRequestBadSignature(Forbidden):
+    """Unknown client, or the signature does not verify with its key (one code for both:
+    a caller learns nothing about which clients exist)."""
+
+    code = "accounts_bank_bad_signature"
+    title = "The request is not signed by a registered bank client"
+
+
+class BankRequestStale(Forbidden):
+    code = "accounts_bank_request_stale"
+    title = "The signed request is too old or from the future"
+
+
+class BankRequestReplayed(Conflict):
+    code = "accounts_bank_request_replayed"
+    title = "This nonce was already used by the bank client"
+
+
+class BankClientSuspended(Forbidden):
+    code = "accounts_bank_client_suspended"
+    title = "The bank client is suspended"
+
+
+class BankCodeNotOwn(Forbidden):
+    code = "accounts_bank_code_not_own"
+    title = "A bank registers accounts at its own bank code only"
+
+
+class BankLoginFailed(NotAuthenticated):
+    code = "accounts_bank_login_failed"
+    title = "Client id or secret is wrong, or the client is suspended"
+
+
+class BankSessionExpired(NotAuthenticated):
+    code = "accounts_bank_session_expired"
+    title = "The bank counter's session has ended: sign in again"

@@ -53,22 +53,24 @@ from mynumber.accounts.banks import (
     current_codes,
     load_bank_directory,
 )
-from mynumber.accounts.events import CHANGED_EVENT, DELETED_EVENT, REGISTERED_EVENT
 from mynumber.accounts.interfaces import (
     AUTHENTICATION_MAX_AGE,
+    CHANGED_EVENT,
+    DELETED_EVENT,
     MIGRATED_EVENT,
     PENSION_OBJECTION_DAYS,
-    Account,
+    REGISTERED_EVENT,
     AgencyActorRequired,
     AlreadyRegistered,
     AuditReport,
+    BankAccount,
+    BankCodeNotOwn,
     CardAuthentication,
     CardAuthenticationOtherPerson,
     CardAuthenticationRequired,
     CardAuthenticationStale,
     CardAuthenticationUsed,
     DepositType,
-    HistoryEntry,
     HolderNameMismatch,
     InvalidAccount,
     MergerReport,
@@ -82,6 +84,7 @@ from mynumber.accounts.interfaces import (
     ProposalState,
     RegistrantUnavailable,
     Registration,
+    RegistrationChange,
     RegistryReader,
     Route,
     RouteNotPermitted,
@@ -180,7 +183,7 @@ class AccountsServiceImpl:
                            else {}))
 
     # -- validation -------------------------------------------------------------------------------
-    def validate(self, account: Account, on: dt.date | None = None) -> Account:
+    def validate(self, account: BankAccount, on: dt.date | None = None) -> BankAccount:
         """The account normalised, or InvalidAccount / UnknownBranchCode naming the field.
         Bank and branch must exist on ``on`` (today) in the bank dataset."""
         on = on or self.today()
@@ -215,7 +218,7 @@ class AccountsServiceImpl:
         if len(holder) > HOLDER_NAME_MAX:
             raise InvalidAccount(f"holder_name: at most {HOLDER_NAME_MAX} characters",
                                  field="holder_name")
-        return Account(bank_code, branch_code, deposit, number, holder)
+        return BankAccount(bank_code, branch_code, deposit, number, holder)
 
     def _hint(self, bank_code: str, branch_code: str, on: dt.date) -> str:
         """Where a superseded branch's accounts went (the codes the bank uses now)."""
@@ -237,7 +240,7 @@ class AccountsServiceImpl:
         return record
 
     @staticmethod
-    def _check_holder(account: Account, record: ResidentRecord) -> None:
+    def _check_holder(account: BankAccount, record: ResidentRecord) -> None:
         try:
             check = compare_holder_name(account.holder_name, record.name_kana)
         except ValidationError:
@@ -318,17 +321,17 @@ class AccountsServiceImpl:
         return value
 
     # -- register / change / delete ---------------------------------------------------------------
-    def register(self, resident_id: int, account: Account, route: Route | str, *,
+    def register(self, resident_id: int, account: BankAccount, route: Route | str, *,
                  authentication: CardAuthentication | None = None,
                  actor: str | None = None) -> Registration:
         return self._write(resident_id, account, route, authentication, actor, "register")
 
-    def change(self, resident_id: int, account: Account, route: Route | str, *,
+    def change(self, resident_id: int, account: BankAccount, route: Route | str, *,
                authentication: CardAuthentication | None = None,
                actor: str | None = None) -> Registration:
         return self._write(resident_id, account, route, authentication, actor, "change")
 
-    def _write(self, resident_id: int, account: Account, route_value: Route | str,
+    def _write(self, resident_id: int, account: BankAccount, route_value: Route | str,
                authentication: CardAuthentication | None, actor_value: str | None,
                action: str) -> Registration:
         route = self._route(route_value, action)
@@ -382,7 +385,7 @@ class AccountsServiceImpl:
 
     def delete(self, resident_id: int, route: Route | str, *,
                authentication: CardAuthentication | None = None,
-               actor: str | None = None) -> None:
+               actor: str | None = None, expected_bank_code: str | None = None) -> None:
         value = self._route(route, "delete")
         who = self._actor(resident_id, value, authentication, actor)
         now = self.clock()
@@ -391,6 +394,10 @@ class AccountsServiceImpl:
             row = session.get(m.Registration, resident_id)
             if row is None:
                 raise NotRegistered("no public-fund account is registered")
+            if expected_bank_code is not None and row.bank_code != expected_bank_code:
+                # Checked on the row this transaction deletes (a bank deletes its own only).
+                raise BankCodeNotOwn("bank_code: the registered account is at another bank",
+                                     field="bank_code")
             self._history(session, row, "deleted", who, now, reason=f"by_{value.value}")
             self._audit(session, "accounts:registration:deleted", who, resident_id,
                         route=value.value)
@@ -414,19 +421,38 @@ class AccountsServiceImpl:
         except ValidationError:
             return None
 
-    def history(self, resident_id: int) -> list[HistoryEntry]:
+    @staticmethod
+    def _history_entries(session: Session, resident_id: int) -> list[RegistrationChange]:
         h = m.RegistrationHistory
+        return [RegistrationChange(
+            id=r.id, action=r.action, at=r.at, actor=r.actor, route=Route(r.route),
+            bank_code=r.bank_code, branch_code=r.branch_code,
+            deposit_type=DepositType(r.deposit_type), account_number=r.account_number,
+            holder_name=r.holder_name, known_on=r.known_on, reason=r.reason)
+            for r in session.scalars(select(h).where(h.resident_id == resident_id)
+                                     .order_by(h.id))]
+
+    def history(self, resident_id: int) -> list[RegistrationChange]:
         with self.databases.unit_of_work(CONTEXT) as session:
-            return [HistoryEntry(
-                id=r.id, action=r.action, at=r.at, actor=r.actor, route=Route(r.route),
-                bank_code=r.bank_code, branch_code=r.branch_code,
-                deposit_type=DepositType(r.deposit_type), account_number=r.account_number,
-                holder_name=r.holder_name, known_on=r.known_on, reason=r.reason)
-                for r in session.scalars(select(h).where(h.resident_id == resident_id)
-                                         .order_by(h.id))]
+            return self._history_entries(session, resident_id)
+
+    def counter_view(self, resident_id: int, actor: str, reason: str
+                     ) -> tuple[Registration | None, list[RegistrationChange]]:
+        """A municipal counter's read of a person's registration and history, audited with
+        the clerk's reason (``accounts:registration:counter_read``) in the read's transaction.
+        The caller checks the clerk's jurisdiction first (the registry's rule)."""
+        reason = " ".join((reason or "").split())
+        if not reason:
+            raise InvalidAccount("reason: a reason for viewing is required", field="reason")
+        with self.databases.unit_of_work(CONTEXT) as session:
+            row = session.get(m.Registration, resident_id)
+            entries = self._history_entries(session, resident_id)
+            self._audit(session, "accounts:registration:counter_read", _actor_text(actor),
+                        resident_id, reason=reason[:200], registered=row is not None)
+            return (_registration(row) if row is not None else None), entries
 
     # -- the pension special case -----------------------------------------------------------------
-    def propose_pension(self, resident_id: int, account: Account, proposed_on: dt.date, *,
+    def propose_pension(self, resident_id: int, account: BankAccount, proposed_on: dt.date, *,
                         actor: str, former_name: bool = False,
                         first_transfer_bounced: bool = False) -> PensionProposal:
         if not actor or not actor.strip():
@@ -510,7 +536,7 @@ class AccountsServiceImpl:
             return "former_name"
         if record is None or record.status is ResidentStatus.DECEASED:
             return "registrant_unavailable"
-        account = Account(row.bank_code, row.branch_code, row.deposit_type, row.account_number,
+        account = BankAccount(row.bank_code, row.branch_code, row.deposit_type, row.account_number,
                           row.holder_name)
         try:
             self._check_holder(account, record)
@@ -718,7 +744,7 @@ def _registration(row: m.Registration) -> Registration:
 def _proposal(row: m.PensionProposal) -> PensionProposal:
     return PensionProposal(
         id=row.id, resident_id=row.resident_id,
-        account=Account(row.bank_code, row.branch_code, DepositType(row.deposit_type),
+        account=BankAccount(row.bank_code, row.branch_code, DepositType(row.deposit_type),
                         row.account_number, row.holder_name),
         proposed_on=row.proposed_on, deadline=row.deadline, state=ProposalState(row.state),
         objected_at=row.objected_at, skip_reason=row.skip_reason)

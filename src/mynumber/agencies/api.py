@@ -132,6 +132,14 @@ def _authenticate(request: Request, body: s._SignedIn, kind: str) -> AgenciesSer
     """The agencies service, once ``body`` is proven to come from the agency: served here,
     signed with its key, fresh, and not seen before. Nothing is read from or written to a
     database before that."""
+    return authenticate_agency_request(request, body, kind, NONCES.claim)
+
+
+def authenticate_agency_request(request: Request, body: s._SignedIn, kind: str,
+                                claim_nonce: Callable[[str, str], bool]) -> AgenciesService:
+    """:func:`_authenticate` with the nonce store given by the caller: ``claim_nonce(agency,
+    nonce)`` is True the first time only. The agency's key is the one this server holds for
+    it (its keyring); :func:`verify_agency_request` does the checks."""
     container = getattr(request.app.state, "container", None)
     service: AgenciesService | None = _part(container, "agencies")
     keyring = _keyring(container)
@@ -143,23 +151,54 @@ def _authenticate(request: Request, body: s._SignedIn, kind: str) -> AgenciesSer
     if server is not None and not server.serves(body.agency_id):
         raise AgencyNotServed("this intermediate server does not serve the agency",
                               field="agency_id")
+
+    def held_key(agency_id: str) -> bytes:
+        try:
+            public = keyring.keys(agency_id).signing.public_key()
+            assert isinstance(public, ed25519.Ed25519PublicKey)
+            return public.public_bytes_raw()
+        except Exception:  # AgencyKeyError: no keys here for that agency
+            raise AgencyNotServed("this intermediate server holds no keys for the agency",
+                                  field="agency_id") from None
+
+    verify_agency_request(body, kind, held_key, claim_nonce)
+    return service
+
+
+def check_fresh(requested_at: dt.datetime) -> None:
+    """``StaleRequest`` unless ``requested_at`` is within :data:`MAX_REQUEST_AGE` of this
+    server's clock. Any aware datetime is answered, year 1 and 9999 included (never an
+    ``OverflowError``)."""
     try:
-        public = keyring.keys(body.agency_id).signing.public_key()
-    except Exception:  # AgencyKeyError: no keys here for that agency
-        raise AgencyNotServed("this intermediate server holds no keys for the agency",
-                              field="agency_id") from None
-    try:
-        assert isinstance(public, ed25519.Ed25519PublicKey)
-        public.verify(body.signature_bytes(), signed_request_bytes(kind, body.signed_fields()))
-    except (InvalidSignature, ValueError, AssertionError):
-        raise BadSignature("the request's signature does not verify with the agency's key",
-                           field="signature") from None
-    if abs(_now() - body.requested_at) > MAX_REQUEST_AGE:
+        stale = abs(_now() - requested_at) > MAX_REQUEST_AGE
+    except (OverflowError, TypeError):
+        stale = True
+    if stale:
         raise StaleRequest("requested_at: more than 5 minutes from this server's clock",
                            field="requested_at")
-    if not NONCES.claim(body.agency_id, body.nonce):
+
+
+def verify_agency_request(body: s._SignedIn, kind: str, public_key: Callable[[str], bytes],
+                          claim_nonce: Callable[[str, str], bool]) -> None:
+    """Prove ``body`` is the agency's own, fresh request, in this order: ``requested_at``
+    within :data:`MAX_REQUEST_AGE` (``stale_request``; checked first, so an out-of-range date
+    is never signed over), the Ed25519 signature over ``signed_request_bytes(kind, fields)``
+    with ``public_key(agency_id)`` (the raw 32-byte public key; the callable raises its own
+    refusal when there is none), ``bad_signature``, then the nonce, spent through
+    ``claim_nonce(agency, nonce)`` (True the first time only; ``replayed_request``).
+
+    Shared by the back office (the key its keyring holds for the agency) and the accounts
+    context's agency routes (the key registered in the network directory)."""
+    check_fresh(body.requested_at)
+    raw = public_key(body.agency_id)
+    try:
+        ed25519.Ed25519PublicKey.from_public_bytes(raw).verify(
+            body.signature_bytes(), signed_request_bytes(kind, body.signed_fields()))
+    except (InvalidSignature, ValueError, OverflowError):
+        raise BadSignature("the request's signature does not verify with the agency's key",
+                           field="signature") from None
+    if not claim_nonce(body.agency_id, body.nonce):
         raise RequestReplayed("this nonce was already used by the agency", field="nonce")
-    return service
 
 
 def _check_item(container: object, item_code: str) -> None:

@@ -121,6 +121,29 @@ class AgenciesService(Protocol):
         An answer carrying a 個人番号 is withheld (IndividualNumberInAnswer)."""
         ...
 
+    def agency_codes(self, agency_id: str, address_numbers: Sequence[str]) -> dict[str, str]:
+        """The agency's codes for many of its address numbers at once: address number ->
+        code, numbers it has no person enrolled under left out."""
+        ...
+
+    def address_numbers_for_codes(self, agency_id: str, agency_codes: Sequence[str]
+                                  ) -> dict[str, str]:
+        """The agency's address numbers for many of its own codes at once: code -> address
+        number, codes it does not know left out."""
+        ...
+
+    def query_batch(
+        self, agency_id: str, address_numbers: Sequence[str], task_id: str, provider_id: str,
+        item_code: str,
+    ) -> list[QueryResult | None]:
+        """情報照会 for many persons at once (a payout run): one signed batch through the core
+        (``NetworkService.exchange_batch``: each person's exchange recorded and logged as a
+        single one is), one sealed answer opened, the requester's records written in one
+        transaction. Per address number, in order: its result, or None for a number the
+        agency has no person enrolled under (no exchange was made for it). At most
+        ``mynumber.network.interfaces.MAX_BATCH`` numbers."""
+        ...
+
     def record_declined(
         self, agency_id: str, task_id: str, application_ref: str, documents: Sequence[str]
     ) -> ExchangeResult:

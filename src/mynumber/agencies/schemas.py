@@ -140,6 +140,10 @@ class _SignedIn(BaseModel):
         return self.model_dump(exclude={"signature"})
 
 
+#: The public name of the signed-request base (web/accounts_agency_api.py signs the same way).
+SignedIn = _SignedIn
+
+
 class EnrolPersonIn(_SignedIn):
     """宛名番号 -> 機関別符号: enrol a person the agency lawfully holds the 個人番号 of. The
     number is used for this request only: never stored, logged or echoed in an answer or

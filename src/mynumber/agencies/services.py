@@ -71,7 +71,10 @@ from mynumber.kernel.retry import (
     retrying,
 )
 from mynumber.network.interfaces import (
+    MAX_BATCH,
     AgencyRecord,
+    BatchExchangeQuery,
+    BatchExchangeResult,
     ExchangeQuery,
     ExchangeResult,
     IndividualNumberInAnswer,
@@ -80,6 +83,7 @@ from mynumber.network.interfaces import (
     IntermediateServer,
     NetworkService,
     Operation,
+    Outcome,
     RoutedQuery,
     SealedAnswer,
     UnknownAgency,
@@ -155,6 +159,16 @@ _RECORD_SENT = HotSQL(
     "INSERT INTO sent_queries (serial, agency_id, provider_id, task_id, item_code, "
     "address_number, outcome, reason, sent_at) VALUES (:serial, :agency_id, :provider_id, "
     ":task_id, :item_code, :address_number, :outcome, :reason, :sent_at)")
+# A payout run's bulk reads of the agency's persons (the column's condition is appended).
+_PERSONS_BY = {
+    "address_number": "SELECT address_number, agency_code FROM persons "
+                      "WHERE agency_id = %s AND address_number",
+    "agency_code": "SELECT address_number, agency_code FROM persons "
+                   "WHERE agency_id = %s AND agency_code",
+}
+_SENT_COLUMNS = ("serial", "agency_id", "provider_id", "task_id", "item_code",
+                 "address_number", "outcome", "reason", "sent_at")
+_RECORD_SENT_MANY = f"COPY sent_queries ({', '.join(_SENT_COLUMNS)}) FROM STDIN"
 _HOT_FIND_COPY = HotSQL(
     "SELECT payload, sealed, key_id, version, updated_at FROM copies "
     "WHERE agency_id = :agency_id AND agency_code = :agency_code AND item_code = :item_code")
@@ -795,6 +809,191 @@ class AgenciesServiceImpl:
             version=body.get("version") if isinstance(body.get("version"), int) else None,
             as_of=dt.datetime.fromisoformat(as_of) if isinstance(as_of, str) else None,
         )
+
+    # -- 情報照会 in batches (a payout run) -------------------------------------------------
+    def _persons(self, agency_id: str, column: str, values: Sequence[str]
+                 ) -> list[tuple[str, str]]:
+        """(address number, agency code) of the agency's persons whose ``column``
+        (``address_number`` or ``agency_code``) is one of ``values``: straight on the driver
+        (a payout run reads thousands per batch)."""
+        assert column in ("address_number", "agency_code")
+        wanted = sorted(set(values))
+        postgres = self.databases.is_postgres
+        found: list[tuple[str, str]] = []
+
+        def attempt(_: int) -> None:
+            found.clear()
+            with self._hot.connection(autocommit=True) as raw:
+                cursor = raw.cursor()
+                try:
+                    for chunk in _chunks(wanted, in_chunk(postgres)):
+                        if postgres:
+                            cursor.execute(_PERSONS_BY[column] + " = ANY(%s)",
+                                           (agency_id, list(chunk)))
+                        else:
+                            marks = ", ".join("?" * len(chunk))
+                            cursor.execute(
+                                _PERSONS_BY[column].replace("%s", "?") + f" IN ({marks})",
+                                (agency_id, *chunk))
+                        found.extend((str(a), str(c)) for a, c in cursor.fetchall())
+                finally:
+                    cursor.close()
+
+        try:  # a read: repeated after a lost connection
+            retrying(attempt, what="agency codes")
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            raise self._unavailable(InfrastructureFailure.REQUESTER_DATABASE) from None
+        return found
+
+    def agency_codes(self, agency_id: str, address_numbers: Sequence[str]) -> dict[str, str]:
+        check_agency_id(agency_id)
+        for number in address_numbers:
+            check_address_number(number)
+        return dict(self._persons(agency_id, "address_number", address_numbers))
+
+    def address_numbers_for_codes(self, agency_id: str, agency_codes: Sequence[str]
+                                  ) -> dict[str, str]:
+        check_agency_id(agency_id)
+        codes = [c for c in agency_codes if isinstance(c, str) and 0 < len(c) <= 64]
+        return {code: number for number, code in
+                self._persons(agency_id, "agency_code", codes)}
+
+    def query_batch(
+        self, agency_id: str, address_numbers: Sequence[str], task_id: str, provider_id: str,
+        item_code: str,
+    ) -> list[QueryResult | None]:
+        check_agency_id(agency_id)
+        _check(CODE, task_id, "task_id")
+        check_agency_id(provider_id)
+        _check(CODE, item_code, "item_code")
+        if not 0 < len(address_numbers) <= MAX_BATCH:
+            raise InvalidAgencyInput(f"a batch holds 1 to {MAX_BATCH:,} address numbers",
+                                     field="address_numbers")
+        for number in address_numbers:
+            check_address_number(number)
+        codes = {a: c for a, c in
+                 self._persons(agency_id, "address_number", address_numbers)}
+        asked = [n for n in address_numbers if n in codes]
+        out: list[QueryResult | None] = [None] * len(address_numbers)
+        if not asked:
+            return out
+        keys = self.keyring.keys(agency_id)
+        unsigned = BatchExchangeQuery(
+            requester_id=agency_id, task_id=task_id, provider_id=provider_id,
+            item_code=item_code, subject_codes=tuple(codes[n] for n in asked),
+            requested_at=self.clock(), nonce=secrets.token_urlsafe(16))
+        query = dataclasses.replace(unsigned,
+                                    signature=keys.signing.sign(unsigned.signed_bytes()))
+        # InfrastructureUnavailable (503) passes through: nothing moved, nothing recorded.
+        batch = self.network.exchange_batch(query)
+        if len(batch.results) != len(asked):
+            raise AnswerRejected("the core's answer does not match the batch")
+        answers: dict[str, dict[str, Any]] = {}
+        try:
+            if batch.sealed is not None:
+                answers = self._open_batch(agency_id, provider_id, item_code, batch)
+            for result in batch.results:
+                if result.sealed is not None:  # a provider that answered one by one
+                    answers[result.serial] = self._open(agency_id, provider_id, item_code,
+                                                        result)
+        except (AnswerRejected, IndividualNumberInAnswer) as exc:
+            self._record_sent_many(agency_id, asked, query, batch, exc.code)
+            raise
+        self._record_sent_many(agency_id, asked, query, batch, None)
+        positions: dict[str, list[int]] = {}
+        for i, number in enumerate(address_numbers):
+            positions.setdefault(number, []).append(i)
+        for number, result in zip(asked, batch.results, strict=True):
+            body = answers.get(result.serial) if result.outcome is Outcome.PROVIDED else None
+            as_of = body.get("as_of") if body else None
+            version = body.get("version") if body else None
+            answer = QueryResult(
+                result.serial, result.outcome, result.reason,
+                body["data"] if body else None,
+                version=version if isinstance(version, int) else None,
+                as_of=dt.datetime.fromisoformat(as_of) if isinstance(as_of, str) else None)
+            out[positions[number].pop(0)] = answer
+        return out
+
+    def _open_batch(self, agency_id: str, provider_id: str, item_code: str,
+                    batch: BatchExchangeResult) -> dict[str, dict[str, Any]]:
+        """The provider's one envelope for the batch: serial -> {data, as_of, version}, each
+        answer checked to belong to a provided exchange of this batch."""
+        assert batch.sealed is not None
+        recipient = self.keyring.keys(agency_id).encryption
+        info = envelope.info_for(batch.batch_id)
+        try:
+            body = envelope.open_sealed(batch.sealed, recipient,
+                                        self._provider_signing_key(provider_id), info)
+        except envelope.EnvelopeError:
+            try:
+                body = envelope.open_sealed(
+                    batch.sealed, recipient,
+                    self._provider_signing_key(provider_id, refresh=True), info)
+            except envelope.EnvelopeError as exc:
+                raise AnswerRejected(f"the provider's answer cannot be accepted: {exc}") from None
+        answers = body.get("answers")
+        provided = {r.serial for r in batch.results if r.outcome is Outcome.PROVIDED}
+        if (body.get("batch") != batch.batch_id or body.get("provider") != provider_id
+                or body.get("item") != item_code or not isinstance(answers, dict)
+                or set(answers) != provided
+                or not all(isinstance(a, dict) and isinstance(a.get("data"), dict)
+                           for a in answers.values())):
+            raise AnswerRejected("the provider's answer belongs to another exchange")
+        if text_contains_individual_number(json.dumps(
+                [a["data"] for a in answers.values()], ensure_ascii=False)):
+            raise IndividualNumberInAnswer("the provider's answer carries an individual number "
+                                           "and was withheld")
+        return answers
+
+    def _record_sent_many(self, agency_id: str, address_numbers: Sequence[str],
+                          query: BatchExchangeQuery, batch: BatchExchangeResult,
+                          error: str | None) -> None:
+        """The requester's record of every exchange of the batch, in one transaction."""
+        rows = [{
+            "serial": result.serial, "agency_id": agency_id,
+            "provider_id": query.provider_id, "task_id": query.task_id,
+            "item_code": query.item_code, "address_number": number,
+            "outcome": result.outcome.value,
+            "reason": error if error and result.outcome is Outcome.PROVIDED
+            else (None if result.reason is None else result.reason.value),
+            "sent_at": query.requested_at,
+        } for number, result in zip(address_numbers, batch.results, strict=True)]
+        committing = False
+
+        def attempt(number: int) -> None:
+            nonlocal committing
+            if number and committing:
+                first = batch.results[0].serial
+                if not first or self._sent_recorded(agency_id, first):
+                    return
+            committing = True
+            with self._hot.connection() as raw:
+                cursor = raw.cursor()
+                try:
+                    if self.databases.is_postgres:
+                        # One COPY stream (psycopg formats the rows in C).
+                        with cursor.copy(_RECORD_SENT_MANY) as copy:
+                            for row in rows:
+                                copy.write_row([row[name] for name in _SENT_COLUMNS])
+                    else:  # one sent_at for the batch: converted once
+                        sent_at = HotSQL._sqlite_value(query.requested_at)
+                        cursor.executemany(_RECORD_SENT.sql,
+                                           [{**row, "sent_at": sent_at} for row in rows])
+                finally:
+                    cursor.close()
+
+        try:
+            retrying(attempt, what=f"sent batch {batch.batch_id}")
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            log.warning("infrastructure failure requester_database: the answers to batch %s "
+                        "were not released to %s (%s)", batch.batch_id or "-", agency_id,
+                        type(exc).__name__)
+            raise self._unavailable(InfrastructureFailure.REQUESTER_DATABASE) from None
 
     def record_declined(
         self, agency_id: str, task_id: str, application_ref: str, documents: Sequence[str]

@@ -46,6 +46,7 @@ WORKLOADS = {
     "portal-api": "mynumber.bench.portal_api",
     "juki": "mynumber.bench.juki",
     "events": "mynumber.bench.events",
+    "payout": "mynumber.bench.payout",
 }
 
 

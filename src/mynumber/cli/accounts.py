@@ -117,3 +117,33 @@ def scanning(
     _print([dataclasses.asdict(a) for a in alerts])
     if alerts:
         raise typer.Exit(1)
+
+
+# The bank route's clients (cli/accounts_bank.py).
+from mynumber.cli import accounts_bank  # noqa: E402
+
+app.add_typer(accounts_bank.app, name="bank-client")
+
+# 預貯金口座付番 and 預金保険機構's look-ups (cli/accounts_deposit.py).
+from mynumber.cli import accounts_deposit  # noqa: E402
+
+app.add_typer(accounts_deposit.deposit, name="deposit")
+app.add_typer(accounts_deposit.disaster, name="disaster")
+
+# The payout run (cli/accounts_payout.py).
+from mynumber.cli import accounts_payout  # noqa: E402
+
+app.command("payout")(accounts_payout.payout)
+
+
+@app.command("enrol-existing")
+def enrol_existing() -> None:
+    """Enrol with デジタル庁 every registration made before its `registered` event existed, so
+    agencies' look-ups find it (idempotent: a person デジタル庁 knows already is looked up, not
+    enrolled again). Prints the counts; registrants no longer residents are listed."""
+    from mynumber.accounts.enrolment import enrol_existing as run
+
+    container = container_from_env()
+    report = run(container.accounts.databases, container.accounts_provision)
+    _print({"registrations": report.registrations, "enrolled": report.enrolled,
+            "passed_over": report.passed_over})

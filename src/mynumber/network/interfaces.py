@@ -317,6 +317,100 @@ class ExchangeResult:
     provision_id: str | None = None
 
 
+#: The most subjects one batch exchange may carry (``NetworkService.exchange_batch``).
+MAX_BATCH = 10_000
+#: A batch query's nonce: each recipient's exchange row carries ``<nonce>#<i>`` under the
+#: (requester, nonce) unique index, so the nonce is shorter than a single query's.
+MAX_BATCH_NONCE = 40
+
+
+@dataclass(frozen=True)
+class BatchExchangeQuery:
+    """One signed query about many persons (a payout run's recipients): the same requester,
+    task, provider and item for every subject (each by the requester's own agency code).
+    Verified once; each subject becomes its own exchange, recorded and logged as one."""
+
+    requester_id: str
+    task_id: str
+    provider_id: str
+    item_code: str
+    subject_codes: tuple[str, ...]
+    requested_at: dt.datetime
+    nonce: str
+    signature: bytes = b""
+
+    def signed_fields(self) -> dict[str, Any]:
+        return {
+            "type": "mynumber.exchange-batch.v1",
+            "requester": self.requester_id,
+            "task": self.task_id,
+            "provider": self.provider_id,
+            "item": self.item_code,
+            "subjects": list(self.subject_codes),
+            "requested_at": self.requested_at.astimezone(dt.UTC).isoformat(),
+            "nonce": self.nonce,
+        }
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json(self.signed_fields())
+
+
+@dataclass(frozen=True)
+class RoutedBatch:
+    """What the core sends a provider for a batch, signed once by the core: per recipient
+    the exchange's 処理通番 and the provider's own code for the person."""
+
+    batch_id: str
+    requester_id: str
+    task_id: str
+    provider_id: str
+    item_code: str
+    entries: tuple[tuple[str, str], ...]  # (serial, the provider's agency code)
+    requester_encryption_key: bytes
+    routed_at: dt.datetime
+    signature: bytes = b""
+
+    def signed_fields(self) -> dict[str, Any]:
+        return {
+            "type": "mynumber.routed-batch.v1",
+            "batch": self.batch_id,
+            "requester": self.requester_id,
+            "task": self.task_id,
+            "provider": self.provider_id,
+            "item": self.item_code,
+            "entries": [list(entry) for entry in self.entries],
+            "requester_key": self.requester_encryption_key.hex(),
+            "routed_at": self.routed_at.astimezone(dt.UTC).isoformat(),
+        }
+
+    def signed_bytes(self) -> bytes:
+        return canonical_json(self.signed_fields())
+
+
+@dataclass(frozen=True)
+class SealedBatchAnswer:
+    """The provider's answer to a routed batch: the serials it holds data for, and one
+    envelope (signed by the provider, encrypted for the requester, ``info_for(batch_id)``)
+    whose body is ``{"batch", "provider", "item", "answers": {serial: {"data", "as_of",
+    "version"}}}``, or None when it holds nothing."""
+
+    batch_id: str
+    held: frozenset[str]
+    sealed: bytes | None
+
+
+@dataclass(frozen=True)
+class BatchExchangeResult:
+    """Per subject, in the query's order, the core's result (``sealed`` None on each when the
+    provider answered as a batch: then ``sealed`` here is its one envelope, bound to
+    ``batch_id``). ``reason``: a refusal of the whole batch (then each result carries it)."""
+
+    batch_id: str
+    results: tuple[ExchangeResult, ...]
+    sealed: bytes | None = None
+    reason: RefusalReason | None = None
+
+
 @dataclass(frozen=True)
 class AccessRecord:
     """情報提供等記録 as a resident sees it."""
@@ -421,6 +515,12 @@ class AccessLog(Protocol):
         """The same on a hot-path driver connection (``mynumber.db.HotConnections``)."""
         ...
 
+    def enqueue_hot_many(self, hot: Any, raw: Any, entries: Sequence[tuple[str, bytes]]
+                         ) -> None:
+        """Many (serial, entry) at once on a hot-path connection, in the caller's
+        transaction (a batch exchange)."""
+        ...
+
     def integrate(self, max_batch: int = 10_000) -> int:
         """Sequence queued entries into the tree; returns how many were integrated."""
         ...
@@ -451,6 +551,13 @@ class IntermediateServer(Protocol):
     """An agency's 中間サーバー as the core sees it (in-process or over mutual TLS)."""
 
     def answer(self, query: RoutedQuery) -> SealedAnswer: ...
+
+
+class BatchIntermediateServer(Protocol):
+    """An intermediate server that also answers a routed batch at once (optional: the core
+    falls back to one routed query per recipient for a server without ``answer_batch``)."""
+
+    def answer_batch(self, batch: RoutedBatch) -> SealedBatchAnswer: ...
 
 
 class NetworkService(Protocol):
@@ -506,6 +613,15 @@ class NetworkService(Protocol):
         when the core's database or the provider's intermediate server failed: no refusal,
         nothing recorded or logged, no answer released, counted in
         ``infrastructure_failures``. The caller may send the query again (with a new nonce)."""
+        ...
+
+    def exchange_batch(self, query: BatchExchangeQuery) -> BatchExchangeResult:
+        """Route one signed batch (1 to ``MAX_BATCH`` subjects): verified once, the legal
+        table checked once, then for every subject its code opened and one exchange row and
+        one log entry written, all in one transaction before any answer is released, exactly
+        as ``exchange`` records one (refusals included: each subject's refusal is recorded).
+        Unauthenticated: nothing recorded, only counted. A replayed nonce: one refusal
+        recorded, linked to nobody. ``InfrastructureUnavailable`` as for ``exchange``."""
         ...
 
     def record_declined(

@@ -343,6 +343,60 @@ _HOT_QUEUE_INSERT = HotSQL(
     "INSERT INTO log_queue (serial, entry, enqueued_at) VALUES (:serial, :entry, :enqueued_at)")
 
 
+def hot_insert_many(hot: HotConnections, raw: Any, table: str,
+                    columns: Sequence[tuple[str, type]], rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts over ``columns``: (name, Python type)) on a hot-path connection
+    in the caller's transaction: on PostgreSQL one ``COPY … FROM STDIN``, on SQLite one
+    ``executemany``."""
+    if not rows:
+        return
+    names = [name for name, _ in columns]
+    if hot.databases.is_postgres:
+        # COPY: psycopg formats the rows in C, one stream; a duplicate key still raises
+        # (23505) and rolls the transaction back.
+        cursor = raw.cursor()
+        try:
+            with cursor.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row([row[name] for name in names])
+        finally:
+            cursor.close()
+        return
+    statement = HotSQL(f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608
+                       f"VALUES ({', '.join(':' + n for n in names)})")
+    hot_executemany(hot, raw, statement, rows)
+
+
+def hot_executemany(hot: HotConnections, raw: Any, statement: HotSQL,
+                    rows: Sequence[dict[str, Any]]) -> None:
+    """``statement`` for every row in one driver ``executemany`` on a hot-path connection
+    (psycopg pipelines it; sqlite3 prepares it once)."""
+    if not rows:
+        return
+    cursor = raw.cursor()
+    try:
+        if hot.databases.is_postgres:
+            cursor.executemany(statement.pg_sql, rows)
+        else:
+            # Datetimes as UTCDateTime stores them; each distinct value converted once (a
+            # batch's rows share their times).
+            converted: dict[Any, Any] = {}
+
+            def value(v: Any) -> Any:
+                if not isinstance(v, dt.datetime):
+                    return v
+                out = converted.get(v)
+                if out is None:
+                    out = converted[v] = HotSQL._sqlite_value(v)
+                return out
+
+            times = [k for k, v in rows[0].items() if isinstance(v, dt.datetime) or v is None]
+            cursor.executemany(statement.sql, [
+                {**row, **{k: value(row[k]) for k in times}} for row in rows])
+    finally:
+        cursor.close()
+
+
 def _write_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if pending:
@@ -404,6 +458,16 @@ class MerkleAccessLog:
         caller's transaction."""
         hot.run(raw, _HOT_QUEUE_INSERT, {"serial": serial, "entry": entry,
                                          "enqueued_at": utcnow()})
+
+    def enqueue_hot_many(self, hot: HotConnections, raw: Any,
+                         entries: Sequence[tuple[str, bytes]]) -> None:
+        """Queue many entries on a hot-path driver connection in one ``executemany``, in the
+        caller's transaction (a batch exchange)."""
+        now = utcnow()
+        hot_insert_many(hot, raw, "log_queue",
+                        (("serial", str), ("entry", bytes), ("enqueued_at", dt.datetime)),
+                        [{"serial": serial, "entry": entry, "enqueued_at": now}
+                         for serial, entry in entries])
 
     def _mac(self, index: int, digest: bytes) -> bytes:
         return hmac.digest(self._mac_key, struct.pack(">Q", index) + digest, "sha256")[:16]

@@ -38,12 +38,16 @@ from mynumber.kernel.retry import (
 from mynumber.kernel.retry import unit_of_work as retried_unit_of_work
 from mynumber.keys import BlockCipher
 from mynumber.network import models as m
-from mynumber.network.agency_codes import make_code, make_codes, open_code
+from mynumber.network.agency_codes import make_code, make_codes, open_code, open_codes
 from mynumber.network.interfaces import (
+    MAX_BATCH,
+    MAX_BATCH_NONCE,
     AccessLog,
     AccessRecord,
     AgencyRecord,
     AgencyStatus,
+    BatchExchangeQuery,
+    BatchExchangeResult,
     ExchangeQuery,
     ExchangeResult,
     IndividualNumberInCopy,
@@ -64,11 +68,15 @@ from mynumber.network.interfaces import (
     RefusalReason,
     RejectionCount,
     RequestReplayed,
+    RoutedBatch,
     RoutedQuery,
+    SealedAnswer,
+    SealedBatchAnswer,
     UnknownAgency,
     UnknownTask,
     canonical_json,
 )
+from mynumber.network.log import hot_insert_many
 from mynumber.network.number_use import NumberUseTable, load_number_use
 from mynumber.registry.interfaces import RegistryService
 
@@ -103,6 +111,13 @@ _INSERT_EXCHANGE = HotSQL(
     "application_ref, documents) VALUES (:serial, :occurred_at, :requester_id, :task_id, "
     ":provider_id, :item_code, :provision_id, :outcome, :reason, :restricted, :disclose_after, "
     ":subject_key, :nonce, :application_ref, :documents)")
+
+
+_EXCHANGE_COLUMNS: tuple[tuple[str, type], ...] = (
+    ("serial", str), ("occurred_at", dt.datetime), ("requester_id", str), ("task_id", str),
+    ("provider_id", str), ("item_code", str), ("provision_id", str), ("outcome", str),
+    ("reason", str), ("restricted", bool), ("disclose_after", dt.datetime),
+    ("subject_key", bytes), ("nonce", str), ("application_ref", str), ("documents", str))
 
 
 def new_serial(now: dt.datetime) -> str:
@@ -400,8 +415,8 @@ class NetworkServiceImpl:
 
     def _infrastructure(
         self, operation: Operation, failure: InfrastructureFailure, exc: BaseException | None,
-        *, query: ExchangeQuery | None = None, serial: str | None = None,
-        discarded: bool = False,
+        *, query: ExchangeQuery | BatchExchangeQuery | None = None,
+        serial: str | None = None, discarded: bool = False,
     ) -> InfrastructureUnavailable:
         """Log an infrastructure failure for operators (agencies, task, item, 処理通番, the
         error's type: never a code or a number), count it, and make the caller's 503."""
@@ -540,8 +555,262 @@ class NetworkServiceImpl:
             provision_id=provision.provision_id if provision else None,
         )
 
+    # -- the batch exchange (a payout run's look-ups) ---------------------------------------
+    def exchange_batch(self, query: BatchExchangeQuery) -> BatchExchangeResult:
+        try:
+            return self._exchange_batch(query)
+        except InfrastructureUnavailable:
+            raise
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            raise self._infrastructure(Operation.EXCHANGE, InfrastructureFailure.CORE_DATABASE,
+                                       exc, query=query) from None
+
+    def _exchange_batch(self, query: BatchExchangeQuery) -> BatchExchangeResult:
+        count = len(query.subject_codes)
+        if not 0 < count <= MAX_BATCH:
+            raise NetworkError(f"a batch carries 1 to {MAX_BATCH:,} subjects",
+                               field="subject_codes")
+        if not 0 < len(query.nonce) <= MAX_BATCH_NONCE:
+            raise NetworkError(f"nonce: 1 to {MAX_BATCH_NONCE} characters", field="nonce")
+        now = self.clock()
+        batch_id = new_serial(now)
+        directory = self._load_directory()
+        requester = directory.get(query.requester_id)
+        provider = directory.get(query.provider_id)
+        # Authentication once for the batch, as for one query: until it succeeds nothing is
+        # recorded or logged and no subject code is opened.
+        if requester is None:
+            unauthenticated: RefusalReason | None = RefusalReason.UNKNOWN_AGENCY
+        elif not self._signature_ok(requester, query):
+            unauthenticated = RefusalReason.BAD_SIGNATURE
+        elif (query.requested_at.tzinfo is None
+              or abs(now - query.requested_at) > MAX_CLOCK_SKEW):
+            unauthenticated = RefusalReason.STALE_REQUEST
+        else:
+            unauthenticated = None
+        if requester is None or unauthenticated is not None:
+            refused = unauthenticated or RefusalReason.UNKNOWN_AGENCY
+            self.count_rejection(Operation.EXCHANGE, refused)
+            return BatchExchangeResult(
+                batch_id="", reason=refused,
+                results=tuple(ExchangeResult(serial="", outcome=Outcome.REFUSED,
+                                             reason=refused) for _ in range(count)))
+
+        serials = [new_serial(now) for _ in range(count)]
+        resident_codes = open_codes(self.cipher, requester.number, query.subject_codes)
+        provision: Provision | None = None
+        reason: RefusalReason | None = None  # the whole batch's
+        if requester.status is not AgencyStatus.ACTIVE:
+            reason = RefusalReason.REQUESTER_SUSPENDED
+        elif provider is None:
+            reason = RefusalReason.UNKNOWN_AGENCY
+        elif provider.status is not AgencyStatus.ACTIVE:
+            reason = RefusalReason.PROVIDER_SUSPENDED
+        elif not (self.number_use.permits(requester.kind)
+                  and self.number_use.permits(provider.kind)):
+            reason = RefusalReason.NO_NUMBER_USE
+        elif query.task_id not in self._tasks:
+            reason = RefusalReason.UNKNOWN_TASK
+        elif query.item_code not in self._items:
+            reason = RefusalReason.UNKNOWN_ITEM
+        else:
+            # The legal table once for the batch: every subject has the same requester, task,
+            # provider and item.
+            provision = self.table.find(requester.kind, query.task_id, provider.kind,
+                                        query.item_code)
+            if provision is None:
+                reason = RefusalReason.NOT_IN_LEGAL_TABLE
+            elif provider.encryption_key is None or requester.encryption_key is None:
+                reason = RefusalReason.PROVIDER_UNAVAILABLE
+        reasons: list[RefusalReason | None] = [
+            reason if reason is not None
+            else (RefusalReason.UNKNOWN_AGENCY_CODE if code is None else None)
+            for code in resident_codes]
+        outcomes = [Outcome.REFUSED] * count
+        sealed_batch: bytes | None = None
+        sealed_each: list[bytes | None] = [None] * count
+        routed_at = [i for i in range(count) if reasons[i] is None]
+        if routed_at and provider is not None:
+            sealed_batch = self._route_batch(query, batch_id, now, requester, provider,
+                                             serials, resident_codes, routed_at, reasons,
+                                             outcomes, sealed_each)
+        for i in range(count):
+            if reasons[i] is not None:
+                outcomes[i] = Outcome.REFUSED
+                sealed_each[i] = None
+        if all(r is not None for r in reasons):
+            sealed_batch = None
+        try:
+            self._record_batch(serials=serials, now=now, query=query, provision=provision,
+                               outcomes=outcomes, reasons=reasons,
+                               resident_codes=resident_codes)
+        except _Replayed:
+            # The same signed batch seen twice: one refusal recorded, linked to no person
+            # (a copy of a signed query proves nothing about who sends it now).
+            serial = serials[0]
+            self._record_exchange(
+                serial=serial, now=now, requester_id=query.requester_id, task_id=query.task_id,
+                provider_id=query.provider_id, item_code=query.item_code, provision=provision,
+                outcome=Outcome.REFUSED, reason=RefusalReason.REPLAYED, resident_code=None,
+                nonce=None)
+            return BatchExchangeResult(
+                batch_id=batch_id, reason=RefusalReason.REPLAYED,
+                results=tuple(ExchangeResult(serial=serial, outcome=Outcome.REFUSED,
+                                             reason=RefusalReason.REPLAYED)
+                              for _ in range(count)))
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            raise self._infrastructure(Operation.EXCHANGE, InfrastructureFailure.CORE_DATABASE,
+                                       exc, query=query, serial=serials[0],
+                                       discarded=sealed_batch is not None) from None
+        if self._failures_pending:
+            self._flush_failures()
+        provision_id = provision.provision_id if provision else None
+        return BatchExchangeResult(
+            batch_id=batch_id, sealed=sealed_batch, reason=reason,
+            results=tuple(ExchangeResult(serial=serials[i], outcome=outcomes[i],
+                                         reason=reasons[i], sealed=sealed_each[i],
+                                         provision_id=provision_id)
+                          for i in range(count)))
+
+    def _route_batch(
+        self, query: BatchExchangeQuery, batch_id: str, now: dt.datetime,
+        requester: AgencyRecord, provider: AgencyRecord, serials: list[str],
+        resident_codes: list[str | None], routed_at: list[int],
+        reasons: list[RefusalReason | None], outcomes: list[Outcome],
+        sealed_each: list[bytes | None],
+    ) -> bytes | None:
+        """Ask the provider about the subjects at ``routed_at``: one routed batch signed once
+        (a server with ``answer_batch``), else one routed query per subject. Fills
+        ``outcomes`` / ``reasons`` / ``sealed_each`` (one routed query per subject); returns
+        the batch's one envelope (or None). Infrastructure failures raise: nothing
+        is recorded for any subject."""
+        assert requester.encryption_key is not None
+        codes = make_codes(self.cipher, [(provider.number, resident_codes[i] or "")
+                                         for i in routed_at])
+        try:
+            server = self.servers(provider)
+        except Exception as exc:
+            failure = (InfrastructureFailure.PROVIDER_TLS if isinstance(exc, OSError)
+                       else InfrastructureFailure.PROVIDER_FAILED)
+            raise self._infrastructure(Operation.EXCHANGE, failure, exc, query=query,
+                                       serial=batch_id) from None
+        answer_batch = getattr(server, "answer_batch", None)
+        if answer_batch is None:
+            for i, code in zip(routed_at, codes, strict=True):
+                unsigned = RoutedQuery(
+                    serial=serials[i], requester_id=requester.agency_id,
+                    task_id=query.task_id, provider_id=provider.agency_id,
+                    item_code=query.item_code, subject_code=code,
+                    requester_encryption_key=requester.encryption_key, routed_at=now)
+                routed = RoutedQuery(**{**unsigned.__dict__,
+                                        "signature": self.core_key.sign(
+                                            unsigned.signed_bytes())})
+                try:
+                    one: SealedAnswer = server.answer(routed)
+                except IndividualNumberInCopy:
+                    reasons[i] = RefusalReason.INDIVIDUAL_NUMBER_IN_COPY
+                    continue
+                except Exception as exc:
+                    raise self._infrastructure(Operation.EXCHANGE, _provider_failure(exc), exc,
+                                               query=query, serial=serials[i]) from None
+                if one.serial != serials[i]:
+                    raise self._infrastructure(Operation.EXCHANGE,
+                                               InfrastructureFailure.PROVIDER_FAILED, None,
+                                               query=query, serial=serials[i])
+                outcomes[i] = Outcome.PROVIDED if one.held else Outcome.NOT_HELD
+                sealed_each[i] = one.sealed if one.held else None
+            return None
+        unsigned_batch = RoutedBatch(
+            batch_id=batch_id, requester_id=requester.agency_id, task_id=query.task_id,
+            provider_id=provider.agency_id, item_code=query.item_code,
+            entries=tuple((serials[i], code) for i, code in zip(routed_at, codes, strict=True)),
+            requester_encryption_key=requester.encryption_key, routed_at=now)
+        batch = RoutedBatch(**{**unsigned_batch.__dict__,
+                               "signature": self.core_key.sign(unsigned_batch.signed_bytes())})
+        try:
+            answer: SealedBatchAnswer = answer_batch(batch)
+        except IndividualNumberInCopy:
+            log.warning("intermediate server of %s withheld a batch carrying an individual "
+                        "number for %s", provider.agency_id, batch_id)
+            for i in routed_at:
+                reasons[i] = RefusalReason.INDIVIDUAL_NUMBER_IN_COPY
+            return None
+        except Exception as exc:
+            raise self._infrastructure(Operation.EXCHANGE, _provider_failure(exc), exc,
+                                       query=query, serial=batch_id) from None
+        routed_serials = {serials[i] for i in routed_at}
+        if answer.batch_id != batch_id or not answer.held <= routed_serials or (
+                answer.held and answer.sealed is None):
+            raise self._infrastructure(Operation.EXCHANGE,
+                                       InfrastructureFailure.PROVIDER_FAILED, None,
+                                       query=query, serial=batch_id)
+        for i in routed_at:
+            outcomes[i] = Outcome.PROVIDED if serials[i] in answer.held else Outcome.NOT_HELD
+        return answer.sealed if answer.held else None
+
+    def _record_batch(
+        self, *, serials: list[str], now: dt.datetime, query: BatchExchangeQuery,
+        provision: Provision | None, outcomes: list[Outcome],
+        reasons: list[RefusalReason | None], resident_codes: list[str | None],
+    ) -> None:
+        """One exchange row and one log entry per subject, exactly as ``_record_exchange``
+        writes them, in one transaction (two ``executemany``). Each row carries the batch's
+        nonce with its position (``<nonce>#<i>``): a replayed batch hits the unique
+        (requester, nonce) index on its first row and the whole transaction rolls back."""
+        restricted = bool(provision and provision.restricted)
+        disclose_after = now + self.restricted_deferral if restricted else None
+        requester_id, task_id = _clip(query.requester_id), _clip(query.task_id)
+        provider_id, item_code = _clip(query.provider_id), _clip(query.item_code)
+        provision_id = provision.provision_id if provision else None
+        legal_reference = provision.legal_reference if provision else None
+        time_text = now.isoformat()
+        disclose_text = disclose_after.isoformat() if disclose_after else None
+        rows: list[dict[str, Any]] = []
+        entries: list[tuple[str, bytes]] = []
+        for i, serial in enumerate(serials):
+            resident_code = resident_codes[i]
+            subject_key = self._subject_key(resident_code) if resident_code else None
+            reason = reasons[i]
+            outcome = outcomes[i]
+            entries.append((serial, canonical_json({
+                "v": ENTRY_VERSION, "serial": serial, "time": time_text,
+                "requester": requester_id, "task": task_id, "provider": provider_id,
+                "item": item_code, "provision": provision_id,
+                "legal_reference": legal_reference, "outcome": outcome.value,
+                "reason": reason.value if reason else None, "restricted": restricted,
+                "disclose_after": disclose_text,
+                "subject": self._key_commitment(subject_key, serial) if subject_key else None,
+            })))
+            rows.append({
+                "serial": serial, "occurred_at": now, "requester_id": requester_id,
+                "task_id": task_id, "provider_id": provider_id, "item_code": item_code,
+                "provision_id": provision_id, "outcome": outcome.value,
+                "reason": reason.value if reason else None, "restricted": restricted,
+                "disclose_after": disclose_after, "subject_key": subject_key,
+                "nonce": f"{query.nonce}#{i}", "application_ref": None, "documents": None,
+            })
+
+        def attempt(number: int) -> None:
+            if number and self._exchange_recorded(serials[0]):
+                return  # the COMMIT that failed did land: every row is there
+            with self._hot.connection() as raw:
+                try:
+                    hot_insert_many(self._hot, raw, "exchanges", _EXCHANGE_COLUMNS, rows)
+                except Exception as exc:
+                    if _is_unique_violation(exc):
+                        raise _Replayed from exc
+                    raise
+                self.log.enqueue_hot_many(self._hot, raw, entries)
+
+        retrying(attempt, what=f"batch exchange {serials[0]} (+{len(serials) - 1})")
+
     @staticmethod
-    def _signature_ok(requester: AgencyRecord, query: ExchangeQuery) -> bool:
+    def _signature_ok(requester: AgencyRecord,
+                      query: ExchangeQuery | BatchExchangeQuery) -> bool:
         if requester.signing_key is None:
             return False
         try:

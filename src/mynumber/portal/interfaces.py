@@ -47,6 +47,13 @@ NOTICE_CLOCK_SKEW = dt.timedelta(minutes=5)
 # --- login and sessions ------------------------------------------------------------------------
 
 
+#: The purpose of a portal session's challenge. Other procedures name their own (``accounts``,
+#: ``bank:<client id>``): a challenge is accepted only by the procedure it was issued for.
+LOGIN_PURPOSE = "login"
+#: A purpose: lower-case letters, digits and ``_-.:``, at most 80 characters.
+PURPOSE_PATTERN = r"[a-z][a-z0-9_.:-]{0,79}"
+
+
 @dataclass(frozen=True)
 class LoginChallenge:
     """What the card signs: 32 random bytes, one use, a short life."""
@@ -348,20 +355,26 @@ class PortalService(Protocol):
     records an :class:`Activity` (with the proxy when one acts)."""
 
     # login (the card signs the challenge with its user-authentication key after the PIN)
-    def begin_login(self) -> LoginChallenge: ...
+    def begin_login(self, purpose: str = LOGIN_PURPOSE) -> LoginChallenge:
+        """A one-use challenge for the card to sign, for ``purpose`` only (the login's by
+        default; see :data:`LOGIN_PURPOSE`)."""
+        ...
 
     def complete_login(
         self, challenge_id: str, signature: bytes, certificate_pem: str,
         previous_token: str | None = None,
     ) -> PortalSession:
-        """Verify chain, revocation and signature; find or link the account; start a NEW
-        session. ``previous_token`` (the cookie the terminal still had) is ended first: a new
-        login never inherits anything from it."""
+        """Verify chain, revocation and signature (of a challenge issued for
+        :data:`LOGIN_PURPOSE` only); find or link the account; start a NEW session.
+        ``previous_token`` (the cookie the terminal still had) is ended first: a new login
+        never inherits anything from it."""
         ...
 
-    def verify_card(self, challenge_id: str, signature: bytes, certificate_pem: str) -> int:
-        """A fresh card authentication for a procedure inside a session (the challenge is
-        spent; no session is opened): the authentication certificate's serial."""
+    def verify_card(self, challenge_id: str, signature: bytes, certificate_pem: str, *,
+                    purpose: str) -> int:
+        """A fresh card authentication for a procedure (the challenge, which must have been
+        issued for exactly ``purpose``, is spent; no session is opened): the authentication
+        certificate's serial."""
         ...
 
     def session(self, token: str) -> PortalSession:

@@ -63,6 +63,10 @@ class LoginChallenge(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # What the signature is for: ``login`` (a portal session), ``accounts`` (the resident's
+    # own account changes), ``bank:<client id>`` (a bank's counter). A challenge is accepted
+    # only by the procedure it was issued for (portal.services.sessions).
+    purpose: Mapped[str] = mapped_column(String(80), default="login", server_default="login")
 
 
 class Account(Base):

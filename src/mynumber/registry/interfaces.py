@@ -462,3 +462,11 @@ class RegistryService(Protocol):
         verified certificate, or by counter staff who verified identity. ``actor`` is recorded
         (e.g. ``jpki:certificate:123``, ``staff:7``). Non-current residents are refused."""
         ...
+
+    def number_for_purpose(self, resident_id: int, purpose: str, actor: str) -> str | None:
+        """System read of a current resident's 個人番号 for a named purpose that the law
+        permits another context to serve (e.g. ``deposit_numbering:<bank code>``: 預貯金口座付番
+        with the person's consent), audited (``registry:number:provide`` with ``actor`` and
+        ``purpose``, never the number). None when the person is not a current resident, has
+        no number yet, or this process holds no numbering keys (the ``portal`` role)."""
+        ...

@@ -51,7 +51,7 @@ from mynumber.registry.interfaces import (
     event_payload,
     event_type,
 )
-from mynumber.registry.numbering import Numbering
+from mynumber.registry.numbering import NoNumbering, Numbering
 
 CONTEXT = "registry"
 _PUBLISHED = "mynumber.outbox.published"
@@ -1017,6 +1017,21 @@ class RegistryServiceImpl:
                 raise ResidentNotFound("no current resident with this id", field="resident_id")
             token = self._new_acquisition(session, agency_id, holder.id, actor)
             return AcquisitionGrant(token, holder.municipality_code)
+
+    def number_for_purpose(self, resident_id: int, purpose: str, actor: str) -> str | None:
+        purpose = _require_text("purpose", purpose, 100)
+        actor = _require_text("actor", actor, 80)
+        if isinstance(self.numbering, NoNumbering):
+            return None  # the portal role: the core seals it later
+        with self._transaction() as session:
+            row = session.get(m.Resident, resident_id)
+            if (row is None or row.status != ResidentStatus.RESIDENT.value
+                    or row.number_generation is None):
+                return None
+            # The read is recorded with who and why; the number never is.
+            audit.record(session, m.AuditEvent, "registry:number:provide", actor=actor,
+                         subject=f"resident:{row.id}", reason=purpose)
+            return self.numbering.individual_number(row.resident_code, row.number_generation)
 
     # -- notification letters ---------------------------------------------------------------
     def letters(self, actor: StaffPrincipal, resident_id: int) -> list[LetterRecord]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,10 +30,13 @@ from fastapi.datastructures import FormData
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mynumber.accounts.interfaces import (
-    Account,
+    PUBLIC_FUND_ACCOUNT_ITEM,
+    BankAccount,
     CardAuthentication,
     CardAuthenticationRequired,
     HolderNameMismatch,
+    PensionProposal,
+    ProposalState,
     Registration,
     Route,
 )
@@ -44,7 +48,7 @@ from mynumber.kernel import forms
 from mynumber.kernel.errors import error_box
 from mynumber.kernel.routes import FormDep, page_route
 from mynumber.portal import views as portal_views
-from mynumber.portal.interfaces import LoginFailed, PortalSession
+from mynumber.portal.interfaces import HistoryEntry, LoginFailed, PortalSession
 from mynumber.portal.reader import PortalCardReader, ReaderPinLocked, ReaderWrongPin
 from mynumber.settings import Mode
 from mynumber.web.i18n import translator
@@ -52,9 +56,14 @@ from mynumber.web.templating import language
 
 PATH = "/portal/accounts"
 DELETE_PATH = "/portal/accounts/delete"
+OBJECTION_PATH = "/portal/accounts/pension-objection"
 PREFIXES = ("accounts.", "portal.", "")
 FORM_FIELDS = ("bank_code", "branch_code", "deposit_type", "account_number", "holder_name")
-DONE = ("registered", "changed", "deleted")
+DONE = ("registered", "changed", "deleted", "objected")
+#: The purpose of the card challenges of the resident's own 公金受取口座 and 預貯金口座付番
+#: procedures (pages and API): such a challenge opens no portal session, and a login
+#: challenge is refused here (portal ``verify_card``).
+ACCOUNTS_PURPOSE = "accounts"
 
 
 class ForSelfOnly(Forbidden):
@@ -81,10 +90,13 @@ def session_resident(container: Any, session: PortalSession) -> int:
 
 
 def card_authentication(container: Any, challenge_id: str, signature: bytes,
-                        certificate: str) -> CardAuthentication:
-    """Verify a card's signature over the portal challenge ``challenge_id`` with the portal's
-    login verification (the challenge is spent); the holder as JPKI names them."""
-    serial = container.portal.verify_card(challenge_id, signature, certificate)
+                        certificate: str, *, purpose: str = ACCOUNTS_PURPOSE
+                        ) -> CardAuthentication:
+    """Verify a card's signature over the portal challenge ``challenge_id``, issued for
+    ``purpose``, with the portal's login verification (the challenge is spent); the holder as
+    JPKI names them."""
+    serial = container.portal.verify_card(challenge_id, signature, certificate,
+                                          purpose=purpose)
     try:
         holder = int(container.jpki.certificate(serial).resident_id)
     except CertificateNotFound:
@@ -99,6 +111,21 @@ def masked(number: str) -> str:
     return "***" + number[-4:]
 
 
+def pending_proposal(container: Any, resident_id: int) -> PensionProposal | None:
+    """日本年金機構's pending proposal for the person (年金受給者の特例), if any."""
+    pending = [p for p in container.accounts.proposals(resident_id)
+               if p.state is ProposalState.PENDING]
+    return pending[-1] if pending else None
+
+
+def account_lookups(container: Any, session: PortalSession) -> list[HistoryEntry]:
+    """Agencies' look-ups of the person's 公金受取口座: the entries of the portal's やりとり
+    履歴 (``PortalService.history``, the same records, the same rule for restricted ones:
+    shown once their deferral has ended) whose item is ``public_fund_account``."""
+    return [e for e in container.portal.history(session)
+            if e.record.item_code == PUBLIC_FUND_ACCOUNT_ITEM]
+
+
 # --- pages --------------------------------------------------------------------------------------
 
 
@@ -106,15 +133,33 @@ def _error(request: Request, exc: DomainError, code: str | None = None) -> dict[
     return error_box(request, exc, code, prefixes=PREFIXES)
 
 
-def _error_page(request: Request, exc: DomainError, status: int | None = None,
-                code: str | None = None) -> HTMLResponse:
-    session: PortalSession | None = getattr(request.state, "portal_session", None)
-    status, error = status or exc.status, _error(request, exc, code)
-    try:
-        return portal_views._page(request, "portal/error.html", status=status, session=session,
-                                  error=error)
-    except DomainError:
-        return portal_views._page(request, "portal/error.html", status=status, error=error)
+def portal_error_page(prefixes: tuple[str, ...]) -> Callable[..., HTMLResponse]:
+    """The portal's error page for a page route whose catalogue keys start with ``prefixes``
+    (these pages and ``web/accounts_deposit.py``)."""
+    def error_page(request: Request, exc: DomainError, status: int | None = None,
+                   code: str | None = None) -> HTMLResponse:
+        session: PortalSession | None = getattr(request.state, "portal_session", None)
+        status_, error = status or exc.status, error_box(request, exc, code, prefixes=prefixes)
+        try:
+            return portal_views._page(request, "portal/error.html", status=status_,
+                                      session=session, error=error)
+        except DomainError:
+            return portal_views._page(request, "portal/error.html", status=status_,
+                                      error=error)
+    return error_page
+
+
+def card_error(request: Request, exc: DomainError,
+               prefixes: tuple[str, ...]) -> dict[str, Any]:
+    """The error box beside a card form: the catalogue's words, and the PIN tries left after a
+    wrong PIN (the reader's errors are DomainErrors)."""
+    error = error_box(request, exc, prefixes=prefixes)
+    if isinstance(exc, ReaderWrongPin):
+        error["remaining"] = exc.remaining
+    return error
+
+
+_error_page = portal_error_page(PREFIXES)
 
 
 POLICY = dataclasses.replace(portal_views.PORTAL, error_page=_error_page)
@@ -136,10 +181,23 @@ def _shown(container: Any, registration: Registration) -> dict[str, Any]:
             "name_check_reason": registration.name_check_reason or ""}
 
 
-def _card_context(request: Request) -> dict[str, Any]:
-    """A fresh one-use challenge, and the reader's cards in the embedded mode."""
+def _shown_proposal(container: Any, proposal: PensionProposal) -> dict[str, Any]:
+    account = proposal.account
+    directory, today = container.accounts.directory, container.accounts.today()
+    bank = directory.bank(account.bank_code, today)
+    branch = directory.branch(account.bank_code, account.branch_code, today)
+    return {"bank_code": account.bank_code, "branch_code": account.branch_code,
+            "bank_name": bank.name if bank else "", "branch_name": branch.name if branch else "",
+            "deposit_type": str(account.deposit_type),
+            "account_number": masked(account.account_number),
+            "holder_name": to_display(account.holder_name), "deadline": proposal.deadline}
+
+
+def card_context(request: Request, purpose: str = ACCOUNTS_PURPOSE) -> dict[str, Any]:
+    """A fresh one-use challenge for ``purpose``, and the reader's cards in the embedded
+    mode."""
     container = request.app.state.container
-    challenge = container.portal.begin_login()
+    challenge = container.portal.begin_login(purpose)
     cards: list[str] = []
     if container.settings.mode is Mode.EMBEDDED:
         cards = PortalCardReader(container).cards()
@@ -151,20 +209,33 @@ def _account_page(request: Request, session: PortalSession, *, status: int = 200
                   error: dict[str, Any] | None = None, values: dict[str, str] | None = None,
                   names: dict[str, str] | None = None, done: str = "") -> HTMLResponse:
     container = request.app.state.container
-    registration = None
+    registration = proposal = None
+    lookups: list[HistoryEntry] | None = []
     own = session.acting_for == session.account_id
     if own:
-        registration = container.accounts.registration(session_resident(container, session))
+        resident_id = session_resident(container, session)
+        registration = container.accounts.registration(resident_id)
+        proposal = pending_proposal(container, resident_id)
+        try:
+            lookups = account_lookups(container, session)
+        except DomainError:  # the network cannot be reached now: the rest of the page can
+            lookups = None
     return portal_views._page(
         request, "accounts/account.html", status=status, session=session, own=own,
         registration=_shown(container, registration) if registration else None,
+        proposal=_shown_proposal(container, proposal) if proposal else None, lookups=lookups,
         error=error, values=values or {}, names=names, done=done if done in DONE else "",
         **(_card_context(request) if own else {}))
 
 
-def _signed(request: Request, form: FormData) -> CardAuthentication:
-    """The card authentication the form carries: the virtual reader signs the challenge now
-    (card and PIN), or the signature and certificate were pasted (the CLI way)."""
+_card_context = card_context
+
+
+def signed_card(request: Request, form: FormData,
+                purpose: str = ACCOUNTS_PURPOSE) -> CardAuthentication:
+    """The card authentication the form carries, over a challenge issued for ``purpose``: the
+    virtual reader signs the challenge now (card and PIN), or the signature and certificate
+    were pasted (the CLI way)."""
     container = request.app.state.container
     challenge_id = forms.value(form, "challenge_id", 100)
     if not challenge_id:
@@ -194,7 +265,11 @@ def _signed(request: Request, form: FormData) -> CardAuthentication:
         if "BEGIN CERTIFICATE" not in certificate:
             raise InvalidInput("paste the authentication certificate (PEM)",
                                field="certificate")
-    return card_authentication(container, challenge_id, signature, certificate)
+    return card_authentication(container, challenge_id, signature, certificate,
+                               purpose=purpose)
+
+
+_signed = signed_card
 
 
 def _refusal_names(request: Request, resident_id: int, exc: DomainError,
@@ -235,7 +310,7 @@ def register_or_change(request: Request, form: FormDep) -> Response:
     accounts = container.accounts
     try:
         authentication = _signed(request, form)
-        account = Account(values["bank_code"], values["branch_code"], values["deposit_type"],
+        account = BankAccount(values["bank_code"], values["branch_code"], values["deposit_type"],
                           values["account_number"], values["holder_name"])
         if accounts.registration(resident_id) is None:
             accounts.register(resident_id, account, Route.PORTAL, authentication=authentication)
@@ -244,9 +319,7 @@ def register_or_change(request: Request, form: FormDep) -> Response:
             accounts.change(resident_id, account, Route.PORTAL, authentication=authentication)
             done = "changed"
     except (ReaderWrongPin, ReaderPinLocked, DomainError) as exc:
-        error = _error(request, exc)
-        if isinstance(exc, ReaderWrongPin):
-            error["remaining"] = exc.remaining
+        error = card_error(request, exc, PREFIXES)
         names = _refusal_names(request, resident_id, exc, values["holder_name"])
         return _account_page(request, session, status=exc.status, error=error, values=values,
                              names=names)
@@ -275,12 +348,24 @@ def delete(request: Request, form: FormDep) -> Response:
         authentication = _signed(request, form)
         container.accounts.delete(resident_id, Route.PORTAL, authentication=authentication)
     except DomainError as exc:
-        error = _error(request, exc)
-        if isinstance(exc, ReaderWrongPin):
-            error["remaining"] = exc.remaining
+        error = card_error(request, exc, PREFIXES)
         if registration is None:
             return _account_page(request, session, status=exc.status, error=error)
         return portal_views._page(request, "accounts/delete.html", status=exc.status,
                                   session=session, registration=_shown(container, registration),
                                   error=error, **_card_context(request))
     return RedirectResponse(f"{PATH}?done=deleted", status_code=303)
+
+
+@router.post(OBJECTION_PATH, response_class=HTMLResponse)
+def object_to_proposal(request: Request, form: FormDep) -> Response:
+    """不同意: the pending pension proposal is never registered. The session is the person's
+    own, opened with the card (``session_resident``); the form carries the CSRF token."""
+    session = portal_views.current_session(request)
+    container = request.app.state.container
+    resident_id = session_resident(container, session)
+    try:
+        container.accounts.object_pension(resident_id, container.accounts.today())
+    except DomainError as exc:
+        return _account_page(request, session, status=exc.status, error=_error(request, exc))
+    return RedirectResponse(f"{PATH}?done=objected", status_code=303)

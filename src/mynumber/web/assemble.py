@@ -35,6 +35,12 @@ from mynumber.registry import api as registry_api
 from mynumber.registry import views as registry_views
 from mynumber.registry.services import load_municipality_rows
 from mynumber.web import accounts_api, accounts_portal, health, pages, problems
+from mynumber.web.accounts_agency_api import router as accounts_agency_router
+from mynumber.web.accounts_bank import router as accounts_bank_router
+from mynumber.web.accounts_bank_pages import router as accounts_bank_pages_router
+from mynumber.web.accounts_counter import router as accounts_counter_router
+from mynumber.web.accounts_deposit import api_router as accounts_deposit_api_router
+from mynumber.web.accounts_deposit import router as accounts_deposit_router
 from mynumber.web.health import PLAIN, ListenerTls
 
 if TYPE_CHECKING:
@@ -101,6 +107,7 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement("/api/v1/registry", INFRASTRUCTURE),  # the registry and staff sign-in
     Placement("/api/v1/jpki", INFRASTRUCTURE),  # relying-party administration
     Placement("/api/v1/juki", INFRASTRUCTURE),  # 住基ネット: agencies' identity queries
+    Placement("/api/v1/accounts/agencies", INFRASTRUCTURE),  # 公金受取口座: agency routes
     Placement("/counter", INFRASTRUCTURE),  # 窓口: registry, cards, portal proxies
     Placement("/api/v1/card/cards", INFRASTRUCTURE),  # the card counter's API (staff)
     Placement("/api/v1/portal/notices", INFRASTRUCTURE),  # agencies send お知らせ
@@ -112,6 +119,8 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement("/", PUBLIC, exact=True),
     Placement("/portal", PUBLIC),
     Placement("/api/v1/portal", PUBLIC),
+    Placement("/bank", PUBLIC),  # 公金受取口座: a bank's counter pages (bank clients)
+    Placement("/api/v1/bank", PUBLIC),  # ... and the bank route's signed API
     Placement("/oauth", PUBLIC),
     Placement("/.well-known", PUBLIC),
     Placement("/card/lost", PUBLIC),
@@ -211,6 +220,10 @@ def _routers(role: str, listener: str) -> list[APIRouter]:
             juki_api.portal_router,  # ... and its portal JSON API
             accounts_portal.router,  # 公金受取口座: the resident's pages
             accounts_api.router,  # ... and their JSON API
+            accounts_deposit_router,  # 預貯金口座付番, 預金保険機構: the resident's pages
+            accounts_deposit_api_router,  # ... and their JSON API
+            accounts_bank_router,  # 公金受取口座: the bank route's signed API
+            accounts_bank_pages_router,  # ... and a bank's counter pages (/bank)
         ]
         if core:
             routers += [
@@ -231,6 +244,8 @@ def _routers(role: str, listener: str) -> list[APIRouter]:
             jpki_api.router,  # relying-party administration
             network_api.router,  # exchanges, agency codes, the directory
             juki_api.router,  # 住基ネット: agencies' 本人確認情報 queries
+            accounts_agency_router,  # 公金受取口座: 確定申告, 日本年金機構
+            accounts_counter_router,  # 公金受取口座 at the municipal counter
             portal_views.counter,  # 代理人 registration at the counter
             _subset(portal_api.router, INFRASTRUCTURE),  # agencies' お知らせ, proxies
             _subset(portal_oauth_api.clients_router, INFRASTRUCTURE),  # vetting API clients

@@ -527,6 +527,8 @@ MESSAGES: dict[str, dict[str, str]] = {
 # Each part of the UI keeps its strings in its own module; they are merged here.
 from mynumber.web import (  # noqa: E402
     messages_accounts,
+    messages_accounts_bank,
+    messages_accounts_deposit,
     messages_card,
     messages_juki,
     messages_oauth,
@@ -534,7 +536,8 @@ from mynumber.web import (  # noqa: E402
 )
 
 for _part in (messages_portal.MESSAGES, messages_oauth.MESSAGES, messages_juki.MESSAGES,
-              messages_card.MESSAGES, messages_accounts.MESSAGES):
+              messages_card.MESSAGES, messages_accounts.MESSAGES, messages_accounts_bank.MESSAGES,
+              messages_accounts_deposit.MESSAGES):
     _clash = MESSAGES.keys() & _part.keys()
     if _clash:
         raise RuntimeError(f"UI string keys defined twice: {sorted(_clash)}")

@@ -245,4 +245,79 @@ MESSAGES: dict[str, dict[str, str]] = {
         "ja": "カードでの認証ができませんでした。もう一度認証してください",
         "en": "The card authentication failed: please try again",
     },
+    # 年金受給者の特例: the pending proposal and the 不同意 (web/accounts_portal.py).
+    "accounts.proposal.title": {
+        "ja": "日本年金機構からの公金受取口座の登録のお知らせ",
+        "en": "Japan Pension Service proposes your public-fund account",
+    },
+    "accounts.proposal.lead": {
+        "ja": (
+            "日本年金機構から、年金を受け取っている口座を公金受取口座として登録するお知らせが"
+            "届いています。登録を希望しない場合は、期限までに「不同意」をしてください。期限までに"
+            "不同意がなければ、この口座が登録されます。"
+        ),
+        "en": (
+            "Japan Pension Service proposes to register the account your pension is paid "
+            "into as your public-fund account. If you do not want this, object by the "
+            "deadline; without an objection this account will be registered."
+        ),
+    },
+    "accounts.proposal.deadline": {"ja": "不同意の期限", "en": "Object by"},
+    "accounts.proposal.deadline_note": {
+        "ja": "（日本時間のこの日の終わりまで）",
+        "en": "(until the end of this day, Japan time)",
+    },
+    "accounts.proposal.object": {
+        "ja": "不同意する（登録しない）", "en": "Object (do not register)",
+    },
+    "accounts.proposal.object_note": {
+        "ja": (
+            "不同意をすると、この口座は登録されません。"
+            "ご自身で別の口座を登録することもできます。"
+        ),
+        "en": (
+            "After an objection this account is not registered. You can register an account "
+            "of your own choice yourself."
+        ),
+    },
+    "accounts.done.objected": {
+        "ja": "不同意を受け付けました。日本年金機構からお知らせのあった口座は登録されません。",
+        "en": "Your objection was received: the proposed account will not be registered.",
+    },
+    "accounts.error.accounts_pension_proposal_closed": {
+        "ja": "不同意の期限を過ぎています",
+        "en": "The deadline for an objection has passed",
+    },
+    "accounts.error.accounts_pension_proposal_not_found": {
+        "ja": "不同意できるお知らせはありません",
+        "en": "There is no proposal to object to",
+    },
+    # Who looked it up: agencies' look-ups through the network (情報提供等記録).
+    "accounts.lookups.title": {
+        "ja": "口座情報を照会した機関",
+        "en": "Who looked your account up",
+    },
+    "accounts.lookups.lead": {
+        "ja": (
+            "行政機関などが情報提供ネットワークシステムを通じてあなたの公金受取口座を照会した"
+            "記録です（すべてのやりとりは「やりとり履歴」でも確認できます）。"
+        ),
+        "en": (
+            "Agencies that asked for your public-fund account through the information "
+            "provision network (every exchange is also in your exchange history)."
+        ),
+    },
+    "accounts.lookups.at": {"ja": "日時", "en": "When"},
+    "accounts.lookups.agency": {"ja": "照会した機関", "en": "Agency"},
+    "accounts.lookups.task": {"ja": "事務", "en": "Task"},
+    "accounts.lookups.outcome": {"ja": "結果", "en": "Result"},
+    "accounts.lookups.none": {
+        "ja": "あなたの公金受取口座を照会した機関はありません。",
+        "en": "No agency has looked your public-fund account up.",
+    },
+    "accounts.lookups.history": {"ja": "やりとり履歴を見る", "en": "See the exchange history"},
+    "accounts.lookups.unavailable": {
+        "ja": "照会の記録を現在表示できません。しばらくしてからもう一度お試しください。",
+        "en": "The look-ups cannot be shown right now. Please try again later.",
+    },
 }

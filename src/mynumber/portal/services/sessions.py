@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import secrets
 from typing import Any
 
@@ -22,7 +23,9 @@ from mynumber.jpki.verify import CallableStatusSource, Refusal, RelyingPartyVeri
 from mynumber.portal import models as m
 from mynumber.portal.common import hash_secret
 from mynumber.portal.interfaces import (
+    LOGIN_PURPOSE,
     PORTAL_AGENCY,
+    PURPOSE_PATTERN,
     LoginChallenge,
     LoginFailed,
     NotAProxy,
@@ -74,7 +77,9 @@ class Sessions(PortalCore):
             audit.record(session, m.AuditEvent, "portal:login:refused", actor="anonymous",
                          subject="login", reason=refusal.reason)
 
-    def begin_login(self) -> LoginChallenge:
+    def begin_login(self, purpose: str = LOGIN_PURPOSE) -> LoginChallenge:
+        if not isinstance(purpose, str) or not re.fullmatch(PURPOSE_PATTERN, purpose):
+            raise ValueError("purpose: lower-case letters, digits and _.:-, at most 80")
         now = self.clock()
         challenge_id = secrets.token_urlsafe(24)
         challenge = secrets.token_bytes(CHALLENGE_BYTES)
@@ -82,22 +87,27 @@ class Sessions(PortalCore):
             session.execute(delete(m.LoginChallenge).where(
                 m.LoginChallenge.expires_at < now - dt.timedelta(days=1)))
             session.add(m.LoginChallenge(challenge_id=challenge_id, challenge=challenge,
-                                         created_at=now, expires_at=now + CHALLENGE_TTL))
+                                         created_at=now, expires_at=now + CHALLENGE_TTL,
+                                         purpose=purpose))
         return LoginChallenge(challenge_id, challenge, now + CHALLENGE_TTL)
 
-    def _consume_challenge(self, challenge_id: str, now: dt.datetime) -> bytes:
+    def _consume_challenge(self, challenge_id: str, now: dt.datetime, purpose: str) -> bytes:
+        """Spend the challenge issued for ``purpose`` (one statement: of two parallel uses one
+        wins). A challenge issued for another purpose is unknown here, and stays unspent."""
         if not isinstance(challenge_id, str) or not 0 < len(challenge_id) <= 64:
             raise LoginFailed("unknown login challenge", reason="unknown_challenge")
         with self._transaction() as session:
             taken = session.execute(  # type: ignore[attr-defined]
                 update(m.LoginChallenge)
                 .where(m.LoginChallenge.challenge_id == challenge_id,
+                       m.LoginChallenge.purpose == purpose,
                        m.LoginChallenge.used_at.is_(None))
                 .values(used_at=now)
             ).rowcount
             row = session.execute(
                 select(m.LoginChallenge.challenge, m.LoginChallenge.expires_at)
-                .where(m.LoginChallenge.challenge_id == challenge_id)
+                .where(m.LoginChallenge.challenge_id == challenge_id,
+                       m.LoginChallenge.purpose == purpose)
             ).first()
         if row is None:
             raise LoginFailed("unknown login challenge", reason="unknown_challenge")
@@ -115,7 +125,8 @@ class Sessions(PortalCore):
         if previous_token:
             self.logout(previous_token)
         now = self.clock()
-        verification, serial = self._verify_card(challenge_id, signature, certificate_pem, now)
+        verification, serial = self._verify_card(challenge_id, signature, certificate_pem, now,
+                                                 LOGIN_PURPOSE)
         ref = self._account_by_subject(verification.pairwise_id)
         if ref is None:
             try:
@@ -128,10 +139,11 @@ class Sessions(PortalCore):
         return self._start_session(ref.account_id, now, serial)
 
     def _verify_card(self, challenge_id: str, signature: bytes, certificate_pem: str,
-                     now: dt.datetime) -> tuple[Any, int]:
-        """The card's signature over a portal challenge (spent here, once), checked as a login
-        is: chain, revocation, signature. The verification and the certificate's serial."""
-        challenge = self._consume_challenge(challenge_id, now)
+                     now: dt.datetime, purpose: str) -> tuple[Any, int]:
+        """The card's signature over a portal challenge issued for ``purpose`` (spent here,
+        once), checked as a login is: chain, revocation, signature. The verification and the
+        certificate's serial."""
+        challenge = self._consume_challenge(challenge_id, now, purpose)
         if not isinstance(signature, bytes) or not 0 < len(signature) <= MAX_SIGNATURE:
             raise LoginFailed("the signature is not acceptable", reason="bad_signature")
         if not isinstance(certificate_pem, str) or len(certificate_pem) > MAX_CERTIFICATE_PEM:
@@ -146,11 +158,15 @@ class Sessions(PortalCore):
         serial = x509.load_pem_x509_certificate(certificate_pem.encode()).serial_number
         return verification, int(serial)
 
-    def verify_card(self, challenge_id: str, signature: bytes, certificate_pem: str) -> int:
-        """A fresh card authentication inside a session (a procedure that must be made by the
-        card's holder now, not by whoever left a session open): the challenge is spent, no
-        session is opened or changed. The authentication certificate's serial."""
-        return self._verify_card(challenge_id, signature, certificate_pem, self.clock())[1]
+    def verify_card(self, challenge_id: str, signature: bytes, certificate_pem: str, *,
+                    purpose: str) -> int:
+        """A fresh card authentication for a procedure (one that must be made by the card's
+        holder now, not by whoever left a session open): the challenge, issued for exactly
+        ``purpose``, is spent, no session is opened or changed. The authentication
+        certificate's serial. A login challenge is refused here, and any other purpose's
+        challenge by the login: a bank's counter cannot open a portal session with it."""
+        return self._verify_card(challenge_id, signature, certificate_pem, self.clock(),
+                                 purpose)[1]
 
     def _start_session(self, account_id: int, now: dt.datetime,
                        certificate_serial: int) -> PortalSession:
