@@ -165,7 +165,7 @@ class DepositNumberingServiceImpl:
             raise RegistrantUnavailable("resident_id: no current resident with this id",
                                         field="resident_id")
         codes = self._bank_codes(bank_codes)
-        who = self.accounts._actor(resident_id, route, authentication, actor)
+        who = self.accounts.authorised_actor(resident_id, route, authentication, actor)
         now = self.clock()
         with self._transaction() as session:
             asked = sorted(session.scalars(
@@ -174,7 +174,7 @@ class DepositNumberingServiceImpl:
                     m.DepositNumberingRequest.bank_code.in_(codes))))
             if asked:
                 raise self._already(asked)
-            self.accounts._use(session, authentication, "deposit_number")
+            self.accounts.spend_authentication(session, authentication, "deposit_number")
             rows = [m.DepositNumberingRequest(
                 resident_id=resident_id, bank_code=code, route=route.value, actor=who,
                 authentication_id=authentication.authentication_id if authentication else None,

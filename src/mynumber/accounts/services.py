@@ -254,8 +254,10 @@ class AccountsServiceImpl:
                 "be registered", field="holder_name", reason=check.reason.value,
                 message_key=check.message_key)
 
-    def _actor(self, resident_id: int, route: Route, authentication: CardAuthentication | None,
-               actor: str | None) -> str:
+    def authorised_actor(self, resident_id: int, route: Route,
+                         authentication: CardAuthentication | None, actor: str | None) -> str:
+        """Who makes a change on ``route``: the registrant's fresh card authentication (portal,
+        bank) or a named agency (tax return); refused otherwise. Also used by 預貯金口座付番."""
         if route.needs_card:
             if authentication is None:
                 raise CardAuthenticationRequired(
@@ -281,8 +283,8 @@ class AccountsServiceImpl:
                                       "making the change must be named")
         return _actor_text(actor)
 
-    def _use(self, session: Session, authentication: CardAuthentication | None,
-             action: str) -> None:
+    def spend_authentication(self, session: Session,
+                             authentication: CardAuthentication | None, action: str) -> None:
         """Spend the authentication (its own flush first: the unique key decides which of two
         parallel requests gets it)."""
         if authentication is None:
@@ -337,13 +339,13 @@ class AccountsServiceImpl:
         route = self._route(route_value, action)
         actor = ""
         try:
-            actor = self._actor(resident_id, route, authentication, actor_value)
+            actor = self.authorised_actor(resident_id, route, authentication, actor_value)
             today = self.today()
             clean = self.validate(account, today)
             self._check_holder(clean, self._registrant(resident_id))
             now = self.clock()
             with self._transaction() as session:
-                self._use(session, authentication, action)
+                self.spend_authentication(session, authentication, action)
                 row = session.get(m.Registration, resident_id)
                 if action == "register" and row is not None:
                     raise AlreadyRegistered("a public-fund account is already registered: "
@@ -387,10 +389,10 @@ class AccountsServiceImpl:
                authentication: CardAuthentication | None = None,
                actor: str | None = None, expected_bank_code: str | None = None) -> None:
         value = self._route(route, "delete")
-        who = self._actor(resident_id, value, authentication, actor)
+        who = self.authorised_actor(resident_id, value, authentication, actor)
         now = self.clock()
         with self._transaction() as session:
-            self._use(session, authentication, "delete")
+            self.spend_authentication(session, authentication, "delete")
             row = session.get(m.Registration, resident_id)
             if row is None:
                 raise NotRegistered("no public-fund account is registered")

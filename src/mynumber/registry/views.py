@@ -82,7 +82,7 @@ def _sex(form: FormData) -> Sex:
         raise InvalidInput("sex must be male or female", field="sex") from None
 
 
-def _reason(form: FormData) -> str:
+def view_reason(form: FormData) -> str:
     """The 閲覧理由 as recorded: the chosen purpose (in Japanese, the register's language)
     followed by the clerk's note; "その他" needs the note."""
     kind = forms.value(form, "reason_kind")
@@ -374,7 +374,7 @@ def lookup_by_number(request: Request, staff: CounterStaff, registry: RegistryDe
                      form: FormDep) -> HTMLResponse:
     """Open a record by 個人番号: the number comes in the body and is never shown back."""
     try:
-        reason = _reason(form)
+        reason = view_reason(form)
         record = registry.find_by_number(staff, forms.value(form, "individual_number"), reason)
     except DomainError as exc:
         return counter_page(request, "registry/search.html", status=exc.status, staff=staff,
@@ -442,7 +442,7 @@ def reason_form(request: Request, staff: CounterStaff, registry: RegistryDep,
 def view_record(request: Request, staff: CounterStaff, registry: RegistryDep,
                 resident_id: RecordId, form: FormDep) -> HTMLResponse:
     try:
-        reason = _reason(form)
+        reason = view_reason(form)
     except DomainError as exc:
         return _reason_page(request, staff, registry, resident_id, None, status=exc.status,
                             error=error_box(request, exc),
@@ -456,7 +456,7 @@ def reveal_number(request: Request, staff: CounterStaff, registry: RegistryDep,
                   resident_id: RecordId, form: FormDep) -> HTMLResponse:
     """Show the 個人番号, in this response's body only; the reveal is recorded with its reason."""
     try:
-        reason = _reason(form)
+        reason = view_reason(form)
     except DomainError as exc:
         return _reason_page(request, staff, registry, resident_id, None, status=exc.status,
                             error=error_box(request, exc),
@@ -472,7 +472,7 @@ def number_notification(request: Request, staff: CounterStaff, registry: Registr
     """The 個人番号 of a record just registered, for printing its notification: shown in this
     response's body only, once, and recorded with its reason (``reveal_number``)."""
     try:
-        reason = _reason(form)
+        reason = view_reason(form)
     except DomainError as exc:
         # Back to the "done" page (when its ticket came along) with the error in the box.
         return _reason_page(request, staff, registry, resident_id, forms.value(form, "done", 20),

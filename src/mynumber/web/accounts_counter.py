@@ -27,7 +27,7 @@ from mynumber.errors import DomainError
 from mynumber.kernel.counter import CounterRoute, CounterStaff, counter_page
 from mynumber.kernel.errors import error_box
 from mynumber.kernel.routes import FormDep
-from mynumber.registry.views import _reason
+from mynumber.registry.views import view_reason
 from mynumber.web.accounts_portal import _shown, masked
 
 # Not under /counter/residents/{id}/{slug}: that is the registry's event forms.
@@ -65,7 +65,7 @@ def view_account(request: Request, staff: CounterStaff, resident_id: RecordId,
                  form: FormDep) -> HTMLResponse:
     container = request.app.state.container
     try:
-        reason = _reason(form)
+        reason = view_reason(form)
     except DomainError as exc:
         return _reason_page(request, staff, resident_id, status=exc.status,
                             error=error_box(request, exc, prefixes=PREFIXES),
