@@ -209,18 +209,24 @@ class AccountProvisionServer:
         self._misses_lock = threading.Lock()
 
     # -- the network's IntermediateServer ----------------------------------------------------
-    def answer(self, query: RoutedQuery) -> SealedAnswer:
+    def _accept(self, routed: RoutedQuery | RoutedBatch, what: str) -> dt.datetime:
+        """Check a routed query or batch before anything is read: the core's signature, its
+        freshness, and that it asks デジタル庁 for public_fund_account. Returns now."""
         try:
-            self._core.verify(query.signature, query.signed_bytes())
+            self._core.verify(routed.signature, routed.signed_bytes())
         except (InvalidSignature, ValueError, TypeError, OverflowError):
             raise RoutedQueryNotAccepted("the core's signature does not verify",
                                          field="signature") from None
         now = self.clock()
-        if query.routed_at.tzinfo is None or abs(now - query.routed_at) > ROUTED_QUERY_MAX_AGE:
-            raise RoutedQueryNotAccepted("the routed query is stale", field="routed_at")
-        if query.provider_id != self.agency_id or query.item_code != PUBLIC_FUND_ACCOUNT_ITEM:
+        if routed.routed_at.tzinfo is None or abs(now - routed.routed_at) > ROUTED_QUERY_MAX_AGE:
+            raise RoutedQueryNotAccepted(f"the routed {what} is stale", field="routed_at")
+        if routed.provider_id != self.agency_id or routed.item_code != PUBLIC_FUND_ACCOUNT_ITEM:
             raise RoutedQueryNotAccepted("this server provides public_fund_account only",
                                          field="item_code")
+        return now
+
+    def answer(self, query: RoutedQuery) -> SealedAnswer:
+        now = self._accept(query, "query")
         if not self.buckets.take(query.requester_id):
             # Nothing read, nothing disclosed. The core reports the refusal to the requester
             # as a 503 with Retry-After and records no exchange (nothing was looked up).
@@ -255,17 +261,7 @@ class AccountProvisionServer:
         the requester (``{"batch", "provider", "item", "answers": {serial: {"data",
         "as_of", "version"}}}``, info bound to the batch id). Each recipient without an
         account is a miss."""
-        try:
-            self._core.verify(batch.signature, batch.signed_bytes())
-        except (InvalidSignature, ValueError, TypeError, OverflowError):
-            raise RoutedQueryNotAccepted("the core's signature does not verify",
-                                         field="signature") from None
-        now = self.clock()
-        if batch.routed_at.tzinfo is None or abs(now - batch.routed_at) > ROUTED_QUERY_MAX_AGE:
-            raise RoutedQueryNotAccepted("the routed batch is stale", field="routed_at")
-        if batch.provider_id != self.agency_id or batch.item_code != PUBLIC_FUND_ACCOUNT_ITEM:
-            raise RoutedQueryNotAccepted("this server provides public_fund_account only",
-                                         field="item_code")
+        now = self._accept(batch, "batch")
         if not self.batch_buckets.take(batch.requester_id, len(batch.entries)):
             log.warning("public_fund_account batch look-up rate limit reached for %s (%d "
                         "recipients)", batch.requester_id, len(batch.entries))

@@ -463,35 +463,12 @@ class NetworkServiceImpl:
             return ExchangeResult(serial="", outcome=Outcome.REFUSED, reason=refused)
 
         resident_code = open_code(self.cipher, requester.number, query.subject_code)
-        if requester.status is not AgencyStatus.ACTIVE:
-            reason = RefusalReason.REQUESTER_SUSPENDED
-        elif provider is None:
-            reason = RefusalReason.UNKNOWN_AGENCY
-        elif provider.status is not AgencyStatus.ACTIVE:
-            reason = RefusalReason.PROVIDER_SUSPENDED
-        elif not (self.number_use.permits(requester.kind)
-                  and self.number_use.permits(provider.kind)):
-            # 別表第一: the core makes no code for, and routes nothing to or from, an agency
-            # without a use of the number (e.g. one whose use an amendment ended).
-            reason = RefusalReason.NO_NUMBER_USE
-        elif query.task_id not in self._tasks:
-            reason = RefusalReason.UNKNOWN_TASK
-        elif query.item_code not in self._items:
-            reason = RefusalReason.UNKNOWN_ITEM
-        elif resident_code is None:
+        reason = self._standing_refusal(requester, provider, query.task_id, query.item_code)
+        if reason is None and resident_code is None:
             reason = RefusalReason.UNKNOWN_AGENCY_CODE
-        else:
-            provision = self.table.find(
-                requester.kind, query.task_id, provider.kind, query.item_code
-            )
-            if provision is None:
-                reason = RefusalReason.NOT_IN_LEGAL_TABLE
-            elif provider.encryption_key is None or requester.encryption_key is None:
-                # One side has not joined the network (no keys registered): a standing state
-                # of the directory, decided before anything is routed, and recorded as a
-                # refusal as before. Only a failure of infrastructure that was there (below)
-                # is not one.
-                reason = RefusalReason.PROVIDER_UNAVAILABLE
+        elif reason is None and provider is not None:
+            provision, reason = self._provision(requester, provider, query.task_id,
+                                                query.item_code)
         if reason is None and provider is not None and resident_code:
             routed = self._routed(serial, query, provider, requester, resident_code, now)
             try:
@@ -601,29 +578,12 @@ class NetworkServiceImpl:
         serials = [new_serial(now) for _ in range(count)]
         resident_codes = open_codes(self.cipher, requester.number, query.subject_codes)
         provision: Provision | None = None
-        reason: RefusalReason | None = None  # the whole batch's
-        if requester.status is not AgencyStatus.ACTIVE:
-            reason = RefusalReason.REQUESTER_SUSPENDED
-        elif provider is None:
-            reason = RefusalReason.UNKNOWN_AGENCY
-        elif provider.status is not AgencyStatus.ACTIVE:
-            reason = RefusalReason.PROVIDER_SUSPENDED
-        elif not (self.number_use.permits(requester.kind)
-                  and self.number_use.permits(provider.kind)):
-            reason = RefusalReason.NO_NUMBER_USE
-        elif query.task_id not in self._tasks:
-            reason = RefusalReason.UNKNOWN_TASK
-        elif query.item_code not in self._items:
-            reason = RefusalReason.UNKNOWN_ITEM
-        else:
-            # The legal table once for the batch: every subject has the same requester, task,
-            # provider and item.
-            provision = self.table.find(requester.kind, query.task_id, provider.kind,
-                                        query.item_code)
-            if provision is None:
-                reason = RefusalReason.NOT_IN_LEGAL_TABLE
-            elif provider.encryption_key is None or requester.encryption_key is None:
-                reason = RefusalReason.PROVIDER_UNAVAILABLE
+        # The whole batch's refusal; the legal table once: every subject has the same
+        # requester, task, provider and item.
+        reason = self._standing_refusal(requester, provider, query.task_id, query.item_code)
+        if reason is None and provider is not None:
+            provision, reason = self._provision(requester, provider, query.task_id,
+                                                query.item_code)
         reasons: list[RefusalReason | None] = [
             reason if reason is not None
             else (RefusalReason.UNKNOWN_AGENCY_CODE if code is None else None)
@@ -807,6 +767,40 @@ class NetworkServiceImpl:
                 self.log.enqueue_hot_many(self._hot, raw, entries)
 
         retrying(attempt, what=f"batch exchange {serials[0]} (+{len(serials) - 1})")
+
+    def _standing_refusal(self, requester: AgencyRecord, provider: AgencyRecord | None,
+                          task_id: str, item_code: str) -> RefusalReason | None:
+        """What refuses an authenticated query whoever it is about: either side suspended or
+        unknown, no use of the number, an unknown task or item."""
+        if requester.status is not AgencyStatus.ACTIVE:
+            return RefusalReason.REQUESTER_SUSPENDED
+        if provider is None:
+            return RefusalReason.UNKNOWN_AGENCY
+        if provider.status is not AgencyStatus.ACTIVE:
+            return RefusalReason.PROVIDER_SUSPENDED
+        if not (self.number_use.permits(requester.kind)
+                and self.number_use.permits(provider.kind)):
+            # 別表第一: the core makes no code for, and routes nothing to or from, an agency
+            # without a use of the number (e.g. one whose use an amendment ended).
+            return RefusalReason.NO_NUMBER_USE
+        if task_id not in self._tasks:
+            return RefusalReason.UNKNOWN_TASK
+        if item_code not in self._items:
+            return RefusalReason.UNKNOWN_ITEM
+        return None
+
+    def _provision(self, requester: AgencyRecord, provider: AgencyRecord, task_id: str,
+                   item_code: str) -> tuple[Provision | None, RefusalReason | None]:
+        """The legal table's row for the query, or the refusal: none, or one side has not
+        joined the network (no keys registered: a standing state of the directory, decided
+        before anything is routed and recorded as a refusal; only a failure of infrastructure
+        that was there is not one)."""
+        provision = self.table.find(requester.kind, task_id, provider.kind, item_code)
+        if provision is None:
+            return None, RefusalReason.NOT_IN_LEGAL_TABLE
+        if provider.encryption_key is None or requester.encryption_key is None:
+            return provision, RefusalReason.PROVIDER_UNAVAILABLE
+        return provision, None
 
     @staticmethod
     def _signature_ok(requester: AgencyRecord,
