@@ -37,6 +37,12 @@ from mynumber.card import events as card_events
 from mynumber.card.services import CHIP_SEALING_KEY, CardServiceImpl, CardStore
 from mynumber.db import CONTEXTS, Databases
 from mynumber.envelope import raw_public
+from mynumber.insurance import events as insurance_events
+from mynumber.insurance.adapters import JpkiCardUsability, RegistryLinks
+from mynumber.insurance.eligibility import EligibilityServiceImpl
+from mynumber.insurance.face import DeterministicStandInMatcher
+from mynumber.insurance.interfaces import FaceMatcher
+from mynumber.insurance.services import InsurerServiceImpl
 from mynumber.jpki import events as jpki_events
 from mynumber.jpki.services import JpkiServiceImpl
 from mynumber.juki import events as juki_events
@@ -538,6 +544,8 @@ class Container:
         accounts_provision: AccountProvisionServer | None = None,
         bank_clients: BankClientsImpl | None = None,
         accounts_deposit: DepositNumberingServiceImpl | None = None,
+        insurance: InsurerServiceImpl | None = None,
+        eligibility: EligibilityServiceImpl | None = None,
         dispatchers: Sequence[Dispatcher] = (),
     ) -> None:
         self.settings = settings
@@ -568,6 +576,8 @@ class Container:
         self._accounts_provision = accounts_provision
         self._bank_clients = bank_clients
         self._accounts_deposit = accounts_deposit
+        self._insurance = insurance
+        self._eligibility = eligibility
 
     keys: _Part[FileKeyProvider] = _Part()
     registry: _Part[RegistryServiceImpl] = _Part()
@@ -589,6 +599,12 @@ class Container:
     bank_clients: _Part[BankClientsImpl] = _Part()
     #: 預貯金口座付番 (consent, sealed deliveries to banks) and 預金保険機構's look-ups.
     accounts_deposit: _Part[DepositNumberingServiceImpl] = _Part()
+    #: オンライン資格確認, the insurers' side: insurers, enrolment, linking on all four items
+    #: through 住基ネット, the review queue, the re-check, documents.
+    insurance: _Part[InsurerServiceImpl] = _Part()
+    #: オンライン資格確認, the institutions' side: terminals, the card (or 資格確認書) at the
+    #: reception, consent per visit, the views it allows; the resident's 初回登録 and history.
+    eligibility: _Part[EligibilityServiceImpl] = _Part()
     #: The registry's event dispatcher (core and all roles): delivers every registry change to
     #: the intermediate servers, JPKI, the card, the portal and 住基ネット.
     events: _Part[Dispatcher] = _Part()
@@ -677,12 +693,22 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
         databases, accounts, AgencyCodesThroughAgencies(agencies, registry),
         network.core_public_key(), lambda: keyring.keys(DIGITAL_AGENCY).signing)
     servers.providers[DIGITAL_AGENCY] = accounts_provision
+    # オンライン資格確認 (the roles that run 公金受取口座 run it too: all, core, portal). The
+    # insurers' side links through 住基ネット (the four items) or the number the insured
+    # person gave (the registry resolves it, audited there); the institutions' side verifies
+    # cards with JPKI, J-LIS naming a certificate's holder (web/insurance_links.py).
+    from mynumber.web.insurance_links import JpkiHolders
+
+    insurance = InsurerServiceImpl(databases, juki, network, RegistryLinks(registry),
+                                   cards=JpkiCardUsability(jpki))
+    eligibility = EligibilityServiceImpl(databases, jpki, JpkiHolders(jpki),
+                                         face_matcher(settings))
     events = None
     dispatchers: list[Dispatcher] = []
     if role in ("all", "core"):
         events = Dispatcher(registry.outbox, registry_subscribers(
             registry=registry, jpki=jpki, card=card, agencies=agencies, portal=portal,
-            network=network, juki=juki, accounts=accounts))
+            network=network, juki=juki, accounts=accounts, insurance=insurance))
         # The accounts context's own outbox (registrations, mergers): デジタル庁's enrolment
         # of each registrant and the merger notice (docs/events.md).
         dispatchers = [events, Dispatcher(accounts.outbox, accounts_events.account_subscribers(
@@ -702,7 +728,21 @@ def build_container(settings: Settings | None = None, role: str = "all") -> Cont
                      oidc=oidc, keyring=keyring, events=events, juki=juki,
                      accounts=accounts, accounts_provision=accounts_provision,
                      bank_clients=bank_clients, accounts_deposit=accounts_deposit,
+                     insurance=insurance, eligibility=eligibility,
                      dispatchers=dispatchers)
+
+
+def face_matcher(settings: Settings) -> FaceMatcher | None:
+    """The face matcher of オンライン資格確認 (顔認証 at the reception). Embedded mode: the
+    deterministic stand-in (``insurance.face``), named as such, so the flow runs end to end.
+    Production: none (face confirmation answers ``insurance_face_match_unavailable``; card +
+    PIN and the staff's visual check work): the stand-in is trivially satisfiable and must
+    never confirm a real patient. A deployment with a certified matcher plugs it in through
+    the :class:`~mynumber.insurance.interfaces.FaceMatcher` protocol
+    (``container.eligibility.matcher``)."""
+    if settings.mode is Mode.EMBEDDED:
+        return DeterministicStandInMatcher()
+    return None
 
 
 class _MayorLookup:
@@ -730,7 +770,8 @@ def registry_subscribers(*, registry: RegistryServiceImpl, jpki: JpkiServiceImpl
                          card: CardServiceImpl, agencies: AgenciesServiceImpl,
                          portal: PortalServiceImpl, network: NetworkServiceImpl,
                          juki: JukiServiceImpl,
-                         accounts: AccountsServiceImpl) -> list[Subscriber]:
+                         accounts: AccountsServiceImpl,
+                         insurance: InsurerServiceImpl | None = None) -> list[Subscriber]:
     """Who hears of every registry change, in delivery order (docs/events.md)."""
     mayor_of = _MayorLookup(network)
     registry.permit_own_residents(mayor_of)  # the mayors' 副本 need their residents' codes
@@ -742,6 +783,8 @@ def registry_subscribers(*, registry: RegistryServiceImpl, jpki: JpkiServiceImpl
         agencies_events.notice_subscriber(copies, portal),
         juki_events.subscriber(juki, registry),
         accounts_events.subscriber(accounts, registry),
+        # オンライン資格確認: a death ends the person's open qualification (資格喪失).
+        *([insurance_events.subscriber(insurance)] if insurance is not None else []),
     ]
 
 

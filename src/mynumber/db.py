@@ -47,7 +47,7 @@ from mynumber.settings import Mode, Settings
 
 # Every context registers itself here, in dependency order (migrations run in this order).
 CONTEXTS: tuple[str, ...] = ("auth", "registry", "jpki", "card", "network", "agencies", "portal",
-                             "juki", "accounts")
+                             "juki", "accounts", "insurance")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -248,10 +248,10 @@ def test_every_page_reachable_from_the_home_pages_passes_the_checks(
             button = page.locator("button[id^=fetch-]").first
             if button.count():
                 crawler.check(navigate(page, button.click), "/portal/info (fetched)")
-        reached = {"clerk": ("/counter/accounts/",),
+        reached = {"clerk": ("/counter/accounts/", "/clinic", "/insurer"),
                    "resident": ("/portal/accounts", "/portal/accounts/deposit",
                                 "/portal/accounts/deposit/disaster",
-                                "/portal/accounts/deposit/lookups")}
+                                "/portal/accounts/deposit/lookups", "/portal/insurance")}
         for path in reached.get(role, ()):
             if not any(v.split("?")[0] == path or (path.endswith("/") and v.startswith(path))
                        for v in crawler.visited):

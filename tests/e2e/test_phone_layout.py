@@ -41,9 +41,10 @@ AXE_RUN = ("async () => (await axe.run(document, {resultTypes: ['violations']}))
 
 PUBLIC = ("/", "/portal", "/portal/login", "/card/lost")
 RESIDENT = ("/portal", "/portal/info", "/portal/history", "/portal/notices",
-            "/portal/applications", "/portal/activities", "/portal/juki", "/portal/proxies")
+            "/portal/applications", "/portal/activities", "/portal/juki", "/portal/proxies",
+            "/portal/insurance")
 CLERK = ("/counter", "/counter/births", "/counter/move-ins", "/counter/cards",
-         "/counter/cards/issue", "/counter/portal/proxies")
+         "/counter/cards/issue", "/counter/portal/proxies", "/clinic", "/insurer")
 # The widest the page may be: the screen (a scroll bar's width of slack for rounding).
 WIDTH_CHECK = "() => document.documentElement.scrollWidth"
 LINK_HEIGHTS = ("() => Array.from(document.querySelectorAll('nav a'))"

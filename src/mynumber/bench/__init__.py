@@ -47,6 +47,7 @@ WORKLOADS = {
     "juki": "mynumber.bench.juki",
     "events": "mynumber.bench.events",
     "payout": "mynumber.bench.payout",
+    "eligibility": "mynumber.bench.eligibility",
 }
 
 

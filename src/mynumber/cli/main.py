@@ -16,6 +16,7 @@ from mynumber.cli import bench as bench_cli
 from mynumber.cli import card as card_cli
 from mynumber.cli import db as db_cli
 from mynumber.cli import events as events_cli
+from mynumber.cli import insurance as insurance_cli
 from mynumber.cli import juki as juki_cli
 from mynumber.cli import keys as keys_cli
 from mynumber.cli import log as log_cli
@@ -43,6 +44,7 @@ app.add_typer(events_cli.app, name="events")
 app.add_typer(network_cli.app, name="network")
 app.add_typer(juki_cli.app, name="juki")
 app.add_typer(accounts_cli.app, name="accounts")
+app.add_typer(insurance_cli.app, name="insurance")
 app.add_typer(agencies_cli.app, name="agencies")
 app.add_typer(portal_cli.app, name="portal")
 app.add_typer(api_clients_cli.app, name="api-clients")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -59,6 +59,7 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
     count = container.settings.seed_residents if residents is None else residents
     network_result = None
     portal_result = None
+    insurance_result = None
     try:
         with LongWork("seeding residents", total=count) as work:
             result = run_seed(
@@ -98,6 +99,11 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
             # every subscriber now, as the serving process would deliver it (docs/events.md).
             with LongWork(f"delivering {dispatcher.outbox.context} events") as work:
                 work(dispatcher.drain())
+        # Insurers and insured persons (オンライン資格確認): after the events, so that 住基ネット's
+        # copy holds every resident their records are linked to by a four-item search.
+        # Idempotent (nothing is enrolled twice).
+        insurance_result = _seed_insurance(
+            container, DEFAULT_SEED if seed_value is None else seed_value)
         from mynumber.portal.oauth import demo_client_id, seed_demo_client
 
         demo_client = seed_demo_client(container.api_clients)
@@ -144,8 +150,37 @@ def _seed(residents: int | None, if_empty: bool, seed_value: int | None, as_of: 
     if portal_result is not None:
         for line in portal_result.lines():
             console.print(line)
+    if insurance_result is not None:
+        console.print(insurance_result.line())
     if result.staff_created:
         console.print(f"demo staff created: {', '.join(result.staff_created)} "
                       "(password and one-time code: see the README)")
     elif container.settings.mode is Mode.EMBEDDED:
         console.print(f"demo staff present: {', '.join(d.username for d in DEMO_STAFF)}")
+
+
+def _seed_insurance(container: Any, seed_value: int) -> Any:
+    """The demo's insurers and insured persons (``mynumber.insurance.seed``), through the
+    insurer service of the container (built here when the container wires none)."""
+    from mynumber.insurance.seed import seed_insurance
+    from mynumber.registry.seed import SEED_ACTOR, current_residents
+
+    if container.has("insurance"):
+        insurer = container.insurance
+    else:
+        from mynumber.insurance.adapters import JpkiCardUsability, RegistryLinks
+        from mynumber.insurance.services import InsurerServiceImpl
+
+        insurer = InsurerServiceImpl(container.databases, container.juki, container.network,
+                                     RegistryLinks(container.registry),
+                                     cards=JpkiCardUsability(container.jpki))
+    residents = current_residents(container.databases)
+    with LongWork("seeding insurance", total=len(residents)) as work:
+        return seed_insurance(
+            insurer, container.network, container.settings, residents,
+            number_of=lambda rid: container.registry.number_for_purpose(
+                rid, "seed: the number an insured person gave their insurer", SEED_ACTOR),
+            seed=seed_value, progress=work,
+            # Synthetic clinical lines through the eligibility service, when this role has it.
+            record_clinical=(container.eligibility.record_clinical
+                             if container.has("eligibility") else None))

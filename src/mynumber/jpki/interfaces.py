@@ -5,7 +5,7 @@ module, never ``models``."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -283,6 +283,11 @@ class JpkiService(Protocol):
     ) -> HolderLink:
         """The same for a resident identified at the counter (``actor`` names the staff), who
         may hold no card at all (a child, an adult ward): proxies are registered this way."""
+        ...
+
+    def residents_with_good_auth_certificate(self, resident_ids: Sequence[int]) -> set[int]:
+        """Which of these residents hold a user-authentication certificate (card or
+        smartphone) that is good now: not revoked and within its validity (one query)."""
         ...
 
     def current_serial(self, relying_party_id: int, old_serial: int) -> int | None:

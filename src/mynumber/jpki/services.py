@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from mynumber import audit
-from mynumber.db import Databases, utcnow
+from mynumber.db import Databases, HotConnections, HotSQL, in_chunk, one_of, utcnow
 from mynumber.errors import DomainError
 from mynumber.jpki import models as m
 from mynumber.jpki import profiles, revocation
@@ -138,6 +138,16 @@ class RelyingPartyCredentials:
     api_key: str  # shown once; only its hash is stored
 
 
+_STATE = HotSQL("SELECT state, not_after FROM certificates WHERE serial = :serial")
+
+
+def _aware(value: Any) -> dt.datetime:
+    """A timestamp as a raw driver returns it: PostgreSQL an aware datetime, SQLite the text
+    ``UTCDateTime`` stores (UTC, without an offset)."""
+    stamp: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
+
+
 def _serial(value: int) -> str:
     if value <= 0 or value >= 2**160:
         raise CertificateNotFound("no such certificate", field="serial")
@@ -200,6 +210,7 @@ class JpkiServiceImpl:
         self._lock = threading.Lock()
         self._authorities: dict[str, Authority] | None = None
         self._pairwise_secret: bytes | None = None
+        self._hot = HotConnections(databases, CONTEXT)
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -561,9 +572,44 @@ class JpkiServiceImpl:
                         new_serial=new.serial)
 
     def state(self, serial: int) -> CertificateState:
+        # Asked on every verification (OCSP, the portal's login, オンライン資格確認's checks):
+        # two columns in one autocommit statement on a pooled connection, read fresh each
+        # time (never cached). A connection that fails is retried through the unit of work.
+        key = _serial(serial)
+        try:
+            with self._hot.connection(autocommit=True) as raw:
+                rows = self._hot.run(raw, _STATE, {"serial": key})
+        except Exception:
+            with self._transaction() as session:
+                found = session.execute(
+                    select(m.Certificate.state, m.Certificate.not_after)
+                    .where(m.Certificate.serial == key)).first()
+            rows = [] if found is None else [(found.state, found.not_after)]
+        if not rows:
+            raise CertificateNotFound("no such certificate", field="serial")
+        state, not_after = rows[0]
+        if state == "revoked":
+            return CertificateState.REVOKED
+        if _aware(not_after) < utcnow():
+            return CertificateState.EXPIRED
+        return CertificateState.GOOD
+
+    def residents_with_good_auth_certificate(self, resident_ids: Sequence[int]) -> set[int]:
+        # One query (a chunk at a time on SQLite) over the holder index: kind and state
+        # stored, "expired" derived from not_after as :meth:`state` does.
+        ids = sorted({int(r) for r in resident_ids})
+        pg = self.databases.is_postgres
+        c = m.Certificate
+        now = utcnow()
+        found: set[int] = set()
         with self._transaction() as session:
-            row = self._certificate(session, serial)
-            return self._state(row, utcnow())
+            for start in range(0, len(ids), in_chunk(pg)):
+                found.update(int(r) for r in session.scalars(
+                    select(c.resident_id).distinct().where(
+                        one_of(c.resident_id, ids[start:start + in_chunk(pg)], postgres=pg),
+                        c.kind == CertificateKind.AUTH.value, c.state == "good",
+                        c.not_after >= now)))
+        return found
 
     @staticmethod
     def _state(row: m.Certificate, now: dt.datetime) -> CertificateState:

@@ -8,7 +8,9 @@ A :class:`RelyingPartyVerifier` checks, in this order, and refuses with
    given) — ``unregistered_relying_party``;
 2. the certificate parses and is of the kind asked for (policy OID, presence of the basic-items
    subjectAltName) — ``malformed_certificate``, ``wrong_kind``;
-3. the RSASSA-PKCS1-v1_5 / SHA-256 signature over the data or challenge — ``bad_signature``;
+3. the RSASSA-PKCS1-v1_5 / SHA-256 signature over the data or challenge — ``bad_signature``
+   (skipped by :meth:`RelyingPartyVerifier.verify_certificate`, which checks an auth
+   certificate whose holder's presence someone else attests: a face match, a visual check);
 4. the certificate's validity at ``now`` — ``expired``, ``not_yet_valid``;
 5. the chain up to one of the trust anchors: every signature issuer by issuer, validity, CA basic
    constraints, keyCertSign, path length — ``untrusted_chain``;
@@ -126,7 +128,7 @@ class Refusal:
 
     reason: str
     detail: str
-    operation: str  # "signature" or "authentication"
+    operation: str  # "signature", "authentication" or "certificate" (no signature)
     relying_party_id: int
     serial: int | None  # for the audit trail only; never returned to the relying party
     issuer: str | None
@@ -583,6 +585,17 @@ class RelyingPartyVerifier:
         return self._guarded("authentication", CertificateKind.AUTH, challenge, signature,
                              certificate_pem, self._auth_result)
 
+    def verify_certificate(self, certificate_pem: str | bytes) -> AuthVerification:
+        """Check a 利用者証明用 certificate without a signature (relying party, kind, validity,
+        chain, revocation: every step but the signature); return the pairwise id.
+
+        For a relying party that reads the card's certificate while someone else attests that
+        its holder is present (a medical institution's terminal after a face match or its
+        staff's visual check). The certificate is public: this proves nothing about who holds
+        the card, only that the certificate is JPKI's, valid now and not revoked."""
+        return self._guarded("certificate", CertificateKind.AUTH, b"", None,
+                             certificate_pem, self._auth_result)
+
     # -- steps ---------------------------------------------------------------------------------
 
     def _guarded(
@@ -590,17 +603,20 @@ class RelyingPartyVerifier:
         operation: str,
         kind: CertificateKind,
         data: bytes,
-        signature: bytes,
+        signature: bytes | None,
         certificate_pem: str | bytes,
         result: Callable[[_Leaf, HolderProof], _T],
     ) -> _T:
+        """Every step in order; ``signature`` None (``verify_certificate`` only) skips the
+        signature check and nothing else."""
         leaf: _Leaf | None = None
         try:
             self._check_relying_party(kind)
             leaf = self._leaf(certificate_pem)
             if leaf.kind is not kind:
                 raise _Refused("wrong_kind", f"not a {kind.value} certificate")
-            if not _verify_rsa(leaf.public_key, signature, data, _SHA256):
+            if signature is not None and not _verify_rsa(leaf.public_key, signature, data,
+                                                         _SHA256):
                 raise _Refused("bad_signature", "the signature does not verify")
             now = self._now()
             if now < leaf.not_before:
@@ -612,7 +628,7 @@ class RelyingPartyVerifier:
             self._check_status(leaf, now)
             pem = certificate_pem if isinstance(certificate_pem, str) else \
                 certificate_pem.decode("ascii", "replace")
-            return result(leaf, HolderProof(pem, bytes(data), bytes(signature)))
+            return result(leaf, HolderProof(pem, bytes(data), bytes(signature or b"")))
         except _Refused as refused:
             cert = leaf.certificate if leaf is not None else None
             if self._on_refused is not None:

@@ -443,7 +443,25 @@ def fetch_information(request: Request, portal: PortalDep, session: SessionDep,
 @router.get("/portal/history", response_class=HTMLResponse)
 def history(request: Request, portal: PortalDep, session: SessionDep) -> HTMLResponse:
     return _page(request, "portal/history.html", session=session,
-                 entries=portal.history(session))
+                 entries=portal.history(session), sections=_history_sections(request, session))
+
+
+def _history_sections(request: Request, session: PortalSession) -> list[Mapping[str, Any]]:
+    """Other contexts' records of the person, shown under the exchanges: the web assembler
+    gives the container ``portal_history_sections`` (callables taking the session's token and
+    the page's language, answering a ready-to-show section or None); the portal imports none
+    of them. A section that cannot be drawn is left out, never the page."""
+    hooks = getattr(request.app.state.container, "portal_history_sections", ())
+    lang = language(request)
+    sections: list[Mapping[str, Any]] = []
+    for hook in hooks:
+        try:
+            section = hook(session.token, lang)
+        except DomainError:
+            continue
+        if section:
+            sections.append(section)
+    return sections
 
 
 @router.post("/portal/history/{serial}/verify", response_class=HTMLResponse)

@@ -470,3 +470,20 @@ class RegistryService(Protocol):
         ``purpose``, never the number). None when the person is not a current resident, has
         no number yet, or this process holds no numbering keys (the ``portal`` role)."""
         ...
+
+    def resident_ids_for_codes(self, resident_codes: Sequence[str]) -> dict[str, int]:
+        """System read for a context that holds 住民票コード it obtained lawfully (an insurer's
+        links, by 住基ネット's four-item search): the registry's id of each code's resident (any
+        status; unknown codes are left out). No staff actor: only wiring hands it out."""
+        ...
+
+    def resident_for_number(self, individual_number: str, purpose: str,
+                            actor: str) -> tuple[int, str] | None:
+        """System look-up of the current resident a 個人番号 given by the person names, for a
+        named purpose another context serves by law (e.g. ``health_insurance_link:<insurer>``:
+        an insurer checking the number the insured person gave, 番号法第14条): the resident
+        id and the 住民票コード, or None when the number is malformed, not issued, replaced,
+        or its holder is not a current resident (one answer for all: nothing tells them
+        apart). Audited (``registry:number:resolve`` with ``actor``, ``purpose`` and whether
+        it was found, never the number); the number is neither stored nor logged."""
+        ...

@@ -797,6 +797,20 @@ class RegistryServiceImpl:
     def residents_by_ids(self, resident_ids: Sequence[int]) -> dict[int, ResidentRecord]:
         return {r.id: r for r in self._records(_RESIDENTS.c.id, sorted(set(resident_ids)))}
 
+    def resident_ids_for_codes(self, resident_codes: Sequence[str]) -> dict[str, int]:
+        codes = sorted({c for c in resident_codes if isinstance(c, str)})
+        pg = self.databases.is_postgres
+        size = in_chunk(pg)
+        found: dict[str, int] = {}
+        with self.databases.engine(CONTEXT).connect() as conn:
+            for i in range(0, len(codes), size):
+                for code, rid in conn.execute(
+                        select(_RESIDENTS.c.resident_code, _RESIDENTS.c.id).where(
+                            one_of(_RESIDENTS.c.resident_code, codes[i:i + size],
+                                   postgres=pg))):
+                    found[str(code)] = int(rid)
+        return found
+
     def household(self, actor: StaffPrincipal, resident_id: int) -> list[ResidentRecord]:
         """The current members of the resident's household (the resident included), for a
         member of staff who may see the resident (世帯の構成: what a 住民票 of the whole
@@ -1032,6 +1046,40 @@ class RegistryServiceImpl:
             audit.record(session, m.AuditEvent, "registry:number:provide", actor=actor,
                          subject=f"resident:{row.id}", reason=purpose)
             return self.numbering.individual_number(row.resident_code, row.number_generation)
+
+    def resident_for_number(self, individual_number_: str, purpose: str,
+                            actor: str) -> tuple[int, str] | None:
+        purpose = _require_text("purpose", purpose, 100)
+        actor = _require_text("actor", actor, 80)
+        if isinstance(self.numbering, NoNumbering):
+            return None  # the portal role holds no numbering keys
+        holder_id: int | None = None
+        found: tuple[int, str] | None = None
+        if isinstance(individual_number_, str) and individual_number.is_valid(
+                individual_number_):
+            number = individual_number.validate(individual_number_)
+            index = self.numbering.index(number)
+        else:
+            number, index = "", None
+        with self._transaction() as session:
+            issued = None if index is None else session.scalars(
+                select(m.IssuedNumber).where(m.IssuedNumber.number_index == index)).first()
+            holder = None if issued is None else session.get(m.Resident, issued.resident_id)
+            # The index is a 64-bit MAC: confirm by deriving the holder's number and comparing
+            # in constant time (never the holder of another number with the same index).
+            if (issued is not None and holder is not None and issued.retired_at is None
+                    and holder.status == ResidentStatus.RESIDENT.value
+                    and hmac.compare_digest(
+                        self.numbering.individual_number(holder.resident_code,
+                                                         issued.generation), number)):
+                holder_id = int(holder.id)
+                found = (holder_id, str(holder.resident_code))
+            # Recorded whatever the answer (who asked, why, whether someone was found); the
+            # number never is.
+            audit.record(session, m.AuditEvent, "registry:number:resolve", actor=actor,
+                         subject=f"resident:{holder_id}" if holder_id else "number:unmatched",
+                         reason=purpose, found=found is not None)
+        return found
 
     # -- notification letters ---------------------------------------------------------------
     def letters(self, actor: StaffPrincipal, resident_id: int) -> list[LetterRecord]:

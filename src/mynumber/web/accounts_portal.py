@@ -21,7 +21,6 @@ interfaces (as ``web/juki_portal.py`` does for 住基ネット).
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -42,15 +41,21 @@ from mynumber.accounts.interfaces import (
 )
 from mynumber.accounts.zengin import NotZenginError, to_display, to_zengin_kana
 from mynumber.codes.exceptions import ValidationError
-from mynumber.errors import DomainError, Forbidden, InvalidInput
-from mynumber.jpki.interfaces import CertificateNotFound
+from mynumber.errors import DomainError, Forbidden
 from mynumber.kernel import forms
 from mynumber.kernel.errors import error_box
 from mynumber.kernel.routes import FormDep, page_route
 from mynumber.portal import views as portal_views
-from mynumber.portal.interfaces import HistoryEntry, LoginFailed, PortalSession
-from mynumber.portal.reader import PortalCardReader, ReaderPinLocked, ReaderWrongPin
-from mynumber.settings import Mode
+from mynumber.portal.interfaces import HistoryEntry, PortalSession
+from mynumber.portal.reader import ReaderPinLocked, ReaderWrongPin
+from mynumber.web import card_forms
+from mynumber.web.card_forms import (
+    NO_CARD,
+    session_holder,
+    signed_form,
+    verified_holder,
+)
+from mynumber.web.card_forms import card_error as card_error  # the pages' card forms use it
 from mynumber.web.i18n import translator
 from mynumber.web.templating import language
 
@@ -77,16 +82,11 @@ class ForSelfOnly(Forbidden):
 def session_resident(container: Any, session: PortalSession) -> int:
     """The person the portal session was opened for, named by JPKI from the card serial the
     session keeps sealed under its token. A proxy acting for someone cannot use this page."""
-    if session.acting_for != session.account_id:
-        raise ForSelfOnly("a public-fund account is registered by the person themselves: "
-                          "switch back to yourself")
-    serial = container.portal.certificate_serial(session.token)
-    if serial is None:
-        raise CardAuthenticationRequired("this session was not opened with a card")
-    try:
-        return int(container.jpki.certificate(serial).resident_id)
-    except CertificateNotFound:
-        raise CardAuthenticationRequired("this session was not opened with a card") from None
+    return session_holder(
+        container.portal, container.jpki, session,
+        not_own=ForSelfOnly("a public-fund account is registered by the person themselves: "
+                            "switch back to yourself"),
+        no_card=CardAuthenticationRequired(NO_CARD))
 
 
 def card_authentication(container: Any, challenge_id: str, signature: bytes,
@@ -95,12 +95,8 @@ def card_authentication(container: Any, challenge_id: str, signature: bytes,
     """Verify a card's signature over the portal challenge ``challenge_id``, issued for
     ``purpose``, with the portal's login verification (the challenge is spent); the holder as
     JPKI names them."""
-    serial = container.portal.verify_card(challenge_id, signature, certificate,
-                                          purpose=purpose)
-    try:
-        holder = int(container.jpki.certificate(serial).resident_id)
-    except CertificateNotFound:
-        raise LoginFailed("the card was not accepted", reason="refused") from None
+    serial, holder = verified_holder(container.portal, container.jpki, challenge_id, signature,
+                                     certificate, purpose=purpose)
     return CardAuthentication(resident_id=holder, certificate_serial=str(serial),
                               authentication_id=challenge_id,
                               authenticated_at=container.accounts.clock())
@@ -149,16 +145,6 @@ def portal_error_page(prefixes: tuple[str, ...]) -> Callable[..., HTMLResponse]:
     return error_page
 
 
-def card_error(request: Request, exc: DomainError,
-               prefixes: tuple[str, ...]) -> dict[str, Any]:
-    """The error box beside a card form: the catalogue's words, and the PIN tries left after a
-    wrong PIN (the reader's errors are DomainErrors)."""
-    error = error_box(request, exc, prefixes=prefixes)
-    if isinstance(exc, ReaderWrongPin):
-        error["remaining"] = exc.remaining
-    return error
-
-
 _error_page = portal_error_page(PREFIXES)
 
 
@@ -196,13 +182,7 @@ def _shown_proposal(container: Any, proposal: PensionProposal) -> dict[str, Any]
 def card_context(request: Request, purpose: str = ACCOUNTS_PURPOSE) -> dict[str, Any]:
     """A fresh one-use challenge for ``purpose``, and the reader's cards in the embedded
     mode."""
-    container = request.app.state.container
-    challenge = container.portal.begin_login(purpose)
-    cards: list[str] = []
-    if container.settings.mode is Mode.EMBEDDED:
-        cards = PortalCardReader(container).cards()
-    return {"challenge_id": challenge.challenge_id, "challenge_hex": challenge.challenge.hex(),
-            "cards": cards}
+    return card_forms.card_context(request, purpose)
 
 
 def _account_page(request: Request, session: PortalSession, *, status: int = 200,
@@ -236,36 +216,9 @@ def signed_card(request: Request, form: FormData,
     """The card authentication the form carries, over a challenge issued for ``purpose``: the
     virtual reader signs the challenge now (card and PIN), or the signature and certificate
     were pasted (the CLI way)."""
-    container = request.app.state.container
-    challenge_id = forms.value(form, "challenge_id", 100)
-    if not challenge_id:
-        raise CardAuthenticationRequired("the card authentication is missing; start again",
-                                         field="challenge_id")
-    card_id = forms.value(form, "card_id", 32)
-    if card_id:
-        reader = PortalCardReader(container)
-        reader.check_available()
-        challenge = portal_views._hex_challenge(forms.value(form, "challenge", 128))
-        if challenge is None:
-            raise CardAuthenticationRequired("the card authentication is missing; start again",
-                                             field="challenge_id")
-        pin = form.get("pin")
-        if not isinstance(pin, str) or not pin:
-            raise InvalidInput("enter the PIN", field="pin")
-        signature, certificate = reader.sign_challenge(card_id, pin, challenge)
-    else:
-        text = re.sub(r"\s+", "", forms.value(form, "signature", 4096))
-        try:
-            signature = bytes.fromhex(text)
-        except ValueError:
-            raise InvalidInput("the signature must be hexadecimal", field="signature") from None
-        certificate = forms.value(form, "certificate", 10000)
-        if not signature:
-            raise InvalidInput("choose your card, or paste the signature", field="card_id")
-        if "BEGIN CERTIFICATE" not in certificate:
-            raise InvalidInput("paste the authentication certificate (PEM)",
-                               field="certificate")
-    return card_authentication(container, challenge_id, signature, certificate,
+    challenge_id, signature, certificate = signed_form(request, form,
+                                                       missing=CardAuthenticationRequired)
+    return card_authentication(request.app.state.container, challenge_id, signature, certificate,
                                purpose=purpose)
 
 

@@ -42,6 +42,12 @@ from mynumber.web.accounts_counter import router as accounts_counter_router
 from mynumber.web.accounts_deposit import api_router as accounts_deposit_api_router
 from mynumber.web.accounts_deposit import router as accounts_deposit_router
 from mynumber.web.health import PLAIN, ListenerTls
+from mynumber.web.insurance_api import insurer_router as insurance_insurer_router
+from mynumber.web.insurance_api import terminal_router as insurance_terminal_router
+from mynumber.web.insurance_pages import router as insurance_pages_router
+from mynumber.web.insurance_portal import install_history_section
+from mynumber.web.insurance_portal import router as insurance_portal_router
+from mynumber.web.insurance_resident_api import router as insurance_resident_router
 
 if TYPE_CHECKING:
     from mynumber.app import Container
@@ -108,7 +114,14 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement("/api/v1/jpki", INFRASTRUCTURE),  # relying-party administration
     Placement("/api/v1/juki", INFRASTRUCTURE),  # 住基ネット: agencies' identity queries
     Placement("/api/v1/accounts/agencies", INFRASTRUCTURE),  # 公金受取口座: agency routes
+    # オンライン資格確認: insurers (agencies of the network directory) sign with their agency
+    # key, as the agencies' routes of 公金受取口座 do.
+    Placement("/api/v1/insurance/insurers", INFRASTRUCTURE),
     Placement("/counter", INFRASTRUCTURE),  # 窓口: registry, cards, portal proxies
+    # オンライン資格確認's staff pages on the counter's sign-in: a medical institution's reception
+    # (its terminals' operators) and the insurers' work.
+    Placement("/clinic", INFRASTRUCTURE),
+    Placement("/insurer", INFRASTRUCTURE),
     Placement("/api/v1/card/cards", INFRASTRUCTURE),  # the card counter's API (staff)
     Placement("/api/v1/portal/notices", INFRASTRUCTURE),  # agencies send お知らせ
     Placement("/api/v1/portal/proxies", INFRASTRUCTURE),  # staff register 代理人
@@ -121,6 +134,9 @@ PLACEMENTS: tuple[Placement, ...] = (
     Placement("/api/v1/portal", PUBLIC),
     Placement("/bank", PUBLIC),  # 公金受取口座: a bank's counter pages (bank clients)
     Placement("/api/v1/bank", PUBLIC),  # ... and the bank route's signed API
+    # オンライン資格確認: medical institutions' terminals, each signing with its registered
+    # certificate's key (like the bank route; the resident's API is under /api/v1/portal).
+    Placement("/api/v1/insurance/terminal", PUBLIC),
     Placement("/oauth", PUBLIC),
     Placement("/.well-known", PUBLIC),
     Placement("/card/lost", PUBLIC),
@@ -224,6 +240,9 @@ def _routers(role: str, listener: str) -> list[APIRouter]:
             accounts_deposit_api_router,  # ... and their JSON API
             accounts_bank_router,  # 公金受取口座: the bank route's signed API
             accounts_bank_pages_router,  # ... and a bank's counter pages (/bank)
+            insurance_portal_router,  # オンライン資格確認: the resident's pages
+            insurance_resident_router,  # ... and their JSON API
+            insurance_terminal_router,  # ... medical institutions' terminals' signed API
         ]
         if core:
             routers += [
@@ -246,6 +265,8 @@ def _routers(role: str, listener: str) -> list[APIRouter]:
             juki_api.router,  # 住基ネット: agencies' 本人確認情報 queries
             accounts_agency_router,  # 公金受取口座: 確定申告, 日本年金機構
             accounts_counter_router,  # 公金受取口座 at the municipal counter
+            insurance_insurer_router,  # オンライン資格確認: insurers' signed API
+            insurance_pages_router,  # ... its staff pages: /clinic (reception), /insurer
             portal_views.counter,  # 代理人 registration at the counter
             _subset(portal_api.router, INFRASTRUCTURE),  # agencies' お知らせ, proxies
             _subset(portal_oauth_api.clients_router, INFRASTRUCTURE),  # vetting API clients
@@ -298,6 +319,8 @@ def assemble(container: Container, role: str = "all", listener: str = BOTH, *,
     app.state.jpki = _part(container, "jpki")
     app.state.cards = _part(container, "card")
     app.state.municipalities = load_municipality_rows()
+    if pages_served and container.has("eligibility"):
+        install_history_section(container)  # やりとり履歴: the insurance access records
     if pages_served:  # the HTML pages' CSRF key; the intermediate server has no pages
         csrf.install(app, container.keys.symmetric_key(csrf.KEY_PURPOSE))
     # Middleware runs outermost-last-added: security headers on every answer (errors and 413s

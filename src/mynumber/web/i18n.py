@@ -530,6 +530,7 @@ from mynumber.web import (  # noqa: E402
     messages_accounts_bank,
     messages_accounts_deposit,
     messages_card,
+    messages_insurance,
     messages_juki,
     messages_oauth,
     messages_portal,
@@ -537,7 +538,7 @@ from mynumber.web import (  # noqa: E402
 
 for _part in (messages_portal.MESSAGES, messages_oauth.MESSAGES, messages_juki.MESSAGES,
               messages_card.MESSAGES, messages_accounts.MESSAGES, messages_accounts_bank.MESSAGES,
-              messages_accounts_deposit.MESSAGES):
+              messages_accounts_deposit.MESSAGES, messages_insurance.MESSAGES):
     _clash = MESSAGES.keys() & _part.keys()
     if _clash:
         raise RuntimeError(f"UI string keys defined twice: {sorted(_clash)}")

@@ -12,10 +12,10 @@ It lives in the web assembler: it joins two contexts' interfaces (the portal's
 
 from __future__ import annotations
 
-from mynumber.jpki.interfaces import CertificateNotFound
 from mynumber.jpki.services import JpkiServiceImpl
 from mynumber.juki.interfaces import DisclosureUnavailable
 from mynumber.portal.interfaces import PortalService
+from mynumber.web.card_forms import NO_CARD, session_holder
 
 
 class PortalJukiLink:
@@ -25,14 +25,9 @@ class PortalJukiLink:
 
     def resident_id(self, token: str) -> int:
         session = self.portal.session(token)  # SessionExpired when it has ended
-        if session.acting_for != session.account_id:
-            raise DisclosureUnavailable(
+        return session_holder(
+            self.portal, self.jpki, session,
+            not_own=DisclosureUnavailable(
                 "the disclosure shows your own 本人確認情報 only: switch back to yourself "
-                "(a proxy asks at the municipality's counter)")
-        serial = self.portal.certificate_serial(token)
-        if serial is None:
-            raise DisclosureUnavailable("this session was not opened with a card")
-        try:
-            return self.jpki.certificate(serial).resident_id
-        except CertificateNotFound:
-            raise DisclosureUnavailable("this session was not opened with a card") from None
+                "(a proxy asks at the municipality's counter)"),
+            no_card=DisclosureUnavailable(NO_CARD))

@@ -1,0 +1,3 @@
+from mynumber.migrations import run_env
+
+run_env()
