@@ -15,7 +15,7 @@ def test_the_events_benchmark_delivers_everything_it_publishes() -> None:
     assert set(burst["subscribers"]) == {"jpki.certificates", "card.cards",
                                          "intermediate.resident_record",
                                          "portal.change_notices", "juki",
-                                         "accounts"}
+                                         "accounts", "insurance"}
     assert all(s == {"pending": 0, "failing": None} for s in burst["subscribers"].values())
     lag = result["sqlite"]["lag"]
     assert lag["errors"] == 0 and lag["changes"] > 0
